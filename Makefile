@@ -1,0 +1,54 @@
+# netprism: `make demo` and `make test` work on a fresh machine (they create .venv).
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+TORCH  := torch==2.13.0
+STAMP  := $(VENV)/.installed
+# pytest / reproduce options, e.g. `make test PYTEST_ARGS="-k train"`
+PYTEST_ARGS ?=
+RUN_DIR ?= runs/$(shell date +%Y%m%d-%H%M%S)
+
+.PHONY: venv demo test test-slow reproduce lint format clean
+
+venv: $(STAMP)
+
+# torch first, pinned, from the CPU wheel on disk; then the package with the torch pin as a
+# constraint so no requirement can resolve another torch (and never torchvision).
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip 2>&1 | { grep -v "is ignored" || true; }
+	$(PIP) install --quiet $(TORCH) 2>&1 | { grep -v "is ignored" || true; }
+	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	echo "$(TORCH)" > $(VENV)/torch-constraint.txt
+	$(PIP) install --quiet -c $(VENV)/torch-constraint.txt -e ".[dev]" 2>&1 | { grep -v "is ignored" || true; }
+	$(PY) -c "import netprism, torch, numpy, safetensors, mnist1d, sklearn; print('netprism', netprism.__version__, 'torch', torch.__version__)"
+	! $(PY) -c "import torchvision" 2>/dev/null
+	touch $(STAMP)
+
+demo: venv
+	$(VENV)/bin/netprism reproduce --demo --scale small --out $(RUN_DIR)
+	@echo "open $(RUN_DIR)/report.html"
+
+reproduce: venv
+	$(VENV)/bin/netprism reproduce --scale small --out $(RUN_DIR)
+
+test: venv
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-slow: venv
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy
+
+format: venv
+	$(VENV)/bin/ruff format src tests benchmarks
+	$(VENV)/bin/ruff check --fix src tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info

@@ -1,0 +1,48 @@
+"""netprism: how neural networks use their data and their space.
+
+Two lenses -- per-sample loss curvature and streaming subspace analysis -- and the
+research methods built on them.  See ``DESIGN.md`` in the repository for the layout.
+
+Example
+-------
+>>> import netprism as npm
+>>> ds = npm.load_dataset("synthetic", n=64, seed=0)
+>>> model = npm.create_model("mlp", input_shape=ds.input_shape, num_classes=ds.num_classes)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+import importlib
+from typing import Any
+
+# Public names -> the submodule that defines them; imported lazily so `netprism --help`
+# and `import netprism.core` stay fast.
+_LAZY = {
+    "load_dataset": "netprism.data",
+    "list_datasets": "netprism.data",
+    "create_model": "netprism.models",
+    "list_models": "netprism.models",
+    "fit": "netprism.train",
+    "evaluate": "netprism.train",
+    "TrainConfig": "netprism.train",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'netprism' has no attribute {name!r}")
+
+
+__all__ = [
+    "__version__",
+    "load_dataset",
+    "list_datasets",
+    "create_model",
+    "list_models",
+    "fit",
+    "evaluate",
+    "TrainConfig",
+]

@@ -1,0 +1,1 @@
+"""The lenses and shared math.  torch only; no I/O, no printing."""

@@ -1,0 +1,27 @@
+"""Where samples come from: embedded sets, readers of standard formats, and transforms."""
+
+from netprism.data import embedded as _embedded  # noqa: F401  (registers embedded sets)
+from netprism.data import readers as _readers  # noqa: F401  (registers on-disk formats)
+from netprism.data.base import DatasetInfo, TensorDataset, as_tensors
+from netprism.data.registry import DATASETS, list_datasets, load_dataset
+from netprism.data.transforms import (
+    partition_clients,
+    permuted_tasks,
+    split_tasks,
+    with_conflicting_duplicates,
+    with_label_noise,
+)
+
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "TensorDataset",
+    "as_tensors",
+    "list_datasets",
+    "load_dataset",
+    "partition_clients",
+    "permuted_tasks",
+    "split_tasks",
+    "with_conflicting_duplicates",
+    "with_label_noise",
+]

@@ -1,0 +1,186 @@
+"""Dataset transforms that return the ground truth they planted.
+
+Label noise and conflicting duplicates feed the memorization work (Garg et al., "Memorization
+Through the Lens of Curvature of Loss Function Around Samples", arXiv 2307.05831); task streams
+feed continual learning (GPM, arXiv 2103.09762); client partitions feed federated learning
+(TOFU, arXiv 2201.08494; Dirichlet split after Hsu et al. 2019).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from netprism.core.validation import check_fraction, check_positive_int
+from netprism.data.base import DatasetInfo, TensorDataset
+
+NOISE_KINDS = ("symmetric", "pairflip")
+
+
+def with_label_noise(
+    ds: TensorDataset, rate: float, *, kind: str = "symmetric", seed: int = 0
+) -> tuple[TensorDataset, torch.Tensor]:
+    """Flip exactly ``round(rate * N)`` labels, chosen uniformly at random.
+
+    Parameters
+    ----------
+    ds : TensorDataset
+    rate : float in [0, 1)
+    kind : {"symmetric", "pairflip"}
+        "symmetric" moves a flipped label to one of the other ``K - 1`` classes uniformly;
+        "pairflip" moves class ``k`` to ``(k + 1) mod K``.
+    seed : int
+
+    Returns
+    -------
+    noisy : TensorDataset
+        Same inputs, noisy labels; the clean labels are kept in ``noisy.extras["clean_y"]``.
+    flipped : BoolTensor (N,)
+        True where the label was changed (every flipped label differs from the clean one).
+    """
+    check_fraction(rate, "rate")
+    if kind not in NOISE_KINDS:
+        raise ValueError(f"kind must be one of {NOISE_KINDS}, got {kind!r}")
+    n, k = len(ds), ds.num_classes
+    gen = torch.Generator().manual_seed(seed)
+    chosen = torch.randperm(n, generator=gen)[: round(rate * n)]
+    y = ds.y.clone()
+    if kind == "symmetric":
+        shift = torch.randint(1, k, (len(chosen),), generator=gen)  # never 0: always changes
+    else:
+        shift = torch.ones(len(chosen), dtype=torch.long)
+    y[chosen] = (y[chosen] + shift) % k
+    flipped = torch.zeros(n, dtype=torch.bool)
+    flipped[chosen] = True
+    noisy = ds.with_tensors(y=y, name=f"{ds.name}+{kind}_noise{rate:g}", clean_y=ds.y)
+    return noisy, flipped
+
+
+def with_conflicting_duplicates(
+    ds: TensorDataset, n: int, *, seed: int = 0
+) -> tuple[TensorDataset, torch.Tensor]:
+    """Append ``n`` exact copies of randomly chosen samples, each with a different label.
+
+    Returns
+    -------
+    augmented : TensorDataset
+        ``N + n`` samples; the originals keep their indices ``0 .. N-1``.
+    dup_index : LongTensor (n, 2)
+        Rows ``(original_index, duplicate_index)``; the two samples have identical inputs
+        and different labels.
+    """
+    check_positive_int(n, "n")
+    if n > len(ds):
+        raise ValueError(f"n must be <= the dataset size {len(ds)}, got {n}")
+    gen = torch.Generator().manual_seed(seed)
+    src = torch.randperm(len(ds), generator=gen)[:n]
+    shift = torch.randint(1, ds.num_classes, (n,), generator=gen)
+    new_y = (ds.y[src] + shift) % ds.num_classes
+    x = torch.cat([ds.x, ds.x[src]])
+    y = torch.cat([ds.y, new_y])
+    extras = {key: torch.cat([v, v[src]]) for key, v in ds.extras.items()}
+    out = TensorDataset(x, y, ds.info, extras).with_tensors(name=f"{ds.name}+conflicts{n}")
+    dup_index = torch.stack([src, len(ds) + torch.arange(n)], dim=1)
+    return out, dup_index
+
+
+def permuted_tasks(
+    ds: TensorDataset, n_tasks: int, *, seed: int = 0, first_identity: bool = True
+) -> list[TensorDataset]:
+    """Domain-incremental stream: task ``t`` applies a fixed pixel permutation to every input.
+
+    The permutations depend only on ``seed``, so calling this on the train and test sets with
+    the same seed gives matching tasks.  Labels (the shared head) are unchanged.
+    """
+    check_positive_int(n_tasks, "n_tasks")
+    d = ds.x[0].numel()
+    gen = torch.Generator().manual_seed(seed)
+    tasks = []
+    for t in range(n_tasks):
+        perm = torch.arange(d) if (t == 0 and first_identity) else torch.randperm(d, generator=gen)
+        x = ds.x.reshape(len(ds), d)[:, perm].reshape(ds.x.shape)  # (N, *input_shape)
+        tasks.append(ds.with_tensors(x=x, name=f"{ds.name}/perm{t}"))
+    return tasks
+
+
+def split_tasks(
+    ds: TensorDataset, n_tasks: int, *, relabel: bool = True, class_order: list[int] | None = None
+) -> list[TensorDataset]:
+    """Class-split stream: task ``t`` holds the ``t``-th group of ``K / n_tasks`` classes.
+
+    With ``relabel`` the labels become ``0 .. K/n_tasks - 1`` within a task (task-incremental,
+    one head per task); the original labels stay in ``extras["global_y"]``.
+    """
+    check_positive_int(n_tasks, "n_tasks")
+    k = ds.num_classes
+    order = list(range(k)) if class_order is None else list(class_order)
+    if sorted(order) != list(range(k)):
+        raise ValueError(f"class_order must be a permutation of range({k}), got {class_order}")
+    if k % n_tasks:
+        raise ValueError(f"n_tasks must divide the number of classes {k}, got {n_tasks}")
+    per = k // n_tasks
+    tasks = []
+    for t in range(n_tasks):
+        group = torch.tensor(order[t * per : (t + 1) * per])
+        mask = (ds.y.unsqueeze(1) == group).any(dim=1)
+        part = ds.subset(mask.nonzero().squeeze(1), name=f"{ds.name}/split{t}")
+        if relabel:
+            local = (part.y.unsqueeze(1) == group).float().argmax(dim=1)
+            classes = tuple(ds.classes[int(c)] for c in group)
+            part = _relabelled(part, local, classes)
+        tasks.append(part)
+    return tasks
+
+
+def _relabelled(part: TensorDataset, y: torch.Tensor, classes: tuple[str, ...]) -> TensorDataset:
+    info = DatasetInfo(
+        part.name, classes, part.input_shape, part.info.source, dict(part.info.extra)
+    )
+    return TensorDataset(part.x, y, info, {**part.extras, "global_y": part.y})
+
+
+def partition_clients(
+    ds: TensorDataset, n: int, *, alpha: float | None = None, seed: int = 0, min_size: int = 1
+) -> list[TensorDataset]:
+    """Split ``ds`` across ``n`` clients: IID when ``alpha`` is None, else Dirichlet(alpha)
+    label skew per class (smaller ``alpha`` = more skewed).  Every client gets at least
+    ``min_size`` samples; the partition covers each sample exactly once.
+    """
+    check_positive_int(n, "n")
+    if n * min_size > len(ds):
+        raise ValueError(f"cannot give {n} clients >= {min_size} samples from {len(ds)}")
+    if alpha is not None and not alpha > 0:
+        raise ValueError(f"alpha must be > 0 or None, got {alpha!r}")
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(100):
+        parts = (
+            _iid_split(len(ds), n, gen)
+            if alpha is None
+            else _dirichlet_split(ds.y, ds.num_classes, n, alpha, gen)
+        )
+        if min(len(p) for p in parts) >= min_size:
+            return [ds.subset(p, name=f"{ds.name}/client{i}") for i, p in enumerate(parts)]
+    raise ValueError(
+        f"could not give every one of {n} clients >= {min_size} samples with "
+        f"alpha={alpha}; raise alpha or lower n"
+    )
+
+
+def _iid_split(n_samples: int, n: int, gen: torch.Generator) -> list[torch.Tensor]:
+    return list(torch.randperm(n_samples, generator=gen).tensor_split(n))
+
+
+def _dirichlet_split(
+    y: torch.Tensor, k: int, n: int, alpha: float, gen: torch.Generator
+) -> list[torch.Tensor]:
+    # Per class, share its samples among clients by proportions ~ Dirichlet(alpha * 1_n).
+    rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+    parts: list[list[torch.Tensor]] = [[] for _ in range(n)]
+    for c in range(k):
+        idx = (y == c).nonzero().squeeze(1)
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        props = torch.from_numpy(rng.dirichlet(np.full(n, alpha)))
+        cuts = (props.cumsum(0) * len(idx)).round().long()[:-1].tolist()
+        for i, chunk in enumerate(idx.tensor_split(cuts)):
+            parts[i].append(chunk)
+    return [torch.sort(torch.cat(p)).values for p in parts]

@@ -1,0 +1,243 @@
+"""The experiment contract: a frozen config dataclass + ``run(config) -> Result``.
+
+Each paper's reproduction lives in ``experiments/<name>.py`` and registers itself with
+:func:`register_experiment`, giving its config class, per-scale overrides and whether it
+belongs to the demo set.  The CLI builds its options from the config's fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netprism.core.registry import Registry
+from netprism.io import atomic_write_text
+
+SCALES = ("tiny", "small", "full")
+
+
+@dataclass
+class Claim:
+    """One checkable statement of a paper, with what this run measured.
+
+    ``holds`` is decided by comparing ``measured`` with ``target`` using ``op``
+    (">=" or "<=" or "=="), never tuned after the fact.
+    """
+
+    id: str
+    text: str
+    measured: float
+    target: float
+    op: str = ">="
+    baseline: float | None = None
+    baseline_name: str | None = None
+
+    @property
+    def holds(self) -> bool:
+        if self.measured is None or self.measured != self.measured:  # NaN never holds
+            return False
+        if self.op == ">=":
+            return self.measured >= self.target
+        if self.op == "<=":
+            return self.measured <= self.target
+        if self.op == "==":
+            return self.measured == self.target
+        raise ValueError(f"claim op must be '>=', '<=' or '==', got {self.op!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "text": self.text,
+            "measured": self.measured,
+            "target": self.target,
+            "op": self.op,
+            "baseline": self.baseline,
+            "baseline_name": self.baseline_name,
+            "holds": self.holds,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Claim:
+        return cls(
+            id=d["id"],
+            text=d["text"],
+            measured=d["measured"],
+            target=d["target"],
+            op=d.get("op", ">="),
+            baseline=d.get("baseline"),
+            baseline_name=d.get("baseline_name"),
+        )
+
+
+@dataclass
+class Result:
+    """What an experiment returns and saves as ``result.json``."""
+
+    name: str
+    config: dict[str, Any]
+    metrics: dict[str, float]
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+    claims: list[Claim] = field(default_factory=list)
+    figures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    seed: int = 0
+    scale: str = "small"
+    versions: dict[str, str] = field(default_factory=dict)
+    paper: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "paper": self.paper,
+            "scale": self.scale,
+            "config": self.config,
+            "metrics": self.metrics,
+            "baselines": self.baselines,
+            "claims": [c.to_dict() for c in self.claims],
+            "figures": list(self.figures),
+            "seconds": self.seconds,
+            "seed": self.seed,
+            "versions": self.versions,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Result:
+        missing = [k for k in ("name", "config", "metrics", "claims") if k not in d]
+        if missing:
+            raise ValueError(f"result is missing required key(s) {missing}")
+        return cls(
+            name=d["name"],
+            config=d["config"],
+            metrics=d["metrics"],
+            baselines=d.get("baselines", {}),
+            claims=[Claim.from_dict(c) for c in d["claims"]],
+            figures=list(d.get("figures", [])),
+            seconds=d.get("seconds", 0.0),
+            seed=d.get("seed", 0),
+            scale=d.get("scale", "small"),
+            versions=d.get("versions", {}),
+            paper=d.get("paper", ""),
+        )
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write ``out_dir/result.json`` atomically and return its path."""
+        path = Path(out_dir) / "result.json"
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, default=_json_default))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Result:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"cannot read result file {path}: {err}") from err
+        return cls.from_dict(data)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"cannot serialize {type(obj).__name__} to JSON")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape a result's numbers."""
+    import numpy
+    import torch
+
+    import netprism
+
+    return {
+        "netprism": netprism.__version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+    }
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A registered experiment: its config class, scale presets and ``run`` function."""
+
+    name: str
+    config_cls: type
+    run: Callable[..., Result]
+    scales: dict[str, dict[str, Any]]
+    demo: bool
+    paper: str
+
+    def make_config(self, scale: str = "small", **overrides: Any) -> Any:
+        """The config for ``scale`` with ``overrides`` applied (unknown keys rejected)."""
+        if scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+        known = {f.name for f in dataclasses.fields(self.config_cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {unknown} for experiment {self.name!r}: "
+                f"expected some of {sorted(known)}"
+            )
+        values = {**self.scales.get(scale, {}), **overrides}
+        return dataclasses.replace(self.config_cls(), **values)
+
+
+EXPERIMENTS: Registry[Experiment] = Registry("experiment")
+
+
+def register_experiment(
+    name: str,
+    *,
+    config: type,
+    scales: dict[str, dict[str, Any]],
+    demo: bool = False,
+    paper: str = "",
+) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
+    """Register ``run(config) -> Result`` under ``name``.
+
+    ``config`` must be a frozen dataclass whose defaults are the small scale; ``scales``
+    maps "tiny" / "small" / "full" to field overrides.
+    """
+    if not (dataclasses.is_dataclass(config) and config.__dataclass_params__.frozen):  # type: ignore[attr-defined]
+        raise TypeError(f"config of experiment {name!r} must be a frozen dataclass")
+    for scale in scales:
+        if scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+
+    def decorator(run: Callable[..., Result]) -> Callable[..., Result]:
+        EXPERIMENTS.register(name)(Experiment(name, config, run, scales, demo, paper))
+        return run
+
+    return decorator
+
+
+def execute(name: str, *, scale: str = "small", out_dir: str | Path, **overrides: Any) -> Result:
+    """Run experiment ``name`` at ``scale`` and save ``out_dir/result.json``.
+
+    Fills in what every result carries (name, paper, scale, seconds, versions) so an
+    experiment's ``run`` only measures.
+    """
+    import time
+
+    exp = EXPERIMENTS.get(name)
+    config = exp.make_config(scale, **overrides)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    result = exp.run(config, out_dir=out)
+    result.seconds = round(time.perf_counter() - start, 3)
+    result.name, result.scale, result.paper = name, scale, result.paper or exp.paper
+    result.config = result.config or dataclasses.asdict(config)
+    result.versions = library_versions()
+    result.save(out)
+    return result

@@ -1,0 +1,58 @@
+"""The model registry: ``create_model(name, input_shape=..., num_classes=..., **kwargs)``.
+
+Every factory takes keyword-only ``input_shape`` (one sample's shape, e.g. ``(1, 8, 8)``,
+``(3, 32, 32)`` or ``(40,)``) and ``num_classes``, plus its own knobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from torch import nn
+
+from netprism.core.registry import Registry
+
+ModelFactory = Callable[..., nn.Module]
+MODELS: Registry[ModelFactory] = Registry("model")
+
+
+def register_model(name: str, **meta: Any) -> Callable[[ModelFactory], ModelFactory]:
+    """Register a model factory.  ``meta`` may carry e.g. ``image_only=True``."""
+    return MODELS.register(name, **meta)
+
+
+def create_model(
+    name: str, *, input_shape: Sequence[int], num_classes: int, **kwargs: Any
+) -> nn.Module:
+    """Build a registered model.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`list_models`.
+    input_shape : sequence of int
+        Shape of one input sample without the batch dimension.
+    num_classes : int
+        Number of output logits ``K``.
+
+    Examples
+    --------
+    >>> m = create_model("mlp", input_shape=(1, 8, 8), num_classes=10)
+    >>> m(__import__("torch").zeros(2, 1, 8, 8)).shape
+    torch.Size([2, 10])
+    """
+    factory = MODELS.get(name)
+    shape = tuple(int(s) for s in input_shape)
+    if not shape or any(s <= 0 for s in shape):
+        raise ValueError(
+            f"input_shape must be a non-empty tuple of positive ints, got {tuple(input_shape)!r}"
+        )
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+    return factory(input_shape=shape, num_classes=num_classes, **kwargs)
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`create_model`."""
+    return MODELS.names()

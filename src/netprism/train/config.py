@@ -1,0 +1,77 @@
+"""The training configuration: one frozen dataclass, saved beside every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULERS = ("none", "cosine", "step")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of :func:`netprism.train.fit`.
+
+    Attributes
+    ----------
+    epochs, batch_size : int
+    lr, momentum, weight_decay : float
+    optimizer : {"sgd", "adam", "adamw"}
+    scheduler : {"none", "cosine", "step"}
+        Per-epoch learning-rate schedule ("step" divides by 10 at 50 % and 75 % of epochs).
+    label_smoothing : float
+    seed : int
+        Seeds initialisation-independent randomness: shuffling (a generator per epoch, so
+        resumed runs see the same order) and the global RNG for dropout.
+    device : str
+        "auto" picks CUDA when present.
+    checkpoint_dir : str or None
+        Where to write a checkpoint after every epoch (safetensors + JSON).
+    resume : bool
+        Continue from the newest valid checkpoint in ``checkpoint_dir`` if there is one.
+    progress : bool
+        Show a tqdm bar over epochs.
+    max_grad_norm : float or None
+        Clip the global gradient norm when set.
+    """
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    optimizer: str = "sgd"
+    scheduler: str = "cosine"
+    label_smoothing: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_dir: str | None = None
+    resume: bool = False
+    progress: bool = True
+    max_grad_norm: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.epochs, int) or self.epochs < 0:
+            raise ValueError(f"epochs must be an int >= 0, got {self.epochs!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing!r}")
+        if self.resume and self.checkpoint_dir is None:
+            raise ValueError("resume=True needs checkpoint_dir to be set")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return None if self.checkpoint_dir is None else Path(self.checkpoint_dir)
