@@ -25,28 +25,15 @@ zero-padded just enough to fit, and a max pool is skipped where the size is alre
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
 from netprism.core.validation import check_fraction, check_positive_int
-from netprism.models.registry import register_model
+from netprism.models.registry import check_image_shape, register_model
 
 # (out_channels, kernel) of conv1..conv3, as in GPM
 _CONVS = ((64, 4), (128, 3), (256, 2))
 _FC_WIDTH = 2048
-
-
-def _check_image_shape(input_shape: Sequence[int], model: str) -> tuple[int, int, int]:
-    """Return ``(C, H, W)`` or raise ``ValueError`` naming the shape and what was expected."""
-    shape = tuple(input_shape)
-    if len(shape) != 3 or any(not isinstance(s, int) or s <= 0 for s in shape):
-        raise ValueError(
-            f"{model} expects an image input_shape (C, H, W) of positive ints, "
-            f"got {shape!r}; use 'mlp' for 1-D or flat inputs"
-        )
-    return shape[0], shape[1], shape[2]
 
 
 Plan = list[tuple[tuple[int, int], tuple[int, int]]]
@@ -173,7 +160,7 @@ def alexnet(
     >>> m(torch.zeros(2, 3, 32, 32)).shape
     torch.Size([2, 10])
     """
-    c, h, w = _check_image_shape(input_shape, "alexnet")
+    c, h, w = check_image_shape(input_shape, "alexnet")
     check_positive_int(num_classes, "num_classes")
     check_fraction(drop_conv, "drop_conv")
     check_fraction(drop_fc, "drop_fc")

@@ -13,26 +13,13 @@ that still leaves at least 1x1 at the end (e.g. 16x16 to 32x32 inputs) and "same
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
 from netprism.core.validation import check_positive_int
-from netprism.models.registry import register_model
+from netprism.models.registry import check_image_shape, register_model
 
 _KERNEL = 5
-
-
-def _check_image_shape(input_shape: Sequence[int], model: str) -> tuple[int, int, int]:
-    """Return ``(C, H, W)`` or raise ``ValueError`` naming the shape and what was expected."""
-    shape = tuple(input_shape)
-    if len(shape) != 3 or any(not isinstance(s, int) or s <= 0 for s in shape):
-        raise ValueError(
-            f"{model} expects an image input_shape (C, H, W) of positive ints, "
-            f"got {shape!r}; use 'mlp' for 1-D or flat inputs"
-        )
-    return shape[0], shape[1], shape[2]
 
 
 def _features_out(size: int, padding: int) -> int:
@@ -128,7 +115,7 @@ def lenet(
     >>> m(torch.zeros(2, 1, 8, 8)).shape
     torch.Size([2, 10])
     """
-    c, h, w = _check_image_shape(input_shape, "lenet")
+    c, h, w = check_image_shape(input_shape, "lenet")
     check_positive_int(num_classes, "num_classes")
     if padding is None:
         padding = 0 if min(_features_out(h, 0), _features_out(w, 0)) >= 1 else 2

@@ -53,6 +53,17 @@ def create_model(
     return factory(input_shape=shape, num_classes=num_classes, **kwargs)
 
 
+def check_image_shape(input_shape: Sequence[int], model: str) -> tuple[int, int, int]:
+    """Return ``(C, H, W)`` or raise ``ValueError`` naming the shape and what was expected."""
+    shape = tuple(input_shape)
+    if len(shape) != 3 or any(not isinstance(s, int) or s <= 0 for s in shape):
+        raise ValueError(
+            f"{model} expects an image input_shape (C, H, W) of positive ints, "
+            f"got {shape!r}; use 'mlp' for 1-D or flat inputs"
+        )
+    return shape[0], shape[1], shape[2]
+
+
 def list_models() -> list[str]:
     """Names accepted by :func:`create_model`."""
     return MODELS.names()

@@ -20,18 +20,7 @@ import torch
 from torch import nn
 
 from netprism.core.validation import check_positive_int
-from netprism.models.registry import register_model
-
-
-def _check_image_shape(input_shape: Sequence[int], model: str) -> tuple[int, int, int]:
-    """Return ``(C, H, W)`` or raise ``ValueError`` naming the shape and what was expected."""
-    shape = tuple(input_shape)
-    if len(shape) != 3 or any(not isinstance(s, int) or s <= 0 for s in shape):
-        raise ValueError(
-            f"{model} expects an image input_shape (C, H, W) of positive ints, "
-            f"got {shape!r}; use 'mlp' for 1-D or flat inputs"
-        )
-    return shape[0], shape[1], shape[2]
+from netprism.models.registry import check_image_shape, register_model
 
 
 class BasicBlock(nn.Module):
@@ -155,7 +144,7 @@ def resnet18(
     >>> m(torch.zeros(2, 1, 8, 8)).shape
     torch.Size([2, 10])
     """
-    c, _, _ = _check_image_shape(input_shape, "resnet18")
+    c, _, _ = check_image_shape(input_shape, "resnet18")
     check_positive_int(num_classes, "num_classes")
     check_positive_int(width, "width")
     return ResNet(c, num_classes, (2, 2, 2, 2), width, act_layer)

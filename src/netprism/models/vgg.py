@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from netprism.core.validation import check_fraction, check_positive_int
-from netprism.models.registry import register_model
+from netprism.models.registry import check_image_shape, register_model
 
 # Configurations A, B, D, E: convs per stage (stage widths 64, 128, 256, 512, 512); each
 # stage ends in a 2x2 max pool.  CFGS spells them out, "M" marking a pool.
@@ -46,17 +46,6 @@ def _cfg(convs: Sequence[int]) -> list[int | str]:
 
 
 CFGS: dict[int, list[int | str]] = {d: _cfg(c) for d, c in _CONVS_PER_STAGE.items()}
-
-
-def _check_image_shape(input_shape: Sequence[int], model: str) -> tuple[int, int, int]:
-    """Return ``(C, H, W)`` or raise ``ValueError`` naming the shape and what was expected."""
-    shape = tuple(input_shape)
-    if len(shape) != 3 or any(not isinstance(s, int) or s <= 0 for s in shape):
-        raise ValueError(
-            f"{model} expects an image input_shape (C, H, W) of positive ints, "
-            f"got {shape!r}; use 'mlp' for 1-D or flat inputs"
-        )
-    return shape[0], shape[1], shape[2]
 
 
 class MaybeMaxPool2d(nn.Module):
@@ -198,7 +187,7 @@ def vgg(
     >>> m(torch.zeros(2, 1, 8, 8)).shape
     torch.Size([2, 10])
     """
-    c, _, _ = _check_image_shape(input_shape, "vgg")
+    c, _, _ = check_image_shape(input_shape, "vgg")
     check_positive_int(num_classes, "num_classes")
     if depth not in CFGS:
         raise ValueError(f"vgg depth must be one of {sorted(CFGS)}, got {depth!r}")
