@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from netprism.core.seed import seed_everything
 from netprism.core.validation import check_finite
 from netprism.data.base import as_tensors
-from netprism.train.callbacks import BatchOutput, Callback, TrainContext
+from netprism.train.callbacks import BatchOutput, TrainContext
 from netprism.train.checkpoint import (
     latest_checkpoint,
     optimizer_from_flat,
@@ -54,7 +54,7 @@ def fit(
     config: TrainConfig | None = None,
     *,
     val: Any = None,
-    callbacks: Sequence[Callback] = (),
+    callbacks: Sequence[Any] = (),
 ) -> FitResult:
     """Train ``model`` on ``train`` with cross-entropy.
 
@@ -68,6 +68,7 @@ def fit(
     val : same types as ``train``, optional
         Evaluated after every epoch (``val_loss``, ``val_accuracy`` in the history).
     callbacks : sequence of Callback
+        Objects with any of the :class:`~netprism.train.Callback` hooks.
 
     Returns
     -------
@@ -92,8 +93,7 @@ def fit(
     scheduler = make_scheduler(optimizer, config)
     ctx = TrainContext(model, optimizer, config, device, x, y)
     resumed = _maybe_resume(ctx, scheduler, callbacks) if config.resume else None
-    for cb in callbacks:
-        cb.on_fit_start(ctx)
+    _call(callbacks, "on_fit_start", ctx)
     epochs = range(ctx.epoch, config.epochs)
     bar = tqdm(epochs, desc="fit", unit="epoch", disable=not config.progress, leave=False)
     for epoch in bar:
@@ -104,16 +104,14 @@ def fit(
         if val_xy is not None:
             ev = evaluate(model, val_xy, batch_size=max(256, config.batch_size), device=device)
             metrics.update(val_loss=ev["loss"], val_accuracy=ev["accuracy"])
-        for cb in callbacks:
-            cb.on_epoch_end(ctx, metrics)
+        _call(callbacks, "on_epoch_end", ctx, metrics)
         ctx.history.append(metrics)
         bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['accuracy']:.3f}")
         if config.checkpoint_path is not None:
             _save(ctx, scheduler, callbacks)
         if ctx.stop:
             break
-    for cb in callbacks:
-        cb.on_fit_end(ctx)
+    _call(callbacks, "on_fit_end", ctx)
     return FitResult(ctx.history, resumed)
 
 
@@ -174,9 +172,8 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=gen)
 
 
-def _run_epoch(ctx: TrainContext, callbacks: Iterable[Callback]) -> dict[str, float]:
-    for cb in callbacks:
-        cb.on_epoch_start(ctx)
+def _run_epoch(ctx: TrainContext, callbacks: Sequence[Any]) -> dict[str, float]:
+    _call(callbacks, "on_epoch_start", ctx)
     model, opt, cfg = ctx.model, ctx.optimizer, ctx.config
     model.train()
     total_loss, correct = 0.0, 0
@@ -193,8 +190,7 @@ def _run_epoch(ctx: TrainContext, callbacks: Iterable[Callback]) -> dict[str, fl
             nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         opt.step()
         out = BatchOutput(index, logits.detach(), yb, losses.detach())
-        for cb in callbacks:
-            cb.on_batch_end(ctx, out)
+        _call(callbacks, "on_batch_end", ctx, out)
         total_loss += float(out.loss.sum())
         correct += int((out.logits.argmax(dim=1) == yb).sum())
     if not math.isfinite(total_loss):
@@ -203,6 +199,15 @@ def _run_epoch(ctx: TrainContext, callbacks: Iterable[Callback]) -> dict[str, fl
         )
     n = len(ctx.y)
     return {"epoch": ctx.epoch, "loss": total_loss / n, "accuracy": correct / n}
+
+
+def _call(callbacks: Iterable[Any], hook: str, *args: Any) -> None:
+    # Callbacks may subclass Callback or just define the hooks they use (duck typing), so
+    # lower layers (core's CurvatureTracker) need not import train.
+    for cb in callbacks:
+        method = getattr(cb, hook, None)
+        if method is not None:
+            method(*args)
 
 
 def _checked_tensors(data: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -220,7 +225,7 @@ def _checked_tensors(data: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     return x.float(), y.long()
 
 
-def _save(ctx: TrainContext, scheduler: Any, callbacks: Sequence[Callback]) -> None:
+def _save(ctx: TrainContext, scheduler: Any, callbacks: Sequence[Any]) -> None:
     opt_tensors, opt_meta = optimizer_to_flat(ctx.optimizer)
     rng_tensors, rng_meta = rng_to_flat()
     tensors = {f"model.{k}": v for k, v in ctx.model.state_dict().items()}
@@ -240,7 +245,7 @@ def _save(ctx: TrainContext, scheduler: Any, callbacks: Sequence[Callback]) -> N
     save_checkpoint(ctx.config.checkpoint_path, ctx.epoch, tensors, meta)
 
 
-def _maybe_resume(ctx: TrainContext, scheduler: Any, callbacks: Sequence[Callback]) -> int | None:
+def _maybe_resume(ctx: TrainContext, scheduler: Any, callbacks: Sequence[Any]) -> int | None:
     assert ctx.config.checkpoint_path is not None
     found = latest_checkpoint(ctx.config.checkpoint_path)
     if found is None:

@@ -1,0 +1,296 @@
+"""Per-sample input-loss curvature (the curvature lens).
+
+Garg, Ravikumar, Roy, "Memorization Through the Lens of Curvature of Loss Function Around
+Samples", ICML 2024 (arXiv 2307.05831).  For each sample the Hessian of its loss with respect
+to its input, ``H = d^2 l(f(x), y) / dx^2``, is probed with Hutchinson's estimator: for
+Rademacher ``v``, ``E ||H v||^2 = Tr(H^2)`` and ``E v^T H v = Tr(H)``.
+
+Two Hessian-vector-product back ends:
+
+- ``"finite_difference"`` (the paper's code): ``H v ~ (grad l(x + h v) - grad l(x)) / h``.
+  Unlike the official code, the clean gradient ``grad l(x)`` is computed once per batch and
+  reused across probes (one forward + one backward per probe instead of two forwards + one
+  backward), the loss is sum-reduced (the official mean reduction scales each sample by 1/B and
+  the short last batch differently), and the difference is divided by ``h`` (the official score
+  is ``h`` times ours: same ranking).
+- ``"hvp"``: exact double back-propagation.  On ReLU networks the exact input Hessian is only
+  the Gauss-Newton term, while a finite ``h`` also sees activation-pattern changes, so the two
+  back ends agree only on smooth models.
+
+Probes are a deterministic function of ``(seed, sample id, probe index)``, so a sample gets the
+same probes whether scored alone or inside any batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from netprism.core.per_sample import check_batch, eval_mode, loss_input_grad
+
+BACKENDS = ("finite_difference", "hvp")
+_MASK32 = 0xFFFFFFFF
+
+
+@dataclass
+class CurvatureScores:
+    """Per-sample curvature estimates, each a tensor of shape ``(N,)``.
+
+    Attributes
+    ----------
+    norm : mean over probes of ``||H v||`` (the official code's memorization score).
+    sq_norm : mean of ``||H v||^2``, an unbiased estimate of ``Tr(H^2)`` (the paper's formula).
+    trace : mean of ``v^T H v``, an unbiased estimate of ``Tr(H)`` (signed).
+    """
+
+    norm: torch.Tensor
+    sq_norm: torch.Tensor
+    trace: torch.Tensor
+
+    def to_dict(self) -> dict[str, torch.Tensor]:
+        return {"norm": self.norm, "sq_norm": self.sq_norm, "trace": self.trace}
+
+
+def input_curvature(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    n_probes: int = 10,
+    h: float = 1e-3,
+    backend: str = "finite_difference",
+    seed: int | None = None,
+    sample_ids: torch.Tensor | None = None,
+    batch_size: int = 256,
+) -> CurvatureScores:
+    """Hutchinson estimates of each sample's input-loss curvature.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Maps ``(B, *input_shape)`` to logits ``(B, K)``; scored in eval mode (mode restored).
+    x : Tensor (N, *input_shape)
+    y : LongTensor (N,)
+    n_probes : int
+        Rademacher probes per sample (the paper uses 10).
+    h : float
+        Finite-difference step (ignored by ``backend="hvp"``).
+    backend : {"finite_difference", "hvp"}
+    seed : int, optional
+        Seeds the probes; ``None`` draws one from torch's global generator.
+    sample_ids : LongTensor (N,), optional
+        Stable ids of the samples (e.g. dataset indices); probes depend on them, so a sample
+        scores the same alone or in a batch.  Default ``arange(N)``.
+    batch_size : int
+        Samples per forward pass.
+
+    Returns
+    -------
+    CurvatureScores
+        ``norm``, ``sq_norm`` and ``trace``, each ``(N,)`` on the CPU.
+
+    Examples
+    --------
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    >>> s = input_curvature(net, torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2]), seed=0)
+    >>> s.norm.shape, bool((s.sq_norm >= 0).all())
+    (torch.Size([6]), True)
+    """
+    _check_args(n_probes, h, backend, batch_size)
+    check_batch(x, y)
+    ids = torch.arange(len(x)) if sample_ids is None else torch.as_tensor(sample_ids).long()
+    if ids.shape != (len(x),):
+        raise ValueError(f"sample_ids must have shape ({len(x)},), got {tuple(ids.shape)}")
+    if seed is None:
+        seed = int(torch.randint(0, 2**31 - 1, (1,)))
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    parts = []
+    with eval_mode(model):
+        for start in range(0, len(x), batch_size):
+            sl = slice(start, start + batch_size)
+            xb, yb = x[sl].to(device), y[sl].to(device)
+            parts.append(_batch_curvature(model, xb, yb, ids[sl], n_probes, h, backend, seed))
+    return CurvatureScores(*(torch.cat(p) for p in zip(*parts)))
+
+
+def _check_args(n_probes: int, h: float, backend: str, batch_size: int) -> None:
+    if not isinstance(n_probes, int) or isinstance(n_probes, bool) or n_probes < 1:
+        raise ValueError(f"n_probes must be an int >= 1, got {n_probes!r}")
+    if not isinstance(h, (int, float)) or not h > 0 or h != h or h == float("inf"):
+        raise ValueError(f"h must be a finite float > 0, got {h!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+
+
+def _batch_curvature(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    ids: torch.Tensor,
+    n_probes: int,
+    h: float,
+    backend: str,
+    seed: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Scores for one batch: ``(norm, sq_norm, trace)``, each ``(B,)`` on the CPU."""
+    exact = backend == "hvp"
+    g0, x_leaf = loss_input_grad(model, x, y, create_graph=exact)  # (B, *input_shape)
+    norm = torch.zeros(len(x), dtype=torch.float64, device=x.device)
+    sq_norm, trace = torch.zeros_like(norm), torch.zeros_like(norm)
+    for j in range(n_probes):
+        v = rademacher(ids, j, x.shape[1:], seed).to(device=x.device, dtype=x.dtype)
+        if exact:
+            (hv,) = torch.autograd.grad(g0, x_leaf, grad_outputs=v, retain_graph=True)
+        else:
+            g1, _ = loss_input_grad(model, x + h * v, y)
+            hv = (g1 - g0) / h  # (B, *input_shape)
+        hv_flat = hv.detach().flatten(1).double()  # (B, D)
+        sq = hv_flat.pow(2).sum(dim=1)
+        norm += sq.sqrt()
+        sq_norm += sq
+        trace += (v.flatten(1).double() * hv_flat).sum(dim=1)
+    return (norm / n_probes).cpu(), (sq_norm / n_probes).cpu(), (trace / n_probes).cpu()
+
+
+def rademacher(ids: torch.Tensor, probe: int, shape: Sequence[int], seed: int) -> torch.Tensor:
+    """Rademacher probes (entries +-1) that depend only on ``(seed, id, probe, position)``.
+
+    A counter-based hash (Wellons' ``lowbias32``) on int64 tensors, vectorized: no generator
+    state, so a sample's probe does not depend on which batch it is in.
+
+    Returns
+    -------
+    Tensor (len(ids), *shape), float32
+
+    Examples
+    --------
+    >>> a = rademacher(torch.tensor([3, 7]), 0, (4,), seed=1)
+    >>> torch.equal(a[1], rademacher(torch.tensor([7]), 0, (4,), seed=1)[0])
+    True
+    """
+    d = 1
+    for s in shape:
+        d *= int(s)
+    key = _hash32(torch.tensor([seed & _MASK32], dtype=torch.int64) ^ (probe * 0x9E3779B9))
+    row = _hash32(key ^ _hash32(ids.long().cpu() & _MASK32))  # (B,)
+    pos = torch.arange(d, dtype=torch.int64)  # (D,)
+    bits = _hash32(row.unsqueeze(1) ^ ((pos * 0x85EBCA6B) & _MASK32)) & 1  # (B, D)
+    return (bits * 2 - 1).float().reshape(len(ids), *shape)
+
+
+def _hash32(x: torch.Tensor) -> torch.Tensor:
+    # lowbias32 on values held in int64 and masked to 32 bits after each multiply.
+    x = x & _MASK32
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & _MASK32
+    x = x ^ (x >> 15)
+    x = (x * 0x846CA68B) & _MASK32
+    return x ^ (x >> 16)
+
+
+class CurvatureTracker:
+    """Training callback: scores the training set every ``every`` epochs and keeps the running
+    epoch-average of each sample's curvature (the paper's memorization score).
+
+    Scoring happens in eval mode on the un-augmented training tensors (``ctx.x``, ``ctx.y``)
+    after the epoch's last step; sample ids are dataset positions, so probes are repeatable.
+    Works with :func:`netprism.train.fit` (it implements the ``on_epoch_end`` hook and
+    ``state_dict`` / ``load_state_dict`` so a resumed run keeps its averages).
+
+    Parameters
+    ----------
+    every : int
+        Score at epochs ``0, every, 2*every, ...`` (0-based).
+    n_probes, h, backend, batch_size
+        As in :func:`input_curvature`.
+    seed : int
+        Probes of epoch ``e`` use seed ``seed + e`` (fresh probes each epoch).
+    keep_history : bool
+        Also keep every scored epoch's ``norm`` as ``history_`` (E, N).
+
+    Examples
+    --------
+    >>> from netprism.train import TrainConfig, fit
+    >>> x, y = torch.randn(20, 3), torch.randint(0, 2, (20,))
+    >>> tracker = CurvatureTracker(n_probes=2)
+    >>> _ = fit(torch.nn.Linear(3, 2), (x, y), TrainConfig(epochs=2, progress=False),
+    ...         callbacks=[tracker])
+    >>> tracker.scores_.norm.shape, tracker.epochs_scored_
+    (torch.Size([20]), 2)
+    """
+
+    def __init__(
+        self,
+        *,
+        every: int = 1,
+        n_probes: int = 10,
+        h: float = 1e-3,
+        backend: str = "finite_difference",
+        seed: int = 0,
+        batch_size: int = 256,
+        keep_history: bool = False,
+    ) -> None:
+        _check_args(n_probes, h, backend, batch_size)
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be an int >= 1, got {every!r}")
+        self.every, self.n_probes, self.h, self.backend = every, n_probes, h, backend
+        self.seed, self.batch_size, self.keep_history = seed, batch_size, keep_history
+        self._sums: torch.Tensor | None = None  # (3, N) float64: norm, sq_norm, trace
+        self._history: list[torch.Tensor] = []
+        self.epochs_scored_ = 0
+
+    def on_epoch_end(self, ctx: Any, metrics: dict[str, Any]) -> None:
+        """Score the training set if this epoch is due; add the mean to ``metrics``."""
+        if ctx.epoch % self.every:
+            return
+        scores = input_curvature(
+            ctx.model,
+            ctx.x,
+            ctx.y,
+            n_probes=self.n_probes,
+            h=self.h,
+            backend=self.backend,
+            seed=self.seed + ctx.epoch,
+            batch_size=self.batch_size,
+        )
+        stacked = torch.stack([scores.norm, scores.sq_norm, scores.trace])  # (3, N)
+        self._sums = stacked if self._sums is None else self._sums + stacked
+        self.epochs_scored_ += 1
+        if self.keep_history:
+            self._history.append(scores.norm)
+        metrics["curvature_mean"] = float(scores.norm.mean())
+
+    @property
+    def scores_(self) -> CurvatureScores:
+        """Per-sample scores averaged over the scored epochs."""
+        if self._sums is None:
+            raise RuntimeError("CurvatureTracker has not scored any epoch yet; train first")
+        mean = self._sums / self.epochs_scored_
+        return CurvatureScores(mean[0], mean[1], mean[2])
+
+    @property
+    def history_(self) -> torch.Tensor:
+        """``norm`` of every scored epoch, ``(E, N)`` (needs ``keep_history=True``)."""
+        if not self.keep_history:
+            raise RuntimeError("history_ needs CurvatureTracker(keep_history=True)")
+        return torch.stack(self._history) if self._history else torch.empty(0)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Tensors that let a resumed run continue the averages."""
+        state = {"epochs_scored": torch.tensor(self.epochs_scored_)}
+        if self._sums is not None:
+            state["sums"] = self._sums
+        if self.keep_history and self._history:
+            state["history"] = torch.stack(self._history)
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.epochs_scored_ = int(state.get("epochs_scored", torch.tensor(0)))
+        self._sums = state.get("sums")
+        self._history = list(state["history"]) if "history" in state else []
