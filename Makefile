@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet $(TORCH) 2>&1 | { grep -v "is ignored" || true; }
 	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	echo "$(TORCH)" > $(VENV)/torch-constraint.txt
-	$(PIP) install --quiet -c $(VENV)/torch-constraint.txt -e ".[dev]" 2>&1 | { grep -v "is ignored" || true; }
+	$(PIP) install --quiet -c $(VENV)/torch-constraint.txt -e ".[dev,peers]" 2>&1 | { grep -v "is ignored" || true; }
 	$(PY) -c "import netprism, torch, numpy, safetensors, mnist1d, sklearn; print('netprism', netprism.__version__, 'torch', torch.__version__)"
 	! $(PY) -c "import torchvision" 2>/dev/null
 	touch $(STAMP)

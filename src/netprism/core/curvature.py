@@ -23,6 +23,7 @@ same probes whether scored alone or inside any batch.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from netprism.core.per_sample import check_batch, eval_mode, loss_input_grad
+from netprism.core.per_sample import check_batch, eval_mode, frozen_params, loss_input_grad
 
 BACKENDS = ("finite_difference", "hvp")
 _MASK32 = 0xFFFFFFFF
@@ -109,7 +110,7 @@ def input_curvature(
         seed = int(torch.randint(0, 2**31 - 1, (1,)))
     device = next(iter(model.parameters()), torch.empty(0)).device
     parts = []
-    with eval_mode(model):
+    with eval_mode(model), frozen_params(model):
         for start in range(0, len(x), batch_size):
             sl = slice(start, start + batch_size)
             xb, yb = x[sl].to(device), y[sl].to(device)
@@ -244,11 +245,13 @@ class CurvatureTracker:
         self._sums: torch.Tensor | None = None  # (3, N) float64: norm, sq_norm, trace
         self._history: list[torch.Tensor] = []
         self.epochs_scored_ = 0
+        self.seconds_ = 0.0  # wall-clock time spent scoring
 
     def on_epoch_end(self, ctx: Any, metrics: dict[str, Any]) -> None:
         """Score the training set if this epoch is due; add the mean to ``metrics``."""
         if ctx.epoch % self.every:
             return
+        start = time.perf_counter()
         scores = input_curvature(
             ctx.model,
             ctx.x,
@@ -265,6 +268,7 @@ class CurvatureTracker:
         if self.keep_history:
             self._history.append(scores.norm)
         metrics["curvature_mean"] = float(scores.norm.mean())
+        self.seconds_ += time.perf_counter() - start
 
     @property
     def scores_(self) -> CurvatureScores:

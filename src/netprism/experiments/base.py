@@ -26,7 +26,7 @@ class Claim:
     """One checkable statement of a paper, with what this run measured.
 
     ``holds`` is decided by comparing ``measured`` with ``target`` using ``op``
-    (">=" or "<=" or "=="), never tuned after the fact.
+    (">=", "<=", ">", "<" or "=="), never tuned after the fact.
     """
 
     id: str
@@ -47,7 +47,11 @@ class Claim:
             return self.measured <= self.target
         if self.op == "==":
             return self.measured == self.target
-        raise ValueError(f"claim op must be '>=', '<=' or '==', got {self.op!r}")
+        if self.op == ">":
+            return self.measured > self.target
+        if self.op == "<":
+            return self.measured < self.target
+        raise ValueError(f"claim op must be one of '>=', '<=', '>', '<', '==', got {self.op!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,205 @@
+"""Worker side of the ``memorization`` experiment: one training run per setting.
+
+A setting is (dataset, planted corruption, seed, recipe).  Each run plants its ground truth,
+trains once with the curvature tracker and the dynamics peers attached, adds cleanlab's
+confident learning when asked, and returns AUROCs (plus the raw scores of the runs drawn in the
+figures).  Settings are independent, so they run in worker processes (one torch thread each).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from netprism.core.metrics import auroc, rankdata
+from netprism.core.per_sample import eval_mode
+from netprism.data import load_dataset, with_conflicting_duplicates, with_label_noise
+from netprism.data.base import TensorDataset
+from netprism.memorization import default_config, memorization_scores
+from netprism.models import create_model
+
+CORRUPTIONS = ("none", "noise", "dup_exact", "dup_noise", "dup_shift")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One training run of the study."""
+
+    dataset: str
+    corruption: str  # one of CORRUPTIONS
+    amount: float  # noise rate, or number of conflicting duplicates
+    seed: int
+    model: str
+    hidden: tuple[int, ...]
+    epochs: int
+    every: int
+    lr: float
+    weight_decay: float = 0.0
+    n_probes: int = 10
+    h: float = 1e-3
+    cleanlab_epochs: int = 0  # 0: skip confident learning
+    keep_scores: bool = False
+    data_dir: str | None = None
+
+
+def prepared_dataset(name: str, data_dir: str | None, seed: int) -> TensorDataset:
+    """Training split; MNIST-1D standardised with one global mean and std (as calibrated)."""
+    ds = load_dataset(name, split="train", data_dir=data_dir, seed=seed)
+    if name == "mnist1d":
+        ds = ds.with_tensors(x=(ds.x - ds.x.mean()) / ds.x.std())
+    return ds
+
+
+def corrupted(ds: TensorDataset, s: Setting) -> tuple[TensorDataset, torch.Tensor]:
+    """The training set with the planted corruption and its positives mask ``(N,)``."""
+    if s.corruption == "none":
+        return ds, torch.zeros(len(ds), dtype=torch.bool)
+    if s.corruption == "noise":
+        return with_label_noise(ds, s.amount, seed=s.seed)
+    if s.corruption not in CORRUPTIONS:
+        raise ValueError(f"corruption must be one of {CORRUPTIONS}, got {s.corruption!r}")
+    out, dup = with_conflicting_duplicates(ds, int(s.amount), seed=s.seed)
+    x = out.x.clone()
+    copies = dup[:, 1]
+    if s.corruption == "dup_noise":  # small pixel noise on the copy
+        gen = torch.Generator().manual_seed(s.seed + 1)
+        noise = 0.05 * torch.randn(x[copies].shape, generator=gen)
+        x[copies] = (x[copies] + noise).clamp(0.0, 1.0)
+    elif s.corruption == "dup_shift":  # the copy moved by one pixel along the last axis
+        x[copies] = torch.roll(x[copies], shifts=1, dims=-1)
+    positives = torch.zeros(len(out), dtype=torch.bool)
+    positives[dup.flatten()] = True
+    return out.with_tensors(x=x), positives
+
+
+def model_factory(s: Setting, ds: TensorDataset) -> Callable[[], torch.nn.Module]:
+    kwargs: dict[str, Any] = {"hidden": s.hidden} if s.model == "mlp" else {}
+    return partial(
+        create_model, s.model, input_shape=ds.input_shape, num_classes=ds.num_classes, **kwargs
+    )
+
+
+def run_setting(s: Setting) -> dict[str, Any]:
+    """Train once on the corrupted set; AUROC of every score against the planted positives."""
+    ds, positives = corrupted(prepared_dataset(s.dataset, s.data_dir, s.seed), s)
+    config = dataclasses.replace(
+        default_config(s.epochs, seed=s.seed, device="auto"),
+        lr=s.lr,
+        weight_decay=s.weight_decay,
+        progress=False,
+    )
+    factory = model_factory(s, ds)
+    result = memorization_scores(
+        factory, ds, config=config, n_probes=s.n_probes, h=s.h, every=s.every
+    )
+    scores = dict(result.scores)
+    seconds = dict(result.seconds)
+    if s.cleanlab_epochs:
+        start = time.perf_counter()
+        scores["confident_learning"] = _confident_learning(factory, ds, config, s)
+        seconds["confident_learning"] = time.perf_counter() - start
+    combos = combinations(scores, result.per_epoch["loss"])
+    out: dict[str, Any] = {
+        "setting": s,
+        "seconds": seconds,
+        "train_accuracy": result.history[-1]["accuracy"],
+    }
+    if bool(positives.any()):
+        out["auroc"] = {name: auroc(positives, v) for name, v in scores.items()}
+        out["combo_auroc"] = {name: auroc(positives, v) for name, v in combos.items()}
+        out["per_epoch_auroc"] = {
+            name: [auroc(positives, row) for row in hist] for name, hist in result.per_epoch.items()
+        }
+    if s.keep_scores:
+        assert result.model is not None
+        pred = _predictions(result.model, ds.x)
+        out.update(
+            scores=scores,
+            positives=positives,
+            x=ds.x,
+            y=ds.y,
+            pred=pred,
+            clean_y=ds.extras.get("clean_y", ds.y),
+        )
+    return out
+
+
+def combinations(
+    scores: dict[str, torch.Tensor], loss_history: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Candidate combined detectors (for the ``combined_beats_all`` moonshot).
+
+    ``loss_early`` is the loss averaged over the first quarter of training, before the network
+    memorizes the noise; curvature only separates noisy samples late in training, so the
+    two-phase rank average pairs the early-phase and the late-phase signal.
+    """
+    quarter = max(1, len(loss_history) // 4)
+    early = loss_history[:quarter].double().mean(0)
+
+    def rank_mean(*vectors: torch.Tensor) -> torch.Tensor:
+        return torch.stack([rankdata(v) for v in vectors]).mean(0)
+
+    return {
+        "rank_mean(curvature,loss)": rank_mean(scores["curvature"], scores["loss"]),
+        "rank_mean(loss,aum)": rank_mean(scores["loss"], scores["aum"]),
+        "rank_mean(curvature,loss,aum)": rank_mean(
+            scores["curvature"], scores["loss"], scores["aum"]
+        ),
+        "loss_early": early,
+        "rank_mean(loss_early,curvature)": rank_mean(early, scores["curvature"]),
+    }
+
+
+@torch.no_grad()
+def _predictions(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    device = next(iter(model.parameters())).device
+    with eval_mode(model):
+        return torch.cat([model(xb.to(device)).argmax(1).cpu() for xb in x.split(1024)])
+
+
+def _confident_learning(
+    factory: Callable[[], torch.nn.Module], ds: TensorDataset, config: Any, s: Setting
+) -> torch.Tensor:
+    from netprism.memorization.confident import (
+        confident_learning_scores,
+        out_of_sample_probabilities,
+    )
+
+    cfg = dataclasses.replace(config, epochs=s.cleanlab_epochs)
+    probs = out_of_sample_probabilities(factory, ds, folds=5, config=cfg, seed=s.seed)
+    return confident_learning_scores(ds.y, probs).double()
+
+
+def run_settings(
+    settings: Sequence[Setting], n_jobs: int, progress: bool = True
+) -> list[dict[str, Any]]:
+    """Run every setting, in ``n_jobs`` worker processes when > 1; results in input order."""
+    bar = tqdm(total=len(settings), desc="memorization runs", disable=not progress)
+    if n_jobs <= 1:
+        results = []
+        for s in settings:
+            results.append(run_setting(s))
+            bar.update()
+        bar.close()
+        return results
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(n_jobs, mp_context=ctx, initializer=_one_thread) as pool:
+        futures = [pool.submit(run_setting, s) for s in settings]
+        for f in futures:
+            f.add_done_callback(lambda _: bar.update())
+        results = [f.result() for f in futures]
+    bar.close()
+    return results
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)

@@ -1,0 +1,38 @@
+"""Memorized, mislabeled and conflicting samples through the curvature lens.
+
+Garg, Ravikumar, Roy, "Memorization Through the Lens of Curvature of Loss Function Around
+Samples", ICML 2024 (arXiv 2307.05831), with every peer a user would otherwise pick.
+
+>>> import netprism as npm
+>>> from netprism.memorization import memorization_scores, find_label_issues
+"""
+
+from netprism.memorization.dynamics import DYNAMICS_SCORES, TrainingDynamics, forgetting_events
+from netprism.memorization.scores import (
+    ALL_METHODS,
+    CURVATURE_SCORES,
+    MemorizationScores,
+    default_config,
+    memorization_scores,
+)
+from netprism.memorization.select import (
+    DEFAULT_LABEL_ISSUE_METHOD,
+    DuplicateGroup,
+    find_conflicting_duplicates,
+    find_label_issues,
+)
+
+__all__ = [
+    "ALL_METHODS",
+    "CURVATURE_SCORES",
+    "DEFAULT_LABEL_ISSUE_METHOD",
+    "DYNAMICS_SCORES",
+    "DuplicateGroup",
+    "MemorizationScores",
+    "TrainingDynamics",
+    "default_config",
+    "find_conflicting_duplicates",
+    "find_label_issues",
+    "forgetting_events",
+    "memorization_scores",
+]

@@ -1,0 +1,172 @@
+"""Training-dynamics peers of the curvature score, all from one training run.
+
+After every epoch one eval-mode pass over the training set records each sample's loss,
+assigned-class probability, logit margin, correctness and predictive entropy.  From those:
+
+- CSL, the epoch-averaged loss (Ravikumar et al., "Towards Memorization Estimation: Fast,
+  Formal and Free", ICML 2025);
+- final-epoch in-confidence ``1 - p_y``;
+- AUM, the area under the margin (Pleiss et al., NeurIPS 2020, arXiv 2001.10528), negated so
+  that higher is more suspicious;
+- forgetting events (Toneva et al., ICLR 2019, arXiv 1812.05159): correct -> wrong transitions
+  between epochs, never-learned samples ranked highest;
+- dataset cartography (Swayamdipta et al., EMNLP 2020, arXiv 2009.10795): ``1 - mean p_y``
+  and the standard deviation of ``p_y`` over epochs;
+- label-free predictive entropy of the final model: on ReLU networks the input Hessian of the
+  loss does not depend on the label, so entropy is the control for how much of curvature is
+  plain uncertainty (Garg et al., arXiv 2307.05831).
+
+Every score is oriented so that higher means more memorized / more likely mislabeled.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from netprism.core.per_sample import eval_mode, margins_from_logits
+
+DYNAMICS_SCORES = (
+    "loss",
+    "in_confidence",
+    "aum",
+    "forgetting",
+    "cartography_confidence",
+    "cartography_variability",
+    "entropy",
+)
+
+
+class TrainingDynamics:
+    """Training callback recording per-sample dynamics at the end of every epoch.
+
+    Use with :func:`netprism.train.fit`; read :attr:`scores_` after training.
+
+    Parameters
+    ----------
+    batch_size : int
+        Samples per eval forward pass.
+
+    Examples
+    --------
+    >>> from netprism.train import TrainConfig, fit
+    >>> x, y = torch.randn(16, 3), torch.randint(0, 2, (16,))
+    >>> dyn = TrainingDynamics()
+    >>> _ = fit(torch.nn.Linear(3, 2), (x, y), TrainConfig(epochs=3, progress=False),
+    ...         callbacks=[dyn])
+    >>> sorted(dyn.scores_) == sorted(DYNAMICS_SCORES), dyn.loss_history_.shape
+    (True, torch.Size([3, 16]))
+    """
+
+    def __init__(self, *, batch_size: int = 1024) -> None:
+        self.batch_size = batch_size
+        self._losses: list[torch.Tensor] = []  # per epoch (N,)
+        self._p_y: list[torch.Tensor] = []
+        self._margins: list[torch.Tensor] = []
+        self._correct: list[torch.Tensor] = []
+        self._entropy: torch.Tensor | None = None
+        self.seconds_ = 0.0
+
+    def on_epoch_end(self, ctx: Any, metrics: dict[str, Any]) -> None:
+        """One eval pass over the training tensors; appends this epoch's values."""
+        start = time.perf_counter()
+        loss, p_y, margin, correct, entropy = self._eval_pass(ctx.model, ctx.x, ctx.y, ctx.device)
+        self._losses.append(loss)
+        self._p_y.append(p_y)
+        self._margins.append(margin)
+        self._correct.append(correct)
+        self._entropy = entropy
+        self.seconds_ += time.perf_counter() - start
+
+    @torch.no_grad()
+    def _eval_pass(
+        self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device
+    ) -> tuple[torch.Tensor, ...]:
+        parts = []
+        with eval_mode(model):
+            for start in range(0, len(x), self.batch_size):
+                xb = x[start : start + self.batch_size].to(device)
+                yb = y[start : start + self.batch_size].to(device)
+                logits = model(xb).double()  # (B, K)
+                log_p = F.log_softmax(logits, dim=1)
+                loss = -log_p.gather(1, yb.unsqueeze(1)).squeeze(1)
+                entropy = -(log_p.exp() * log_p).sum(dim=1)
+                margin = margins_from_logits(logits, yb)
+                correct = logits.argmax(dim=1) == yb
+                parts.append([t.cpu() for t in (loss, (-loss).exp(), margin, correct, entropy)])
+        return tuple(torch.cat(col) for col in zip(*parts))
+
+    @property
+    def epochs_(self) -> int:
+        return len(self._losses)
+
+    @property
+    def loss_history_(self) -> torch.Tensor:
+        """Per-epoch losses, ``(E, N)``."""
+        self._check_recorded()
+        return torch.stack(self._losses)
+
+    @property
+    def scores_(self) -> dict[str, torch.Tensor]:
+        """Each of :data:`DYNAMICS_SCORES` as an ``(N,)`` float64 tensor, higher = suspicious."""
+        self._check_recorded()
+        p_y = torch.stack(self._p_y)  # (E, N)
+        assert self._entropy is not None
+        return {
+            "loss": torch.stack(self._losses).mean(0),
+            "in_confidence": 1.0 - p_y[-1],
+            "aum": -torch.stack(self._margins).mean(0),
+            "forgetting": forgetting_events(torch.stack(self._correct)),
+            "cartography_confidence": 1.0 - p_y.mean(0),
+            "cartography_variability": p_y.std(0, unbiased=False),
+            "entropy": self._entropy,
+        }
+
+    def _check_recorded(self) -> None:
+        if not self._losses:
+            raise RuntimeError("TrainingDynamics has recorded no epoch yet; train first")
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        if not self._losses:
+            return {}
+        return {
+            "losses": torch.stack(self._losses),
+            "p_y": torch.stack(self._p_y),
+            "margins": torch.stack(self._margins),
+            "correct": torch.stack(self._correct),
+            "entropy": self._entropy if self._entropy is not None else torch.empty(0),
+        }
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if not state:
+            return
+        self._losses, self._p_y = list(state["losses"]), list(state["p_y"])
+        self._margins, self._correct = list(state["margins"]), list(state["correct"])
+        self._entropy = state["entropy"]
+
+
+def forgetting_events(correct: torch.Tensor) -> torch.Tensor:
+    """Count correct -> wrong transitions per sample; never-learned samples score ``E + 1``.
+
+    Parameters
+    ----------
+    correct : BoolTensor (E, N)
+        Whether each sample was classified as its label after each epoch.
+
+    Returns
+    -------
+    Tensor (N,) float64
+
+    Examples
+    --------
+    >>> forgetting_events(torch.tensor([[1, 0, 1], [0, 0, 1], [1, 0, 1]]).bool())
+    tensor([1., 4., 0.], dtype=torch.float64)
+    """
+    c = correct.bool()
+    forgets = (c[:-1] & ~c[1:]).sum(dim=0).double()
+    never = ~c.any(dim=0)
+    forgets[never] = float(len(c) + 1)
+    return forgets

@@ -1,0 +1,215 @@
+"""One call: train once, score every sample by curvature and by every training-dynamics peer.
+
+Garg, Ravikumar, Roy, "Memorization Through the Lens of Curvature of Loss Function Around
+Samples", ICML 2024 (arXiv 2307.05831): the memorization score of a sample is its input-loss
+curvature averaged over training epochs.  The peers (:mod:`netprism.memorization.dynamics`)
+come from the same run through the training callbacks, so comparisons are fair.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from netprism.core.curvature import CurvatureTracker
+from netprism.core.seed import seed_everything
+from netprism.data.base import as_tensors
+from netprism.io import atomic_write_text
+from netprism.memorization.dynamics import DYNAMICS_SCORES, TrainingDynamics
+from netprism.train import TrainConfig, fit
+
+CURVATURE_SCORES = ("curvature", "curvature_final", "curvature_sq")
+ALL_METHODS = CURVATURE_SCORES + DYNAMICS_SCORES
+DEFAULT_METHODS = ALL_METHODS
+
+
+@dataclass
+class MemorizationScores:
+    """Per-sample scores of several methods from one training run.
+
+    Attributes
+    ----------
+    scores : dict of str -> Tensor (N,)
+        Higher = more memorized / more likely mislabeled, for every method.
+    per_epoch : dict of str -> Tensor (E, N)
+        Single-epoch ``curvature`` (norm) and ``loss`` values, for over-training plots.
+    model : nn.Module
+        The trained model.
+    history : list of dict
+        The training history (per-epoch metrics).
+    seconds : dict
+        Wall-clock seconds: ``train`` (fit, excluding scoring), ``curvature``, ``dynamics``.
+    """
+
+    scores: dict[str, torch.Tensor]
+    per_epoch: dict[str, torch.Tensor] = field(default_factory=dict)
+    model: nn.Module | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        if name not in self.scores:
+            raise KeyError(f"no scores for method {name!r}; have {sorted(self.scores)}")
+        return self.scores[name]
+
+    def __len__(self) -> int:
+        return len(next(iter(self.scores.values())))
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.scores)
+
+    def ranked(self, name: str = "curvature") -> torch.Tensor:
+        """Sample indices sorted by ``name``'s score, highest first, ``(N,)``."""
+        return torch.argsort(self[name], descending=True, stable=True)
+
+    def to_csv(
+        self,
+        path: str | Path,
+        *,
+        reasons: Mapping[int, str] | None = None,
+        rank_by: str = "curvature",
+    ) -> Path:
+        """Write one row per sample, ranked by ``rank_by``: rank, index, every score, reason."""
+        order = self.ranked(rank_by).tolist()
+        header = ["rank", "index", *self.names, "reason"]
+        rows = [",".join(header)]
+        for rank, idx in enumerate(order, 1):
+            values = [f"{float(self.scores[n][idx]):.6g}" for n in self.names]
+            reason = (reasons or {}).get(idx, "")
+            rows.append(",".join([str(rank), str(idx), *values, _csv_field(reason)]))
+        return atomic_write_text(path, "\n".join(rows) + "\n")
+
+
+def _csv_field(text: str) -> str:
+    if any(c in text for c in ',"\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def default_config(epochs: int, *, seed: int = 0, device: str = "auto") -> TrainConfig:
+    """The calibrated recipe: Adam, lr 1e-3, cosine decay, batch 64, no weight decay."""
+    return TrainConfig(
+        epochs=epochs,
+        batch_size=64,
+        lr=1e-3,
+        optimizer="adam",
+        scheduler="cosine",
+        weight_decay=0.0,
+        seed=seed,
+        device=device,
+    )
+
+
+def memorization_scores(
+    model_or_factory: nn.Module | Callable[[], nn.Module],
+    dataset: Any,
+    *,
+    epochs: int = 100,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    config: TrainConfig | None = None,
+    n_probes: int = 10,
+    h: float = 1e-3,
+    every: int = 1,
+    backend: str = "finite_difference",
+    seed: int = 0,
+    device: str = "auto",
+) -> MemorizationScores:
+    """Train once and return each sample's curvature and peer scores.
+
+    Parameters
+    ----------
+    model_or_factory : nn.Module or callable
+        The model to train (a deep copy is trained; yours is left untouched) or a zero-argument
+        factory returning a fresh one (called after seeding with ``seed``).
+    dataset : TensorDataset, Dataset, DataLoader or (x, y) tensors
+        Training data ``x`` (N, ...) and labels ``y`` (N,), possibly noisy.
+    epochs : int
+        Training epochs (ignored when ``config`` is given).
+    methods : sequence of str
+        Any of :data:`ALL_METHODS`; curvature scores need the curvature tracker, the others one
+        eval pass per epoch.
+    config : TrainConfig, optional
+        Training recipe; defaults to :func:`default_config`.
+    n_probes, h, every, backend
+        Curvature settings (see :func:`netprism.core.curvature.input_curvature`); the paper
+        uses ``n_probes=10, h=1e-3`` and scores every epoch.
+    seed : int
+    device : str
+
+    Returns
+    -------
+    MemorizationScores
+
+    Examples
+    --------
+    >>> x, y = torch.randn(24, 4), torch.randint(0, 3, (24,))
+    >>> s = memorization_scores(torch.nn.Linear(4, 3), (x, y), epochs=2, n_probes=2,
+    ...                         methods=("curvature", "loss"))
+    >>> sorted(s.names), s["curvature"].shape
+    (['curvature', 'loss'], torch.Size([24]))
+    """
+    unknown = sorted(set(methods) - set(ALL_METHODS))
+    if unknown or not methods:
+        raise ValueError(f"methods must be a non-empty subset of {ALL_METHODS}, got {unknown}")
+    x, y = as_tensors(dataset)
+    config = config or default_config(epochs, seed=seed, device=device)
+    seed_everything(config.seed)
+    model = (
+        model_or_factory()
+        if not isinstance(model_or_factory, nn.Module)
+        else (copy.deepcopy(model_or_factory))
+    )
+    tracker = dynamics = None
+    callbacks: list[Any] = []
+    if set(methods) & set(CURVATURE_SCORES):
+        tracker = CurvatureTracker(
+            every=every,
+            n_probes=n_probes,
+            h=h,
+            backend=backend,
+            seed=config.seed,
+            keep_history=True,
+        )
+        callbacks.append(tracker)
+    if set(methods) & set(DYNAMICS_SCORES):
+        dynamics = TrainingDynamics()
+        callbacks.append(dynamics)
+    start = time.perf_counter()
+    out = fit(model, (x, y), config, callbacks=callbacks)
+    total = time.perf_counter() - start
+    if not out.history:
+        raise ValueError("no epochs were recorded: memorization scores need epochs >= 1")
+    scores, per_epoch, seconds = _collect(tracker, dynamics)
+    seconds["train"] = total - sum(seconds.values())
+    chosen = {name: scores[name] for name in methods}
+    return MemorizationScores(chosen, per_epoch, model, out.history, seconds)
+
+
+def _collect(
+    tracker: CurvatureTracker | None, dynamics: TrainingDynamics | None
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, float]]:
+    scores: dict[str, torch.Tensor] = {}
+    per_epoch: dict[str, torch.Tensor] = {}
+    seconds: dict[str, float] = {}
+    if tracker is not None:
+        avg = tracker.scores_
+        scores.update(
+            curvature=avg.norm,
+            curvature_sq=avg.sq_norm,
+            curvature_final=tracker.history_[-1].double(),
+        )
+        per_epoch["curvature"] = tracker.history_
+        seconds["curvature"] = tracker.seconds_
+    if dynamics is not None:
+        scores.update(dynamics.scores_)
+        per_epoch["loss"] = dynamics.loss_history_
+        seconds["dynamics"] = dynamics.seconds_
+    return scores, per_epoch, seconds
