@@ -1,14 +1,9 @@
-"""Shared test settings: few threads (CI has 2 cores), quiet progress bars."""
+"""Shared test settings: one torch thread (CI has 2 cores, and the tiny models here run
+fastest single-threaded; pytest fixtures of any scope then see the same setting), quiet bars."""
 
 import os
 
-import pytest
 import torch
 
 os.environ.setdefault("TQDM_DISABLE", "1")
-
-
-@pytest.fixture(autouse=True)
-def _deterministic_threads():
-    torch.set_num_threads(1)
-    yield
+torch.set_num_threads(1)

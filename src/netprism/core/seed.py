@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -24,3 +26,20 @@ def make_generator(seed: int) -> torch.Generator:
     gen = torch.Generator()
     gen.manual_seed(seed)
     return gen
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Use ``n`` torch CPU threads inside the block (``0``: leave torch's setting alone).
+
+    Tiny models run fastest on one thread; more threads than free cores slow everything.
+    """
+    if not isinstance(n, int) or n < 0:
+        raise ValueError(f"threads must be an int >= 0, got {n!r}")
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -80,10 +80,13 @@ def claims_and_metrics(
         metrics[f"curvature AUROC {d} {rate:.0%}"] = (
             f"{mean(row['curvature']):.3f} ± {std(row['curvature']):.3f}"
         )
+    for (kind, _), row in sorted(dups.items()):
+        for m in single_methods(row):
+            baselines[m][kind] = mean(row[m])
     claims = [
         _mislabel_claim(config, noise),
         _average_claim(config, noise, metrics),
-        *_fz_claims(config, runs, fz, metrics),
+        *_fz_claims(config, runs, fz, metrics, baselines),
         _duplicates_claim(dups),
         _best_peer_claim(noise),
         _combined_claim(config, noise, metrics),
@@ -134,7 +137,13 @@ def _average_claim(config: Any, noise: dict, metrics: dict) -> Claim:
     )
 
 
-def _fz_claims(config: Any, runs: list[dict[str, Any]], fz: Any, metrics: dict) -> list[Claim]:
+def _fz_claims(
+    config: Any,
+    runs: list[dict[str, Any]],
+    fz: Any,
+    metrics: dict,
+    baselines: dict[str, dict[str, float]],
+) -> list[Claim]:
     if fz is None:
         nan = float("nan")
         return [
@@ -156,8 +165,9 @@ def _fz_claims(config: Any, runs: list[dict[str, Any]], fz: Any, metrics: dict) 
         agreement[name] = fz_agreement(score[keep], mem[keep])
     half = fz.split_half()
     for name, stats in agreement.items():
-        for k, v in stats.items():
-            metrics[f"fz {k} [{name}]"] = round(v, 4)
+        target = metrics if name == "curvature" else baselines[name]
+        for k in ("pearson", "spearman", "cosine_ratio", "top5_ratio"):
+            target[f"fz {k}"] = round(stats[k], 4)
     metrics["fz split-half pearson"] = round(half["pearson"], 4)
     metrics["fz split-half spearman"] = round(half["spearman"], 4)
     c = agreement["curvature"]

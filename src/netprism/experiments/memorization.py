@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from netprism.core.seed import torch_threads
 from netprism.experiments._memorization_claims import claims_and_metrics
 from netprism.experiments._memorization_figures import audit_csv, make_figures
 from netprism.experiments._memorization_runs import (
@@ -27,6 +26,7 @@ from netprism.experiments._memorization_runs import (
     run_settings,
 )
 from netprism.experiments.base import Result, register_experiment
+from netprism.io import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class MemorizationConfig:
     fz_epochs: int = 30
     cleanlab_epochs: int = 30
     n_jobs: int = 0  # 0: min(cores, 4) worker processes
+    threads: int = 1  # torch threads per process (0: torch default)
     data_dir: str | None = None
     export_csv: bool = False
     progress: bool = False
@@ -111,16 +112,15 @@ def run(config: MemorizationConfig, *, out_dir: Path | None = None) -> Result:
     """Run the label-noise, duplicate and Feldman-Zhang studies and judge the seven claims."""
     config = _resolved(config)
     settings = _settings(config)
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)  # tiny models: one thread per run, runs in parallel
+    with torch_threads(config.threads):  # tiny models: 1 thread per run, runs in parallel
         runs = run_settings(settings, _n_jobs(config), progress=config.progress)
         fz = _feldman_zhang(config)
-    finally:
-        torch.set_num_threads(threads)
     claims, metrics, baselines = claims_and_metrics(config, runs, fz)
     figures: list[str] = []
     if out_dir is not None:
+        tables = [metrics.pop("auroc_table"), metrics.pop("duplicates_table", "")]
+        atomic_write_text(out_dir / "auroc_tables.md", "\n\n".join(tables) + "\n")
+        metrics["tables"] = "auroc_tables.md (mean ± std over seeds)"
         figures = make_figures(config, runs, fz, out_dir)
         if config.export_csv:
             figures_csv = audit_csv(runs, out_dir)
