@@ -11,18 +11,20 @@ Model: a CIFAR-style VGG-11 (width x0.25, batch norm, eval mode) on random 32x32
 are generated batch by batch (so the data itself does not grow with N); layers: every Conv2d
 and Linear, inputs.
 
-1. **Peak memory**, one fresh subprocess per configuration: the growth of the process RSS
-   high-water mark (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) over its value once the
-   model exists (so it includes the forward pass's transients), for N samples, streaming vs stacking, with subsampled
-   rows and with full rows.  The bytes each approach must hold are also computed analytically
-   (stacking: all rows in float32, plus the concatenated copy; streaming: the float64 ``D x D``
-   and ``D`` accumulators).  Stacking runs are skipped when they would exceed
-   ``--stack-budget-gb``.  Streaming scatters are checked against the stacked ``X^T X``.
+1. **Peak memory**, one fresh subprocess per configuration (``--worker-threads`` threads, two
+   at a time; they report memory only): the growth of the process RSS high-water mark
+   (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) over its value once the model exists, so it
+   includes the forward pass's own transients, for N samples, streaming vs stacking, with
+   subsampled rows (``--rows-per-batch``) and with full rows.  The bytes each approach must
+   hold are also computed analytically (stacking: all rows in float32, twice, for the chunks
+   and their concatenation; streaming: the float64 ``D x D`` and ``D`` accumulators).  Stacking
+   runs are skipped when they would exceed ``--stack-budget-gb``.  The streaming scatters are
+   checked against the stacked ``X^T X`` (trace of each layer).
 2. **Throughput**, in this process: a plain ``no_grad`` eval forward pass over N samples vs
    the same forward pass with the streaming covariance updates (same batches, batch size and
-   layers), full rows and subsampled rows; ratio ``plain / streaming`` (target >= 0.7, i.e. the
-   covariance costs at most ~43 % extra).  Median of ``--repeats`` interleaved timed runs after
-   one warm-up.
+   layers), at ``--throughput-rows`` rows per layer and batch and with full rows; ratio
+   ``plain / streaming`` (target >= 0.7, i.e. the covariance costs at most ~43 % extra).
+   Median of ``--repeats`` interleaved timed runs after one warm-up on one batch.
 
 Run::
 

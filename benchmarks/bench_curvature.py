@@ -180,7 +180,7 @@ def interleaved(
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Warm each method up once, then time ``repeats`` rounds that run every method in turn.
 
-    Interleaving spreads any background load over all methods alike.  Returns the median
+    Interleaving spreads any background load over all methods alike.  Returns the list of
     seconds per method and each method's last result.
     """
     for warm in warmups.values():
@@ -192,7 +192,7 @@ def interleaved(
             t0 = time.perf_counter()
             results[name] = fn()
             times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}, results
+    return times, results
 
 
 def train_briefly(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int) -> float:
@@ -218,7 +218,7 @@ def make_cases(args: argparse.Namespace) -> list[Case]:
         x, y = x[:384], y[:384]
     lenet = create_model("lenet", input_shape=(1, 8, 8), num_classes=10)
     acc = train_briefly(lenet, x, y, epochs=6 if args.quick else 15)
-    n_res = 32 if args.quick else 128
+    n_res = 32 if args.quick else 64
     resnet = create_model("resnet18", input_shape=(3, 32, 32), num_classes=10, width=16).eval()
     xr = torch.randn(n_res, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     yr = torch.randint(0, 10, (n_res,), generator=torch.Generator().manual_seed(2))
@@ -229,7 +229,7 @@ def make_cases(args: argparse.Namespace) -> list[Case]:
             resnet,
             xr,
             yr,
-            max(4, args.loop_samples // 2),
+            max(2, args.loop_samples // 4),
             "untrained",
         ),
     ]
@@ -279,7 +279,8 @@ def run_case(case: Case, args: argparse.Namespace) -> dict[str, Any]:
     xl, yl = x[: case.loop_samples], y[: case.loop_samples]
     warm = min(bs, len(x))  # warm-up on the first batch (the loop on its first 2 samples)
     warmups = methods(x[:warm], y[:warm], xl[:2], yl[:2])
-    med, res = interleaved(methods(x, y, xl, yl), warmups, args.repeats)
+    times, res = interleaved(methods(x, y, xl, yl), warmups, args.repeats)
+    med = {name: statistics.median(t) for name, t in times.items()}
     counts = {FD: len(x), HVP: len(x), OFF: len(x), VEC: len(x), LOOP: len(xl)}
     per_k = {name: med[name] / counts[name] * 1000 for name in med}
 
@@ -288,7 +289,7 @@ def run_case(case: Case, args: argparse.Namespace) -> dict[str, Any]:
     regr_fixed = regr * batch_sizes(len(x), bs) / h  # undo the official 1/B and missing 1/h
     last = len(x) - (len(x) - 1) // bs * bs
     return {
-        "rows": [(name, counts[name], med[name], per_k[name]) for name in med],
+        "rows": [(name, counts[name], times[name], per_k[name]) for name in med],
         "loop_ratio": per_k[LOOP] / per_k[FD],
         "official_ratio": per_k[OFF] / per_k[FD],
         "vec_ratio": per_k[VEC] / per_k[FD],
@@ -307,11 +308,12 @@ def run_case(case: Case, args: argparse.Namespace) -> dict[str, Any]:
 def report(case: Case, r: dict[str, Any]) -> bool:
     """Print one case's markdown table and ratios; True if both speed targets hold."""
     print(f"\n## {case.name} ({case.note})\n")
-    print("| method | samples run | median s / run | s / 1k samples | x netprism |")
+    print("| method | samples run | median s / run (min-max) | s / 1k samples | x netprism |")
     print("|---|---:|---:|---:|---:|")
     base = r["rows"][0][3]
-    for name, cnt, t, pk in r["rows"]:
-        print(f"| {name} | {cnt} | {t:.3f} | {pk:.3f} | {pk / base:.2f} |")
+    for name, cnt, ts, pk in r["rows"]:
+        spread = f"{statistics.median(ts):.3f} ({min(ts):.3f}-{max(ts):.3f})"
+        print(f"| {name} | {cnt} | {spread} | {pk:.3f} | {pk / base:.2f} |")
     hold_loop = r["loop_ratio"] >= LOOP_TARGET
     hold_off = r["official_ratio"] >= OFFICIAL_TARGET
     word = {True: "holds", False: "does NOT hold"}

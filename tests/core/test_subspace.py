@@ -6,17 +6,19 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netprism.core.subspace import (
-    NotFittedError,
-    StreamingCovariance,
-    Subspace,
+from netprism.core.basis import (
     SubspaceEstimator,
-    energy_rank,
     incremental_basis,
     principal_angles,
     residual_energy,
+)
+from netprism.core.subspace import (
+    StreamingCovariance,
+    Subspace,
+    energy_rank,
     subspace_from_matrix,
 )
+from netprism.core.validation import NotFittedError
 from netprism.data.embedded import make_lowrank
 
 TOL = 1e-10

@@ -67,3 +67,7 @@ def check_shape(x: torch.Tensor, expected: Sequence[int | None], name: str = "x"
         want = ", ".join("*" if e is None else str(e) for e in expected)
         raise ValueError(f"{name} must have shape ({want}), got {tuple(x.shape)}")
     return x
+
+
+class NotFittedError(ValueError, AttributeError):
+    """An estimator was used before ``fit`` (a ``ValueError``, as in scikit-learn)."""

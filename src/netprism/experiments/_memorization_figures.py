@@ -101,6 +101,16 @@ def _fz_scatter(runs: list[dict[str, Any]], fz: Any, config: Any, out_dir: Path)
     return "fz_scatter.png"
 
 
+def _reason(i: int, partner: dict[int, str], high_loss: set[int], pred: int, label: int) -> str:
+    if i in partner:
+        return partner[i]
+    if pred != label:
+        return f"likely mislabeled: the trained model predicts {pred}, the label is {label}"
+    if i in high_loss:
+        return "hard or possibly mislabeled: fit late in training (high epoch-averaged loss)"
+    return "atypical / long tail: high curvature although fit early"
+
+
 def audit_csv(runs: list[dict[str, Any]], out_dir: Path) -> str:
     """Rank the clean audit run's samples by curvature with a reason for the top 5 %."""
     audit = [r for r in runs if r["setting"].corruption == "none" and "scores" in r][-1]
@@ -116,12 +126,7 @@ def audit_csv(runs: list[dict[str, Any]], out_dir: Path) -> str:
     high_loss = set(find_label_issues(scores, method="loss", fraction=0.05).tolist())
     reasons = {}
     for i in find_label_issues(scores, method="curvature", fraction=0.05).tolist():
-        if i in partner:
-            reasons[i] = partner[i]
-        elif i in high_loss:
-            reasons[i] = f"likely mislabeled: high loss, predicted {int(pred[i])} not {int(y[i])}"
-        else:
-            reasons[i] = "atypical / long tail: high curvature, label fit"
+        reasons[i] = _reason(i, partner, high_loss, int(pred[i]), int(y[i]))
     path = scores.to_csv(out_dir / "ranked_samples.csv", reasons=reasons)
     summary = f"{len(reasons)} of {n} flagged; {len(groups)} duplicate group(s)\n"
     atomic_write_text(out_dir / "ranked_samples_summary.txt", summary)
