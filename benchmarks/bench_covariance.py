@@ -12,14 +12,21 @@ are generated batch by batch (so the data itself does not grow with N); layers: 
 and Linear, inputs.
 
 1. **Peak memory**, one fresh subprocess per configuration (``--worker-threads`` threads, two
-   at a time; they report memory only): the growth of the process RSS high-water mark
-   (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) over its value once the model exists, so it
-   includes the forward pass's own transients, for N samples, streaming vs stacking, with
-   subsampled rows (``--rows-per-batch``) and with full rows.  The bytes each approach must
-   hold are also computed analytically (stacking: all rows in float32, twice, for the chunks
-   and their concatenation; streaming: the float64 ``D x D`` and ``D`` accumulators).  Stacking
-   runs are skipped when they would exceed ``--stack-budget-gb``.  The streaming scatters are
-   checked against the stacked ``X^T X`` (trace of each layer).
+   at a time; they report memory only), for N samples, streaming vs stacking, with subsampled
+   rows (``--rows-per-batch``, by default 1024 rows per layer and batch so that the stack
+   outgrows the forward pass's transients) and with full rows.  Measured from the moment the
+   model exists, so the forward pass's own transients count in both: the peak of the
+   process's anonymous resident memory (every tensor lives there), sampled every 0.5 ms from
+   ``/proc/self/statm``, and in brackets the growth of the RSS high-water mark (``VmHWM``,
+   reset through ``/proc/self/clear_refs`` first; it also counts file-backed library pages).
+   ``resource.getrusage(...).ru_maxrss`` is not usable here: in a child it starts at the
+   parent's high-water mark (inherited at exec), so it showed 0 MB growth for runs smaller than
+   the parent.  glibc is told to serve blocks >= 64 KiB by mmap so that freed memory leaves
+   the RSS.  The bytes each approach must hold are also computed analytically (stacking: all
+   rows in float32, twice, for the chunks and their concatenation; streaming: the float64
+   ``D x D`` and ``D`` accumulators).  Stacking runs are skipped when they would exceed
+   ``--stack-budget-gb``.  The streaming scatters are checked against the stacked ``X^T X``
+   (trace of each layer).
 2. **Throughput**, in this process: a plain ``no_grad`` eval forward pass over N samples vs
    the same forward pass with the streaming covariance updates (same batches, batch size and
    layers), at ``--throughput-rows`` rows per layer and batch and with full rows; ratio
@@ -30,7 +37,7 @@ Run::
 
     .venv/bin/python benchmarks/bench_covariance.py           # ~2 min on 2 CPU cores
     .venv/bin/python benchmarks/bench_covariance.py --quick   # ~20 s
-    .venv/bin/python benchmarks/bench_covariance.py --rows-per-batch 256 --threads 1
+    .venv/bin/python benchmarks/bench_covariance.py --throughput-rows 256 64 --threads 1
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -57,6 +65,7 @@ LAYERS = (nn.Conv2d, nn.Linear)
 INPUT_SHAPE = (3, 32, 32)
 THROUGHPUT_TARGET = 0.7  # plain / streaming
 MB = 2**20
+PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def make_model() -> nn.Module:
@@ -118,47 +127,114 @@ def analytic_bytes(
 
 
 def maxrss_bytes() -> int:
+    """This process's RSS high-water mark: ``VmHWM`` (resettable), else ``ru_maxrss``.
+
+    ``ru_maxrss`` alone is not used: it also holds the high-water mark inherited at ``exec``
+    from the parent's address space (vfork/posix_spawn), so a child of a large parent reports
+    no growth until it outgrows its parent, and ``clear_refs`` does not reset that part.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
+
+
+def reset_peak_rss() -> bool:
+    """Reset the RSS high-water mark to the current RSS (Linux ``clear_refs``); True if done."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 # --------------------------------------------------------------------------- memory workers
 
 
+class AnonPeak:
+    """Samples the process's anonymous resident memory (``statm`` resident - shared) every
+    ``interval`` seconds in a thread and keeps the maximum.
+
+    Anonymous memory holds every tensor; file-backed pages (the mapped torch libraries) are left
+    out because the kernel may reclaim them mid-run, which makes whole-RSS deltas, including
+    ``ru_maxrss``, undercount.
+    """
+
+    def __init__(self, interval: float = 0.0005) -> None:
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def now() -> int:
+        with open("/proc/self/statm") as f:
+            fields = f.read().split()
+        return (int(fields[1]) - int(fields[2])) * PAGE
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.now())
+            time.sleep(self.interval)
+
+    def __enter__(self) -> AnonPeak:
+        self.peak = self.now()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.now())
+
+
 def worker(cfg: dict[str, Any]) -> dict[str, Any]:
-    """One memory configuration, run in a fresh process; returns RSS growth in bytes."""
+    """One memory configuration, run in a fresh process; returns memory growth in bytes."""
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
     model = make_model()
     bs, n, rpb = cfg["batch_size"], cfg["n"], cfg["rows_per_batch"]
-    # Baseline after imports and model creation; the forward pass's own transients count in
-    # both methods alike (a warm-up forward here would raise the high-water mark and hide
-    # stacks smaller than its transients).
-    base = maxrss_bytes()
-    t0 = time.perf_counter()
     kwargs = {"rows_per_batch": rpb, "seed": 0}
+    # Baselines once the model exists; the forward pass's own transients count in both methods.
+    reset = reset_peak_rss()
+    base_rss, base_anon = maxrss_bytes(), AnonPeak.now()
+    with AnonPeak() as anon:
+        if cfg["method"] == "streaming":
+            covs = layer_covariances(model, list(LAYERS), batches(n, bs), **kwargs)
+        else:
+            rows = capture(model, list(LAYERS), batches(n, bs), **kwargs)
+            assert rows is not None
+            scatters = {}
+            for name in list(rows):  # one layer at a time in float64, as StreamingCovariance
+                r = rows.pop(name).double()
+                scatters[name] = r.T @ r
+                del r
+    rss_growth = maxrss_bytes() - base_rss  # VmHWM growth
     if cfg["method"] == "streaming":
-        covs = layer_covariances(model, list(LAYERS), batches(n, bs), **kwargs)
-        scatters = {k: c.scatter() for k, c in covs.items()}
+        trace = {k: float(c.scatter().diagonal().sum()) for k, c in covs.items()}
     else:
-        rows = capture(model, list(LAYERS), batches(n, bs), **kwargs)
-        assert rows is not None
-        scatters = {}
-        for name in list(rows):  # one layer at a time in float64, as StreamingCovariance
-            r = rows.pop(name).double()
-            scatters[name] = r.T @ r
-            del r
-    seconds = time.perf_counter() - t0
-    peak = maxrss_bytes()
-    checksum = {k: float(s.diagonal().sum()) for k, s in scatters.items()}
-    return {"rss_growth": peak - base, "seconds": seconds, "trace": checksum}
+        trace = {k: float(sc.diagonal().sum()) for k, sc in scatters.items()}
+    return {
+        "anon_growth": anon.peak - base_anon,
+        "rss_growth": rss_growth,
+        "trace": trace,
+        "reset": reset,
+    }
 
 
 def run_worker(cfg: dict[str, Any]) -> dict[str, Any]:
+    # Large blocks via mmap, returned to the OS on free: RSS then follows live memory instead of
+    # glibc's cached free blocks (which would hide allocations below an earlier peak).
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
     out = subprocess.run(
         [sys.executable, __file__, "--worker", json.dumps(cfg)],
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     if out.returncode != 0:
         raise RuntimeError(f"worker {cfg} failed:\n{out.stderr[-2000:]}")
@@ -184,27 +260,28 @@ def memory_table(args: argparse.Namespace) -> bool:
         futures = {key: pool.submit(run_worker, cfg) for key, cfg in jobs.items()}
         res = {key: f.result() for key, f in futures.items()}
 
+    reset = all(r["reset"] for r in res.values())
     print(
-        f"\n## Peak memory (RSS growth in a fresh process, {args.worker_threads} thread(s); "
-        "analytic bytes held)\n"
+        f"\n## Peak memory growth, MB: sampled anonymous RSS (RSS high-water growth in "
+        f"brackets; reset: {reset}); fresh process each, {args.worker_threads} thread(s)\n"
     )
     print(
-        "| rows | N | streaming RSS MB | stacking RSS MB | streaming held MB "
-        "| stacking held MB | scatters agree |"
+        "| rows | N | streaming peak | stacking peak | streaming held (analytic) "
+        "| stacking held (analytic) | scatters agree |"
     )
     print("|---|---:|---:|---:|---:|---:|---|")
     growth: dict[str, dict[str, list[float]]] = {}
     for label, rpb, n in plan:
         g = growth.setdefault(label, {"streaming": [], "stacking": [], "n": []})
         stream = res[label, n, "streaming"]
-        g["streaming"].append(stream["rss_growth"] / MB)
+        g["streaming"].append(stream["anon_growth"] / MB)
         g["n"].append(n)
         stack = res.get((label, n, "stacking"))
         if stack is None:
             stack_cell, agree = f"skipped (> {args.stack_budget_gb:g} GB)", "-"
         else:
-            g["stacking"].append(stack["rss_growth"] / MB)
-            stack_cell = f"{stack['rss_growth'] / MB:.0f}"
+            g["stacking"].append(stack["anon_growth"] / MB)
+            stack_cell = f"{stack['anon_growth'] / MB:.0f} ({stack['rss_growth'] / MB:.0f})"
             agree = str(
                 all(
                     abs(stack["trace"][k] - v) <= 1e-9 * max(1.0, abs(v))
@@ -214,7 +291,8 @@ def memory_table(args: argparse.Namespace) -> bool:
         name = "full" if rpb is None else f"{rpb} / layer / batch"
         stack_b, stream_b = held[label, n]
         print(
-            f"| {name} | {n} | {stream['rss_growth'] / MB:.0f} | {stack_cell} | "
+            f"| {name} | {n} | {stream['anon_growth'] / MB:.0f} "
+            f"({stream['rss_growth'] / MB:.0f}) | {stack_cell} | "
             f"{stream_b / MB:.1f} | {stack_b / MB:.0f} | {agree} |"
         )
     print()
@@ -222,7 +300,7 @@ def memory_table(args: argparse.Namespace) -> bool:
     for label, g in growth.items():
         stack = " -> ".join(f"{v:.0f}" for v in g["stacking"]) or "not run"
         print(
-            f"- {label} rows, N {g['n'][0]} -> {g['n'][-1]}: streaming RSS growth "
+            f"- {label} rows, N {g['n'][0]} -> {g['n'][-1]}: streaming peak "
             f"{min(g['streaming']):.0f}-{max(g['streaming']):.0f} MB at every N; "
             f"stacking {stack} MB"
         )
@@ -291,8 +369,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=None, help="N, subsampled rows")
     parser.add_argument("--full-sizes", type=int, nargs="+", default=None, help="N, full rows")
     parser.add_argument("--throughput-n", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--rows-per-batch", type=int, default=128, help="memory table")
+    parser.add_argument("--batch-size", type=int, default=256, help="capture's default")
+    parser.add_argument(
+        "--rows-per-batch", type=int, default=1024, help="rows / layer / batch, memory table"
+    )
     parser.add_argument(
         "--throughput-rows", type=int, nargs="+", default=[128, 32], help="rows_per_batch timed"
     )

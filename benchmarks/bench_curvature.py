@@ -218,7 +218,7 @@ def make_cases(args: argparse.Namespace) -> list[Case]:
         x, y = x[:384], y[:384]
     lenet = create_model("lenet", input_shape=(1, 8, 8), num_classes=10)
     acc = train_briefly(lenet, x, y, epochs=6 if args.quick else 15)
-    n_res = 32 if args.quick else 64
+    n_res = 32 if args.quick else 128
     resnet = create_model("resnet18", input_shape=(3, 32, 32), num_classes=10, width=16).eval()
     xr = torch.randn(n_res, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     yr = torch.randint(0, 10, (n_res,), generator=torch.Generator().manual_seed(2))
@@ -229,7 +229,7 @@ def make_cases(args: argparse.Namespace) -> list[Case]:
             resnet,
             xr,
             yr,
-            max(2, args.loop_samples // 4),
+            max(2, args.loop_samples // 2),
             "untrained",
         ),
     ]

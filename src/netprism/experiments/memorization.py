@@ -59,7 +59,7 @@ class MemorizationConfig:
     threads: int = 1  # torch threads per process (0: torch default)
     data_dir: str | None = None
     export_csv: bool = False
-    progress: bool = False
+    progress: bool = True
     seed: int = 0
 
 
