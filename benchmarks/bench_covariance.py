@@ -345,10 +345,11 @@ def throughput_table(args: argparse.Namespace) -> bool:
         f"\n## Throughput (N = {n}, batch size {bs}, median of {args.repeats} interleaved "
         "runs after 1 warm-up)\n"
     )
-    print("| pass | median s | samples / s | plain / this |")
+    print("| pass | median s (min-max) | samples / s | plain / this |")
     print("|---|---:|---:|---:|")
     for name, t in med.items():
-        print(f"| {name} | {t:.3f} | {n / t:.0f} | {base / t:.2f} |")
+        spread = f"{t:.3f} ({min(times[name]):.3f}-{max(times[name]):.3f})"
+        print(f"| {name} | {spread} | {n / t:.0f} | {base / t:.2f} |")
     ok = True
     print()
     for name, t in list(med.items())[1:]:

@@ -9,6 +9,7 @@ from torch.utils.data import TensorDataset as TorchTensorDataset
 
 from netprism.core.capture import (
     capture,
+    conv_patch_count,
     conv_patches,
     layer_covariances,
     linear_rows,
@@ -300,3 +301,24 @@ def test_capture_bad_arguments():
     with pytest.raises(ValueError, match=r"'spare'.* never ran"):
         capture(unused, nn.Linear, torch.randn(2, 2))
     assert capture(net, "0", torch.randn(2, 4), device="cpu")["0"].shape == (2, 4)
+
+
+@pytest.mark.parametrize(
+    "conv",
+    [
+        nn.Conv2d(4, 8, 3, padding=1),
+        nn.Conv2d(4, 8, 3, stride=2, padding=1, dilation=2),
+        nn.Conv2d(4, 8, (3, 2), stride=(2, 1), padding=2, groups=2),
+        nn.Conv2d(4, 8, 3, padding="same", dilation=2, padding_mode="reflect"),
+        nn.Conv2d(4, 8, 2, padding="valid", groups=4),
+        nn.Conv1d(4, 6, 3, stride=2, padding=1, groups=2),
+    ],
+)
+def test_gathered_patches_equal_rows_of_the_full_unfold(conv):
+    """Sub-sampled capture gathers only the chosen patches; they must be the same rows."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, 9, 7) if isinstance(conv, nn.Conv2d) else torch.randn(3, 4, 11)
+    full = conv_patches(x, conv)
+    idx = torch.randperm(len(full))[:50]
+    assert torch.equal(conv_patches(x, conv, rows=idx), full[idx])
+    assert conv_patch_count(x, conv) == len(full)

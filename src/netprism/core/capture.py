@@ -161,7 +161,11 @@ def _as_batched(x: torch.Tensor, conv: nn.Module) -> torch.Tensor:
 
 
 def conv_patches(
-    x: torch.Tensor, conv: nn.Conv1d | nn.Conv2d, *, per_group: bool = False
+    x: torch.Tensor,
+    conv: nn.Conv1d | nn.Conv2d,
+    *,
+    per_group: bool = False,
+    rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Receptive-field patches of a conv's input, one row per output position and group.
 
@@ -174,6 +178,9 @@ def conv_patches(
     conv : nn.Conv2d or nn.Conv1d
     per_group : bool
         Return (g, N*H_out*W_out, C_in/g*kh*kw) instead of the stacked rows.
+    rows : LongTensor (R,), optional
+        Only these rows of the stacked result, gathered from a strided view of the padded
+        input without materialising the other patches (what sub-sampled capture uses).
 
     Returns
     -------
@@ -196,6 +203,10 @@ def conv_patches(
     if any(pads):
         mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
         x = F.pad(x, pads, mode=mode)
+    if rows is not None:
+        if per_group:
+            raise ValueError("rows and per_group cannot be combined")
+        return _gather_patches(x, conv.groups, k, s, d, rows)
     cols = F.unfold(x, k, dilation=d, stride=s)  # (N, C_in*kh*kw, L), channel-major
     n, _, length = cols.shape
     cols = cols.reshape(n, conv.groups, -1, length)  # (N, g, C_in/g*kh*kw, L)
@@ -204,11 +215,45 @@ def conv_patches(
     return cols.permute(0, 3, 1, 2).reshape(n * length * conv.groups, -1)  # (N*L*g, F)
 
 
-def _input_rows(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _gather_patches(
+    xp: torch.Tensor,
+    groups: int,
+    k: tuple[int, ...],
+    s: tuple[int, ...],
+    d: tuple[int, ...],
+    rows: torch.Tensor,
+) -> torch.Tensor:
+    """Rows ``rows`` of the stacked patch matrix of the padded input ``xp`` (N, C, H, W)."""
+    # Windows as a strided view: (N, C, H_out, W_out, span_h, span_w), then the dilation.
+    span = [di * (ki - 1) + 1 for ki, di in zip(k, d)]
+    win = xp.unfold(2, span[0], s[0]).unfold(3, span[1], s[1])[..., :: d[0], :: d[1]]
+    n, c, h_out, w_out = win.shape[:4]
+    rows = rows.to(xp.device)
+    sample, rem = rows // (h_out * w_out * groups), rows % (h_out * w_out * groups)
+    pos, group = rem // groups, rem % groups
+    patches = win[sample, :, pos // w_out, pos % w_out]  # (R, C, kh, kw)
+    patches = patches.reshape(len(rows), groups, c // groups, k[0], k[1])  # (R, g, C/g, kh, kw)
+    return patches[torch.arange(len(rows), device=xp.device), group].reshape(len(rows), -1)
+
+
+def conv_patch_count(x: torch.Tensor, conv: nn.Conv1d | nn.Conv2d) -> int:
+    """Number of rows :func:`conv_patches` returns for ``x`` (N*H_out*W_out*g), cheaply."""
+    xb = _as_batched(x, conv)
+    k, s, d, pads = _conv_geometry(conv)
+    h = xb.shape[2] + pads[2] + pads[3]
+    w = xb.shape[3] + pads[0] + pads[1]
+    h_out = (h - d[0] * (k[0] - 1) - 1) // s[0] + 1
+    w_out = (w - d[1] * (k[1] - 1) - 1) // s[1] + 1
+    return xb.shape[0] * h_out * w_out * conv.groups
+
+
+def _input_rows(
+    module: nn.Module, x: torch.Tensor, rows: torch.Tensor | None = None
+) -> torch.Tensor:
     if isinstance(module, nn.Linear):
         return linear_rows(x)
     if isinstance(module, (nn.Conv1d, nn.Conv2d)):
-        return conv_patches(x, module)
+        return conv_patches(x, module, rows=rows)
     return x.reshape(x.shape[0], -1) if x.ndim > 1 else x.reshape(1, -1)  # (B, prod(rest))
 
 
@@ -226,7 +271,12 @@ def _first_tensor(value: Any, name: str, kind: str) -> torch.Tensor:
         value = value[0]
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"layer {name!r}: expected a tensor as {kind}, got {type(value).__name__}")
-    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+    # One reduction in the common case; the exact check only when the sum is not finite.
+    if (
+        value.is_floating_point()
+        and not bool(torch.isfinite(value.sum()))
+        and not bool(torch.isfinite(value).all())
+    ):
         n_bad = int((~torch.isfinite(value)).sum())
         raise ValueError(f"non-finite {kind} at layer {name!r}: {n_bad} NaN/inf value(s)")
     return value
@@ -286,6 +336,9 @@ def _make_sink(
     return consumer, store
 
 
+_CONVS = (nn.Conv1d, nn.Conv2d)
+
+
 def _make_hook(
     name: str, kinds: tuple[str, ...], sink: Callable, gen: torch.Generator | None, cap: int | None
 ) -> Callable:
@@ -293,6 +346,14 @@ def _make_hook(
         picks: dict[int, torch.Tensor] = {}  # same positions for inputs and outputs
         for kind in kinds:
             act = _first_tensor(args if kind == "inputs" else output, name, kind)
+            if kind == "inputs" and cap is not None and isinstance(module, _CONVS):
+                # Pick the patches first and gather only those (no full im2col).
+                n = conv_patch_count(act, module)
+                if n > cap:
+                    if n not in picks:
+                        picks[n] = torch.randperm(n, generator=gen)[:cap].sort().values
+                    sink(name, kind, conv_patches(act.detach(), module, rows=picks[n]))
+                    continue
             rows = (_input_rows if kind == "inputs" else _output_rows)(module, act).detach()
             if cap is not None and rows.shape[0] > cap:
                 n = rows.shape[0]

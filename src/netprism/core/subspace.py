@@ -48,15 +48,18 @@ def _check_rule(rule: str) -> None:
         raise ValueError(f"rule must be 'reach' or 'below', got {rule!r}")
 
 
-def _as_rows(x: torch.Tensor, name: str, dim: int | None = None) -> torch.Tensor:
-    """Validate a finite (N, D) tensor of width ``dim`` and return it as float64."""
+def _as_rows(
+    x: torch.Tensor, name: str, dim: int | None = None, *, finite: bool = True
+) -> torch.Tensor:
+    """Validate an (N, D) tensor of width ``dim`` (finite unless ``finite=False``) and return
+    it as float64."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.ndim != 2:
         raise ValueError(f"{name} must be 2-D (N, D), got shape {tuple(x.shape)}")
     if dim is not None and x.shape[1] != dim:
         raise ValueError(f"{name} must have width D={dim}, got shape {tuple(x.shape)}")
-    return check_finite(x, name).to(torch.float64)
+    return (check_finite(x, name) if finite else x).to(torch.float64)
 
 
 def _fix_signs(basis: torch.Tensor) -> torch.Tensor:
@@ -257,12 +260,15 @@ class StreamingCovariance:
 
     def update(self, rows: torch.Tensor) -> StreamingCovariance:
         """Add rows (B, D); non-finite values or a wrong width raise ``ValueError``."""
-        rows = _as_rows(rows, "rows", self._dim)
+        rows = _as_rows(rows, "rows", self._dim, finite=False)  # float64
+        batch_sum = rows.sum(0)  # (D,): non-finite iff some entry is
+        if not bool(torch.isfinite(batch_sum).all()):
+            check_finite(rows, "rows")  # raises, naming the first bad entry; state untouched
         total, sq = self._alloc(rows.shape[1], rows.device)
         rows = rows.to(total.device)
         self._n += rows.shape[0]
-        total += rows.sum(0)
-        sq += rows.T @ rows  # (D, D)
+        total += batch_sum.to(total.device)
+        sq.addmm_(rows.T, rows)  # (D, D), in place: no new D x D matrix per batch
         return self
 
     def merge(self, other: StreamingCovariance) -> StreamingCovariance:
