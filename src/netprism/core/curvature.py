@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from netprism.core.per_sample import check_batch, eval_mode, frozen_params, loss_input_grad
+from netprism.core.per_sample import check_batch, eval_mode, loss_input_grad
 
 BACKENDS = ("finite_difference", "hvp")
 _MASK32 = 0xFFFFFFFF
@@ -110,7 +110,7 @@ def input_curvature(
         seed = int(torch.randint(0, 2**31 - 1, (1,)))
     device = next(iter(model.parameters()), torch.empty(0)).device
     parts = []
-    with eval_mode(model), frozen_params(model):
+    with eval_mode(model):
         for start in range(0, len(x), batch_size):
             sl = slice(start, start + batch_size)
             xb, yb = x[sl].to(device), y[sl].to(device)

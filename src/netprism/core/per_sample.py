@@ -33,23 +33,6 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
-@contextmanager
-def frozen_params(model: nn.Module) -> Iterator[nn.Module]:
-    """Turn off ``requires_grad`` on every parameter for the block (restored after).
-
-    Input gradients then skip the weight-gradient kernels that autograd would otherwise run:
-    about a third less time for the curvature lens on an MLP.
-    """
-    params = [p for p in model.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-
-
 def check_batch(x: torch.Tensor, y: torch.Tensor) -> None:
     """Raise ``ValueError`` unless ``x`` (N, ...) is finite and ``y`` (N,) holds class indices."""
     if x.ndim < 1 or len(x) == 0:
@@ -168,8 +151,7 @@ def input_gradients(
     def fn(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         return loss_input_grad(model, xb, yb)[0].detach()
 
-    with frozen_params(model):
-        return _map_batches(model, x, y, fn, batch_size)
+    return _map_batches(model, x, y, fn, batch_size)
 
 
 def loss_input_grad(
