@@ -56,3 +56,54 @@ def test_figures_and_csv_written(tiny):
     rows = list(csv.reader((out / "ranked_samples.csv").open()))
     assert rows[0][:3] == ["rank", "index", "curvature"] and len(rows) == 1347 + 1
     assert any(r[-1] for r in rows[1:])  # the top samples carry a reason
+
+
+def test_users_own_cifar10_folder_end_to_end(tmp_path):
+    """`netprism run memorization --dataset cifar10 --data-dir DIR --model ... --export-csv`."""
+    import pickle
+
+    import numpy as np
+
+    from netprism.cli import main
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {
+            b"data": rng.integers(0, 256, (40, 3072), dtype=np.uint8),
+            b"labels": [int(v) for v in rng.integers(0, 10, 40)],
+        }
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    meta = {b"label_names": [f"c{k}".encode() for k in range(10)]}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    out = tmp_path / "out"
+    code = main(
+        [
+            "run",
+            "memorization",
+            "--scale",
+            "tiny",
+            "--dataset",
+            "cifar10",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--model",
+            "lenet",
+            "--export-csv",
+            "--fz-models",
+            "0",
+            "--cleanlab-epochs",
+            "0",
+            "--duplicates",
+            "5",
+            "--epochs",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    rows = list(csv.reader((out / "ranked_samples.csv").open()))
+    assert len(rows) == 200 + 1 and rows[0][1] == "index"
+    assert sorted(int(r[1]) for r in rows[1:]) == list(range(200))
