@@ -150,6 +150,7 @@ def vgg(
     act_layer: type[nn.Module] = nn.ReLU,
     head_hidden: int | None = None,
     dropout: float = 0.5,
+    cfg: Sequence[int | str] | None = None,
 ) -> nn.Module:
     """Build a CIFAR-style :class:`VGG` of ``depth`` 11, 13, 16 or 19.
 
@@ -174,6 +175,9 @@ def vgg(
         Width of a hidden layer in the head; ``None`` gives a single linear head.
     dropout : float, default 0.5
         Dropout in a two-layer head.
+    cfg : sequence of int and "M", optional
+        An explicit layer list (conv widths, "M" for a max-pool), e.g. what PCA-driven design
+        produces after dropping layers; overrides ``depth``, ``width_mult`` and ``channels``.
 
     Returns
     -------
@@ -189,6 +193,11 @@ def vgg(
     """
     c, _, _ = check_image_shape(input_shape, "vgg")
     check_positive_int(num_classes, "num_classes")
+    if cfg is not None:
+        layers = [v if v == "M" else check_positive_int(v, "cfg width") for v in cfg]  # type: ignore[arg-type]
+        if not any(v != "M" for v in layers):
+            raise ValueError(f"cfg must hold at least one conv width, got {list(cfg)!r}")
+        return VGG(c, num_classes, layers, bool(batch_norm), act_layer, head_hidden, dropout)
     if depth not in CFGS:
         raise ValueError(f"vgg depth must be one of {sorted(CFGS)}, got {depth!r}")
     base = CFGS[depth]
