@@ -172,3 +172,24 @@ def test_decompose_returns_new_model_and_finetunes():
     assert calls == [small] and small is not net
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
     assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in net.parameters())
+
+
+def test_threshold_one_preserves_function_on_calibration_data_attention():
+    from netprism.models import create_model
+
+    torch.manual_seed(0)
+    vit = create_model("vit_tiny", input_shape=(1, 8, 8), num_classes=10, depth=1, dim=32)
+    vit = vit.double().eval()
+    x = torch.randn(16, 1, 8, 8, dtype=torch.float64)  # 16 images x 17 tokens of calibration
+    names = [f"blocks.0.attn.{p}" for p in ("q", "k", "v", "proj")]
+    names += ["blocks.0.mlp.fc1", "blocks.0.mlp.fc2"]
+    projected = project(vit, x, threshold=1.0, layers=names)
+    with torch.no_grad():
+        ref, out = vit(x), projected(x)
+    # Exact up to rounding on the calibration inputs only (see the calibration notes).
+    assert float((out - ref).abs().max() / ref.abs().max()) < 1e-9
+    # Non-trivial: LayerNorm outputs sum to 0 over D, so q/k/v/fc1 see a (D-1)-dim subspace
+    # and their weights really were projected.
+    for name in ("blocks.0.attn.q", "blocks.0.attn.k", "blocks.0.attn.v", "blocks.0.mlp.fc1"):
+        w0, w1 = vit.get_submodule(name).weight, projected.get_submodule(name).weight
+        assert not torch.allclose(w0, w1)
