@@ -193,3 +193,36 @@ def test_threshold_one_preserves_function_on_calibration_data_attention():
     for name in ("blocks.0.attn.q", "blocks.0.attn.k", "blocks.0.attn.v", "blocks.0.mlp.fc1"):
         w0, w1 = vit.get_submodule(name).weight, projected.get_submodule(name).weight
         assert not torch.allclose(w0, w1)
+
+
+def test_threshold_one_preserves_function_with_grouped_strided_padded_convs():
+    """Grouped convs are projected group by group; at threshold 1.0 the calibration outputs are
+    reproduced (float64), and a dead input channel is projected out of its group."""
+    from netprism.compression.utilized_rank import project
+
+    torch.manual_seed(0)
+    model = (
+        nn.Sequential(
+            nn.Conv2d(2, 8, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1, groups=4),
+            nn.ReLU(),
+            nn.Conv2d(8, 6, 2, stride=1, padding=0, groups=2),
+            nn.Flatten(),
+            nn.Linear(6 * 3 * 3, 5),
+        )
+        .double()
+        .eval()
+    )
+    with torch.no_grad():  # channel 0 of the first conv is dead after the ReLU, so group 0 of
+        model[0].weight[0] = 0.0  # the grouped conv sees a strict subspace of its patches
+        model[0].bias[0] = -1.0
+    x = torch.rand(12, 2, 8, 8, dtype=torch.float64)
+    x[:, 1] = 0.0  # the second input channel is never excited: S is a strict subspace
+    projected = project(model, x, threshold=1.0)
+    with torch.no_grad():
+        ref, out = model(x), projected(x)
+    assert (out - ref).abs().max() / ref.abs().max() < 1e-9
+    assert not torch.equal(projected[0].weight, model[0].weight)  # the unused channel dropped
+    assert not torch.equal(projected[2].weight, model[2].weight)  # group 0 projected
+    assert projected[2].weight[:2, 0].abs().max() < 1e-12  # group 0: dead channel dropped

@@ -14,8 +14,9 @@ second moments ``C_x = X^T X / N`` of the layer inputs (conv: unfolded patches);
 side from ``C_y = W C_x W^T`` (pre-bias); ``k`` = the smallest count whose cumulative energy
 reaches the threshold, capped at the numerical rank (``lambda > D eps64 lambda_max``); the
 factor form ``(V_T A Sigma)(B^T U_S^T)``; factorizing only where ``r (D_in + D_out) <
-D_in D_out``; MLU over every selected Linear/Conv2d.  Grouped convs are skipped when layers
-are selected by type and rejected when named (the thin layers would mix groups).
+D_in D_out``; MLU over every selected Linear/Conv2d.  Grouped convs are projected group by
+group (:func:`project`) but never factorized (the thin layers would mix groups): skipped by the
+report and :func:`decompose` when layers are selected by type, rejected when named.
 
 Baselines at the same per-layer rank: plain weight SVD and whitened SVD (the optimum of the
 data-weighted error), see :mod:`netprism.compression.factorize`.
@@ -47,6 +48,7 @@ from netprism.compression.factorize import (
     weighted_error,
     whitened_svd_factors,
 )
+from netprism.compression.grouped import grouped_second_moments, project_grouped_conv
 from netprism.core.capture import layer_covariances, select_layers
 from netprism.core.subspace import _check_threshold, energy_rank
 
@@ -267,17 +269,25 @@ def project(
 ) -> nn.Module:
     """A deep copy of ``model`` whose selected weights are ``P_T W P_S`` (dense, same shapes).
 
-    At ``threshold=1.0`` it reproduces the outputs on the calibration data up to rounding
-    (not on held-out data, which can excite directions the calibration set never did).
+    Grouped convs are projected group by group (:mod:`netprism.compression.grouped`).  At
+    ``threshold=1.0`` it reproduces the outputs on the calibration data up to rounding (not on
+    held-out data, which can excite directions the calibration set never did).
     """
     threshold = _check_threshold(threshold)
-    stats = stats if stats is not None else layer_statistics(model, data, layers=layers)
+    selected = select_layers(model, layers)
+    grouped = {n: m for n, m in selected.items() if isinstance(m, nn.Conv2d) and m.groups > 1}
+    if stats is None:
+        rest = [n for n in selected if n not in grouped]
+        stats = layer_statistics(model, data, layers=rest) if rest else {}
+    moments = grouped_second_moments(model, grouped, data) if grouped else {}
     new = copy.deepcopy(model)
     modules = dict(new.named_modules())
     for name, st in stats.items():
         projected = project_layer(st.weight, st.second_moment, threshold=threshold)
         w = modules[name].weight
         w.data = projected.reshape(w.shape).to(w)
+    for name, group_moments in moments.items():
+        project_grouped_conv(modules[name], group_moments, threshold, project_layer)
     return new
 
 
