@@ -22,9 +22,9 @@ def test_mnist1d_offline_and_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("NETPRISM_CACHE", str(tmp_path))
     train = load_dataset("mnist1d")
     assert train.x.shape == (4000, 40) and len(load_dataset("mnist1d", split="test")) == 1000
-    assert (tmp_path / "mnist1d_v1.npz").exists()
+    assert (tmp_path / "mnist1d_n5000_split0.8.npz").exists()
     assert torch.equal(load_dataset("mnist1d").x, train.x)  # from the cache, identical
-    (tmp_path / "mnist1d_v1.npz").write_bytes(b"corrupt")  # a corrupt cache is rebuilt
+    (tmp_path / "mnist1d_n5000_split0.8.npz").write_bytes(b"corrupt")  # a corrupt cache is rebuilt
     assert torch.equal(load_dataset("mnist1d").x, train.x)
 
 

@@ -66,37 +66,54 @@ def digits(
 
 @DATASETS.register("mnist1d")
 def mnist1d(
-    *, split: str = "train", data_dir: Path | None = None, seed: int = 0, **kwargs: Any
+    *,
+    split: str = "train",
+    data_dir: Path | None = None,
+    seed: int = 0,
+    num_samples: int = 5000,
+    train_split: float = 0.8,
+    **kwargs: Any,
 ) -> TensorDataset:
-    """MNIST-1D (4,000 train / 1,000 test, inputs ``(40,)``), generated offline and cached.
+    """MNIST-1D (defaults: 4,000 train / 1,000 test, inputs ``(40,)``), generated offline and
+    cached.
 
-    Uses ``mnist1d.data.make_dataset(get_dataset_args())`` -- never ``get_dataset``, which
-    tries a download and writes into the working directory.  The canonical generator seed
-    (42) is kept so the set matches the paper's; ``seed`` does not change it.
+    Uses ``mnist1d.data.make_dataset`` with ``get_dataset_args()`` (``num_samples`` and
+    ``train_split`` overridable, e.g. 12,000 and 0.5 for a 6,000-sample test set) -- never
+    ``get_dataset``, which tries a download and writes into the working directory.  The
+    canonical generator seed (42) is kept so the set matches the paper's; ``seed`` does not
+    change it.
     """
     _reject_kwargs("mnist1d", kwargs)
-    arrays = _mnist1d_arrays()
+    check_positive_int(num_samples, "num_samples")
+    check_fraction(train_split, "train_split", low=0.0)
+    arrays = _mnist1d_arrays(num_samples, float(train_split))
     x_key, y_key = ("x", "y") if split == "train" else ("x_test", "y_test")
     x = torch.from_numpy(arrays[x_key]).float()  # (N, 40)
     y = torch.from_numpy(arrays[y_key]).long()
     info = DatasetInfo(
-        "mnist1d", DIGIT_CLASSES, (40,), "mnist1d.data.make_dataset(get_dataset_args()), seed 42"
+        "mnist1d",
+        DIGIT_CLASSES,
+        (40,),
+        f"mnist1d.data.make_dataset(num_samples={num_samples}, train_split={train_split}), seed 42",
     )
     return TensorDataset(x, y, info)
 
 
-def _mnist1d_arrays() -> dict[str, np.ndarray]:
-    path = cache_dir() / "mnist1d_v1.npz"
+def _mnist1d_arrays(num_samples: int, train_split: float) -> dict[str, np.ndarray]:
+    path = cache_dir() / f"mnist1d_n{num_samples}_split{train_split:g}.npz"
+    keys = ("x", "y", "x_test", "y_test")
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as f:
-                return {k: f[k] for k in ("x", "y", "x_test", "y_test")}
+                return {k: f[k] for k in keys}
         except (OSError, ValueError, KeyError):
             path.unlink(missing_ok=True)  # corrupt cache: rebuild below
     from mnist1d.data import get_dataset_args, make_dataset
 
-    data = make_dataset(get_dataset_args())
-    arrays = {k: np.asarray(data[k]) for k in ("x", "y", "x_test", "y_test")}
+    args = get_dataset_args()
+    args.num_samples, args.train_split = num_samples, train_split
+    data = make_dataset(args)
+    arrays = {k: np.asarray(data[k]) for k in keys}
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:

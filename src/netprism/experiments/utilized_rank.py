@@ -16,12 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 from netprism.core.seed import torch_threads
-from netprism.data.base import DatasetInfo, TensorDataset
-from netprism.data.embedded import DIGIT_CLASSES, cache_dir
+from netprism.data import load_dataset
+from netprism.data.base import TensorDataset
 from netprism.experiments._utilized_rank_report import _claims, _figures, _metrics
 from netprism.experiments._utilized_rank_study import (
     _compress_seed,
@@ -31,7 +28,6 @@ from netprism.experiments._utilized_rank_study import (
     _width_study,
 )
 from netprism.experiments.base import Result, register_experiment
-from netprism.io import atomic_write
 from netprism.train import evaluate
 
 PAPER = "Garg et al., Revealing the Utilized Rank of Subspaces of Learning, arXiv 2407.04797"
@@ -76,37 +72,9 @@ SCALES: dict[str, dict[str, Any]] = {
 
 
 def mnist1d_split(num_samples: int) -> tuple[TensorDataset, TensorDataset]:
-    """MNIST-1D with ``num_samples`` samples, split 50/50, generated offline and cached."""
-    path = cache_dir() / f"mnist1d_n{num_samples}_half.npz"
-    keys = ("x", "y", "x_test", "y_test")
-    arrays: dict[str, np.ndarray] | None = None
-    if path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in keys}
-        except (OSError, ValueError, KeyError):
-            path.unlink(missing_ok=True)  # corrupt cache: rebuild
-    if arrays is None:
-        from mnist1d.data import get_dataset_args, make_dataset
-
-        args = get_dataset_args()
-        args.num_samples, args.train_split = num_samples, 0.5
-        data = make_dataset(args)
-        arrays = {k: np.asarray(data[k]) for k in keys}
-        done = arrays
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **done)  # type: ignore[arg-type]
-
-        atomic_write(path, write)
-    info = DatasetInfo(
-        "mnist1d", DIGIT_CLASSES, (40,), f"mnist1d make_dataset num_samples={num_samples}"
-    )
-    return tuple(  # type: ignore[return-value]
-        TensorDataset(torch.from_numpy(arrays[x]).float(), torch.from_numpy(arrays[y]).long(), info)
-        for x, y in (("x", "y"), ("x_test", "y_test"))
-    )
+    """MNIST-1D with ``num_samples`` samples split 50/50 (generated offline, cached)."""
+    kwargs: dict[str, Any] = {"num_samples": num_samples, "train_split": 0.5}
+    return load_dataset("mnist1d", **kwargs), load_dataset("mnist1d", split="test", **kwargs)
 
 
 @register_experiment(
