@@ -19,7 +19,7 @@ venv: $(STAMP)
 # constraint so no requirement can resolve another torch (and never torchvision).
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet $(TORCH) 2>&1 | { grep -v "is ignored" || true; }
+	$(PIP) install --quiet $(TORCH) numpy 2>&1 | { grep -v "is ignored" || true; }
 	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	echo "$(TORCH)" > $(VENV)/torch-constraint.txt
 	$(PIP) install --quiet -c $(VENV)/torch-constraint.txt -e ".[dev,peers]" 2>&1 | { grep -v "is ignored" || true; }
