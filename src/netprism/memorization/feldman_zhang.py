@@ -22,12 +22,12 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
-import pickle
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 import numpy as np
@@ -280,7 +280,7 @@ def _validated(
 
 def _check_picklable(model_factory: ModelFactory) -> None:
     try:
-        pickle.dumps(model_factory)
+        ForkingPickler.dumps(model_factory)  # what the process pool will do with it
     except Exception as err:  # pickle raises PicklingError, AttributeError or TypeError
         raise TypeError(
             f"n_jobs > 1 needs a picklable model_factory, got {model_factory!r} ({err}); use a "
