@@ -1,0 +1,324 @@
+"""Continual-learning baselines in the shared runner: fine-tuning, EWC, A-GEM, joint training.
+
+* **EWC** -- Kirkpatrick et al., "Overcoming catastrophic forgetting in neural networks",
+  PNAS 2017 (arXiv 1612.00796): after task ``t`` store ``theta*_t`` and the diagonal empirical
+  Fisher ``F_t = mean_n (d log p(y_n | x_n) / d theta)^2``; while training later tasks add
+  ``sum_t lam / 2 * sum_i F_t,i (theta_i - theta*_t,i)^2`` (one penalty per past task).
+* **A-GEM** -- Chaudhry, Ranzato, Rohrbach & Elhoseiny, "Efficient Lifelong Learning with
+  A-GEM", ICLR 2019 (arXiv 1812.00420): an episodic memory of past tasks' samples; with ``g``
+  the flattened gradient and ``g_ref`` the gradient of the loss on a memory batch, if
+  ``g . g_ref < 0`` replace ``g <- g - (g . g_ref / g_ref . g_ref) g_ref``.
+* **Joint training** -- the multitask upper bound: one model trained on the union of tasks.
+
+The math lives in free functions (:func:`ewc_penalty`, :func:`empirical_fisher`,
+:func:`agem_project`); the classes only sequence them through the runner's hooks.  EWC and
+A-GEM compute losses through the task's head, so they take the stream's ``heads`` setting
+(the runner checks that it matches).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from netprism.continual.runner import (
+    ContinualMethod,
+    check_stream,
+    task_accuracy,
+    task_class_ids,
+    task_logits,
+)
+from netprism.core.seed import seed_everything
+from netprism.data.base import TensorDataset
+from netprism.train.config import TrainConfig
+from netprism.train.device import resolve_device
+from netprism.train.loop import make_optimizer
+
+
+class FineTune(ContinualMethod):
+    """Plain fine-tuning: no protection against forgetting (the lower bound)."""
+
+    name = "finetune"
+
+
+def _params(model: nn.Module) -> list[nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def _class_ids(data: TensorDataset, heads: str | None) -> Tensor | None:
+    return task_class_ids(data) if heads == "multi" else None
+
+
+def ewc_penalty(
+    params: Sequence[Tensor],
+    fishers: Sequence[Sequence[Tensor]],
+    anchors: Sequence[Sequence[Tensor]],
+    lam: float,
+) -> Tensor:
+    """EWC's quadratic penalty ``sum_t lam / 2 * sum_i F_t,i (theta_i - theta*_t,i)^2``.
+
+    Parameters
+    ----------
+    params : sequence of Tensor
+        Current parameters ``theta`` (any shapes).
+    fishers, anchors : sequence over tasks of sequences of Tensor
+        Per past task, the diagonal Fisher and the parameters after that task (same shapes).
+    lam : float
+
+    Examples
+    --------
+    >>> theta = [torch.tensor([1.0, 2.0])]
+    >>> float(ewc_penalty(theta, [[torch.tensor([2.0, 1.0])]], [[torch.zeros(2)]], lam=1.0))
+    3.0
+    """
+    total = params[0].new_zeros(())
+    for fisher, anchor in zip(fishers, anchors):
+        for p, f, a in zip(params, fisher, anchor):
+            total = total + (f * (p - a) ** 2).sum()
+    return 0.5 * lam * total
+
+
+def empirical_fisher(
+    model: nn.Module, x: Tensor, y: Tensor, class_ids: Tensor | None = None
+) -> list[Tensor]:
+    """Diagonal empirical Fisher: the mean over samples of the squared per-sample gradient of
+    ``-log p(y | x)``, one tensor per trainable parameter.
+
+    Parameters
+    ----------
+    x : Tensor, shape (N, *input_shape)
+    y : Tensor, shape (N,)
+    class_ids : Tensor of shape (K_t,), optional
+        The task's logits (task-incremental heads).
+
+    Examples
+    --------
+    >>> m = nn.Linear(2, 2)
+    >>> [f.shape for f in empirical_fisher(m, torch.randn(4, 2), torch.tensor([0, 1, 0, 1]))]
+    [torch.Size([2, 2]), torch.Size([2])]
+    """
+    params = _params(model)
+    fisher = [torch.zeros_like(p) for p in params]
+    for n in range(len(y)):  # per-sample gradients; N is a few hundred at most
+        loss = F.cross_entropy(task_logits(model, x[n : n + 1], class_ids), y[n : n + 1])
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        for f, g in zip(fisher, grads):
+            if g is not None:
+                f += g.detach() ** 2
+    return [f / len(y) for f in fisher]
+
+
+class EWC(ContinualMethod):
+    """Elastic Weight Consolidation (Kirkpatrick et al., PNAS 2017).
+
+    Parameters
+    ----------
+    lam : float
+        Penalty strength ``lambda``.
+    fisher_samples : int
+        Samples of each task's training data used for its Fisher (drawn with ``seed``).
+    seed : int
+    heads : {None, "multi"}
+        Must match the stream's ``heads``.
+
+    Attributes
+    ----------
+    fishers_, anchors_ : list over past tasks of lists of Tensor
+    """
+
+    name = "ewc"
+
+    def __init__(
+        self, lam: float = 100.0, fisher_samples: int = 200, seed: int = 0, heads: str | None = None
+    ) -> None:
+        if not lam >= 0:
+            raise ValueError(f"lam must be >= 0, got {lam!r}")
+        if not isinstance(fisher_samples, int) or fisher_samples < 1:
+            raise ValueError(f"fisher_samples must be a positive int, got {fisher_samples!r}")
+        self.lam = float(lam)
+        self.fisher_samples = fisher_samples
+        self.seed = seed
+        self.heads = heads
+        self.fishers_: list[list[Tensor]] = []
+        self.anchors_: list[list[Tensor]] = []
+
+    def penalty(self, model: nn.Module) -> Tensor | None:
+        if not self.fishers_:
+            return None
+        return ewc_penalty(_params(model), self.fishers_, self.anchors_, self.lam)
+
+    def after_task(self, model: nn.Module, task: int, data: TensorDataset) -> None:
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + task)
+        idx = torch.randperm(len(data), generator=gen)[: self.fisher_samples]
+        dev = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        fisher = empirical_fisher(
+            model, data.x[idx].to(dev), data.y[idx].to(dev), _class_ids(data, self.heads)
+        )
+        model.train(was_training)
+        self.fishers_.append(fisher)
+        self.anchors_.append([p.detach().clone() for p in _params(model)])
+
+
+def agem_project(g: Tensor, g_ref: Tensor) -> Tensor:
+    """A-GEM's projection of a flat gradient ``g`` (D,) against a reference ``g_ref`` (D,).
+
+    Returns ``g`` unchanged when ``g . g_ref >= 0``, else ``g - (g . g_ref / g_ref . g_ref)
+    g_ref`` (so that the result is orthogonal to ``g_ref``).
+
+    Examples
+    --------
+    >>> agem_project(torch.tensor([1.0, -1.0]), torch.tensor([0.0, 1.0])).tolist()
+    [1.0, 0.0]
+    >>> agem_project(torch.tensor([1.0, 1.0]), torch.tensor([0.0, 1.0])).tolist()
+    [1.0, 1.0]
+    """
+    dot = torch.dot(g, g_ref)
+    if dot >= 0:
+        return g
+    return g - (dot / torch.dot(g_ref, g_ref).clamp_min(1e-30)) * g_ref
+
+
+class AGEM(ContinualMethod):
+    """Averaged Gradient Episodic Memory (Chaudhry et al., ICLR 2019).
+
+    Parameters
+    ----------
+    memory_per_task : int
+        Samples kept from each finished task (drawn at random with ``seed``).
+    ref_batch_size : int
+        Memory samples drawn for each reference gradient.
+    seed : int
+    heads : {None, "multi"}
+        Must match the stream's ``heads``; with ``"multi"`` each memory sample is scored
+        through its own task's head.
+
+    Attributes
+    ----------
+    memory_ : list over past tasks of (x, y, class_ids)
+    """
+
+    name = "agem"
+
+    def __init__(
+        self,
+        memory_per_task: int = 100,
+        ref_batch_size: int = 256,
+        seed: int = 0,
+        heads: str | None = None,
+    ) -> None:
+        for value, label in ((memory_per_task, "memory_per_task"), (ref_batch_size, "ref_batch")):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{label} must be a positive int, got {value!r}")
+        self.memory_per_task = memory_per_task
+        self.ref_batch_size = ref_batch_size
+        self.seed = seed
+        self.heads = heads
+        self.memory_: list[tuple[Tensor, Tensor, Tensor | None]] = []
+        self._gen = torch.Generator().manual_seed(seed)
+
+    def after_task(self, model: nn.Module, task: int, data: TensorDataset) -> None:
+        idx = torch.randperm(len(data), generator=self._gen)[: self.memory_per_task]
+        self.memory_.append((data.x[idx], data.y[idx], _class_ids(data, self.heads)))
+
+    def reference_loss(self, model: nn.Module) -> Tensor:
+        """Mean cross-entropy on a random batch of the episodic memory."""
+        sizes = [len(y) for _, y, _ in self.memory_]
+        pick = torch.randperm(sum(sizes), generator=self._gen)[: self.ref_batch_size]
+        dev = next(model.parameters()).device
+        total, offset = None, 0
+        for (x, y, ids), size in zip(self.memory_, sizes):
+            local = pick[(pick >= offset) & (pick < offset + size)] - offset
+            offset += size
+            if len(local) == 0:
+                continue
+            logits = task_logits(model, x[local].to(dev), ids)
+            loss = F.cross_entropy(logits, y[local].to(dev), reduction="sum")
+            total = loss if total is None else total + loss
+        assert total is not None
+        return total / len(pick)
+
+    def after_backward(self, model: nn.Module, task: int, batch: tuple[Tensor, Tensor]) -> None:
+        if not self.memory_:
+            return
+        params = _params(model)
+        ref = torch.autograd.grad(self.reference_loss(model), params, allow_unused=True)
+        g = _flat([p.grad for p in params], params)
+        g_ref = _flat(list(ref), params)
+        new = agem_project(g, g_ref)
+        if new is g:
+            return
+        offset = 0
+        for p in params:
+            n = p.numel()
+            p.grad = new[offset : offset + n].view_as(p).clone()
+            offset += n
+
+
+def _flat(grads: Sequence[Tensor | None], params: Sequence[Tensor]) -> Tensor:
+    """Concatenate gradients into one vector ``(D,)`` (``None`` -> zeros)."""
+    return torch.cat(
+        [(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params)]
+    )
+
+
+def joint_training(
+    model: nn.Module,
+    train_tasks: Sequence[TensorDataset],
+    test_tasks: Sequence[TensorDataset],
+    *,
+    epochs: int = 5,
+    batch_size: int = 64,
+    lr: float = 0.01,
+    optimizer: str = "sgd",
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    heads: str | None = None,
+) -> Tensor:
+    """Multitask upper bound: train ``model`` on the union of all tasks at once.
+
+    Same optimizer settings as :func:`~netprism.continual.runner.run_stream`; the union is
+    shuffled every epoch and each sample's loss goes through its own task's head.
+
+    Returns
+    -------
+    Tensor, shape (T,)
+        Test accuracy on each task after training.
+
+    Examples
+    --------
+    >>> from netprism.data import DatasetInfo
+    >>> info = DatasetInfo("toy", ("a", "b"), (2,), "x")
+    >>> tasks = [TensorDataset(torch.randn(8, 2), torch.arange(8) % 2, info) for _ in range(2)]
+    >>> joint_training(nn.Linear(2, 2), tasks, tasks, epochs=1, device="cpu").shape
+    torch.Size([2])
+    """
+    class_ids = check_stream(train_tasks, test_tasks, heads)
+    config = TrainConfig(lr=lr, optimizer=optimizer, momentum=0.0, weight_decay=0.0)
+    dev = resolve_device(device)
+    seed_everything(seed)
+    model.to(dev).train()
+    x = torch.cat([d.x for d in train_tasks])  # (N_total, *input_shape)
+    y = torch.cat([d.y for d in train_tasks])
+    task = torch.cat([torch.full((len(d),), t) for t, d in enumerate(train_tasks)])
+    opt = make_optimizer(model, config)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        order = torch.randperm(len(y), generator=gen)
+        for start in range(0, len(y), batch_size):
+            idx = order[start : start + batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss = x.new_zeros((), device=dev)
+            for t in task[idx].unique().tolist():
+                sel = idx[task[idx] == t]
+                logits = task_logits(model, x[sel].to(dev), class_ids[t])
+                loss = loss + F.cross_entropy(logits, y[sel].to(dev), reduction="sum")
+            (loss / len(idx)).backward()
+            opt.step()
+    return torch.tensor(
+        [task_accuracy(model, d, class_ids[j], dev) for j, d in enumerate(test_tasks)]
+    )

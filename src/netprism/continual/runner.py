@@ -1,0 +1,352 @@
+"""Train a continual-learning method over a task stream and record the accuracy matrix.
+
+The runner is the one loop every method shares: for each task it calls the method's hooks
+around a plain SGD loop (forward, cross-entropy + optional penalty, backward,
+``after_backward``, step; a fresh optimizer per task as in the GPM code of Saha, Garg & Roy,
+"Gradient Projection Memory for Continual Learning", ICLR 2021, arXiv 2103.09762), then tests
+on every task.  The metrics are those of Lopez-Paz & Ranzato, "Gradient Episodic Memory for
+Continual Learning" (GEM, NeurIPS 2017, arXiv 1706.08840):
+
+* ``R[i, j]`` -- accuracy on task ``j`` after training task ``i``, shape ``(T, T)``;
+* ``ACC = mean_j R[T-1, j]``;
+* ``BWT = mean_{j < T-1} (R[T-1, j] - R[j, j])`` (negative = forgetting).
+
+Heads
+-----
+``heads=None`` (domain-incremental, e.g. permuted tasks): one shared head; every task's labels
+index the model's ``K`` logits directly.  ``heads="multi"`` (task-incremental, e.g. split
+tasks): the model still has one linear head with ``K`` outputs over the *global* classes, and
+task ``t`` reads only the logits of its own classes.  The classes come from the task dataset's
+``extras["global_y"]`` (written by :func:`netprism.data.split_tasks`): local label ``c`` maps
+to global class ``class_ids[c]``, so ``logits[:, class_ids]`` are the task's logits and the
+local labels index them.  Methods receive the unwrapped model in every hook.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from netprism.core.seed import seed_everything
+from netprism.data.base import TensorDataset
+from netprism.train.config import TrainConfig
+from netprism.train.device import resolve_device
+from netprism.train.loop import make_optimizer
+
+HEADS = (None, "multi")
+
+
+class ContinualMethod:
+    """Base class of continual-learning methods: every hook is optional (no-op by default).
+
+    Subclasses override any of ``before_task``, ``penalty`` (a scalar added to the loss, e.g.
+    EWC), ``after_backward`` (edit ``.grad`` in place, e.g. GPM projection, A-GEM) and
+    ``after_task`` (e.g. GPM memory update, EWC Fisher).  The base class is plain fine-tuning.
+
+    Examples
+    --------
+    >>> ContinualMethod().penalty(nn.Linear(2, 2)) is None
+    True
+    """
+
+    name: str = "finetune"
+
+    def before_task(self, model: nn.Module, task: int, data: TensorDataset) -> None:
+        """Called before training on task ``task`` with its training data."""
+
+    def penalty(self, model: nn.Module) -> Tensor | None:
+        """A scalar added to the task loss at every step, or ``None``."""
+        return None
+
+    def after_backward(self, model: nn.Module, task: int, batch: tuple[Tensor, Tensor]) -> None:
+        """Called after ``loss.backward()`` and before the optimizer step; may edit ``.grad``."""
+
+    def after_task(self, model: nn.Module, task: int, data: TensorDataset) -> None:
+        """Called after training on task ``task`` with its training data."""
+
+
+@dataclass
+class StreamResult:
+    """What :func:`run_stream` returns.
+
+    Attributes
+    ----------
+    R : Tensor, shape (T, T)
+        ``R[i, j]`` = accuracy (fraction in [0, 1]) on task ``j`` after training task ``i``.
+    method : str
+    seconds : float
+        Wall-clock time of the whole stream (training + evaluation).
+    """
+
+    R: Tensor
+    method: str = "finetune"
+    seconds: float = 0.0
+
+    @property
+    def acc(self) -> float:
+        """Mean final accuracy over tasks (GEM's ACC)."""
+        return acc_bwt(self.R)[0]
+
+    @property
+    def bwt(self) -> float:
+        """Backward transfer (GEM's BWT); negative means forgetting."""
+        return acc_bwt(self.R)[1]
+
+    @property
+    def la(self) -> float:
+        """Learning accuracy: mean of the diagonal ``R[j, j]`` (plasticity)."""
+        return float(self.R.diagonal().mean())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "R": self.R.tolist(),
+            "acc": self.acc,
+            "bwt": self.bwt,
+            "la": self.la,
+            "seconds": self.seconds,
+        }
+
+
+def acc_bwt(R: Tensor) -> tuple[float, float]:
+    """ACC and BWT of an accuracy matrix (Lopez-Paz & Ranzato, 2017).
+
+    Parameters
+    ----------
+    R : Tensor, shape (T, T)
+        ``R[i, j]`` = accuracy on task ``j`` after training task ``i``; ``T >= 2``.
+
+    Returns
+    -------
+    (acc, bwt) : tuple of float
+        ``acc = mean_j R[T-1, j]``, ``bwt = mean_{j<T-1} R[T-1, j] - R[j, j]``.
+
+    Examples
+    --------
+    >>> acc, bwt = acc_bwt(torch.tensor([[0.9, 0.1], [0.5, 0.8]], dtype=torch.float64))
+    >>> round(acc, 6), round(bwt, 6)
+    (0.65, -0.4)
+    """
+    if R.ndim != 2 or R.shape[0] != R.shape[1] or R.shape[0] < 2:
+        raise ValueError(f"R must be a (T, T) matrix with T >= 2, got shape {tuple(R.shape)}")
+    last = R[-1].double()
+    acc = float(last.mean())
+    bwt = float((last[:-1] - R.diagonal()[:-1].double()).mean())
+    return acc, bwt
+
+
+def task_class_ids(data: TensorDataset) -> Tensor:
+    """Global class ids of a task-incremental task, indexed by local label, shape ``(K_t,)``.
+
+    Reads ``extras["global_y"]`` (see :func:`netprism.data.split_tasks`); local label ``c`` is
+    global class ``class_ids[c]``.
+
+    Examples
+    --------
+    >>> from netprism.data import DatasetInfo
+    >>> ds = TensorDataset(torch.zeros(3, 2), torch.tensor([0, 1, 0]),
+    ...                    DatasetInfo("t", ("a", "b"), (2,), "x"),
+    ...                    {"global_y": torch.tensor([4, 5, 4])})
+    >>> task_class_ids(ds).tolist()
+    [4, 5]
+    """
+    if "global_y" not in data.extras:
+        raise ValueError(
+            f"heads='multi' needs extras['global_y'] on task {data.name!r} "
+            "(use split_stream / split_tasks(relabel=True))"
+        )
+    gy = data.extras["global_y"].long()
+    ids = torch.full((data.num_classes,), -1, dtype=torch.long)
+    for c in range(data.num_classes):
+        seen = gy[data.y == c].unique()
+        if len(seen) > 1:
+            raise ValueError(f"local label {c} of {data.name!r} maps to several global classes")
+        if len(seen) == 1:
+            ids[c] = seen[0]
+    if (ids < 0).any():
+        raise ValueError(f"task {data.name!r} has a class with no samples; cannot fix its head")
+    return ids
+
+
+def task_logits(model: nn.Module, x: Tensor, class_ids: Tensor | None) -> Tensor:
+    """The model's logits for one task: all ``(B, K)`` or the task's columns ``(B, K_t)``."""
+    logits = model(x)  # (B, K)
+    if class_ids is None:
+        return logits
+    if int(class_ids.max()) >= logits.shape[1]:
+        raise ValueError(
+            f"the model has {logits.shape[1]} outputs but the task uses global class "
+            f"{int(class_ids.max())}; build it with num_classes = total number of classes"
+        )
+    return logits[:, class_ids.to(logits.device)]
+
+
+@torch.no_grad()
+def task_accuracy(
+    model: nn.Module, data: TensorDataset, class_ids: Tensor | None, device: torch.device
+) -> float:
+    """Accuracy of ``model`` on one task's data (through the task's head)."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for start in range(0, len(data), 512):
+        xb = data.x[start : start + 512].to(device)
+        yb = data.y[start : start + 512].to(device)
+        correct += int((task_logits(model, xb, class_ids).argmax(dim=1) == yb).sum())
+    model.train(was_training)
+    return correct / len(data)
+
+
+def check_stream(
+    train_tasks: Sequence[TensorDataset],
+    test_tasks: Sequence[TensorDataset],
+    heads: str | None = None,
+) -> list[Tensor | None]:
+    """Validate a stream; return each task's class ids (``None`` for a shared head)."""
+    if heads not in HEADS:
+        raise ValueError(f"heads must be None or 'multi', got {heads!r}")
+    if len(train_tasks) < 2:
+        raise ValueError("a stream needs at least 2 tasks")
+    if len(train_tasks) != len(test_tasks):
+        raise ValueError(
+            f"train and test streams must have the same number of tasks, "
+            f"got {len(train_tasks)} and {len(test_tasks)}"
+        )
+    shape = train_tasks[0].input_shape
+    for t, (tr, te) in enumerate(zip(train_tasks, test_tasks)):
+        if tr.input_shape != shape or te.input_shape != shape:
+            raise ValueError(
+                f"every task must have input shape {shape}, task {t} has "
+                f"{tr.input_shape} (train) and {te.input_shape} (test)"
+            )
+    if heads is None:
+        k = train_tasks[0].num_classes
+        if any(d.num_classes != k for d in (*train_tasks, *test_tasks)):
+            raise ValueError("a shared head (heads=None) needs the same classes in every task")
+        return [None] * len(train_tasks)
+    ids = [task_class_ids(d) for d in train_tasks]
+    for t, te in enumerate(test_tasks):
+        if not torch.equal(task_class_ids(te), ids[t]):
+            raise ValueError(f"task {t} has different classes in its train and test sets")
+    return list(ids)
+
+
+def _check_method_heads(method: ContinualMethod, heads: str | None) -> None:
+    want = getattr(method, "heads", heads)
+    if want != heads:
+        raise ValueError(
+            f"method {method.name!r} was built for heads={want!r} but the stream runs "
+            f"heads={heads!r}"
+        )
+
+
+def train_task(
+    model: nn.Module,
+    data: TensorDataset,
+    task: int,
+    method: ContinualMethod,
+    class_ids: Tensor | None,
+    *,
+    config: TrainConfig,
+    device: torch.device,
+) -> None:
+    """Train ``model`` on one task with a fresh optimizer (no schedule); hooks included."""
+    optimizer = make_optimizer(model, config)
+    gen = torch.Generator().manual_seed(config.seed * 1_000_003 + task)
+    model.train()
+    for _ in range(config.epochs):
+        order = torch.randperm(len(data), generator=gen)
+        for start in range(0, len(data), config.batch_size):
+            idx = order[start : start + config.batch_size]
+            xb, yb = data.x[idx].to(device), data.y[idx].to(device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(task_logits(model, xb, class_ids), yb)
+            extra = method.penalty(model)
+            if extra is not None:
+                loss = loss + extra
+            loss.backward()
+            method.after_backward(model, task, (xb, yb))
+            optimizer.step()
+
+
+def run_stream(
+    model: nn.Module,
+    train_tasks: Sequence[TensorDataset],
+    test_tasks: Sequence[TensorDataset],
+    method: ContinualMethod | None = None,
+    *,
+    epochs: int = 5,
+    batch_size: int = 64,
+    lr: float = 0.01,
+    optimizer: str = "sgd",
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    heads: str | None = None,
+) -> StreamResult:
+    """Train ``method`` over a task stream and record the accuracy matrix.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Maps ``(B, *input_shape)`` to ``(B, K)`` logits; trained in place.  With
+        ``heads="multi"``, ``K`` is the total number of global classes.
+    train_tasks, test_tasks : sequence of TensorDataset
+        ``T >= 2`` tasks each, same input shape (e.g. from :func:`permuted_stream`).
+    method : ContinualMethod, optional
+        Defaults to plain fine-tuning.
+    epochs, batch_size, lr : int, int, float
+        Per task; plain SGD (no momentum, no weight decay, no schedule) or Adam.
+    optimizer : {"sgd", "adam", "adamw"}
+    seed : int
+        Seeds the global RNG once (dropout, method sampling) and the per-task shuffling.
+    device : str
+    heads : {None, "multi"}
+        Shared head or one head per task (see the module docstring).
+
+    Returns
+    -------
+    StreamResult
+        ``R`` of shape ``(T, T)``, ``acc``, ``bwt``, ``seconds``.
+
+    Examples
+    --------
+    >>> from netprism.data import DatasetInfo
+    >>> info = DatasetInfo("toy", ("a", "b"), (2,), "x")
+    >>> tasks = [TensorDataset(torch.randn(8, 2), torch.arange(8) % 2, info) for _ in range(2)]
+    >>> run_stream(nn.Linear(2, 2), tasks, tasks, epochs=1, device="cpu").R.shape
+    torch.Size([2, 2])
+    """
+    method = ContinualMethod() if method is None else method
+    class_ids = check_stream(train_tasks, test_tasks, heads)
+    _check_method_heads(method, heads)
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        momentum=0.0,
+        weight_decay=0.0,
+        optimizer=optimizer,
+        scheduler="none",
+        seed=seed,
+        device=str(device),
+        progress=False,
+    )
+    dev = resolve_device(device)
+    seed_everything(seed)
+    model.to(dev)
+    n_tasks = len(train_tasks)
+    R = torch.zeros(n_tasks, n_tasks)
+    start = time.perf_counter()
+    for t, data in enumerate(train_tasks):
+        method.before_task(model, t, data)
+        train_task(model, data, t, method, class_ids[t], config=config, device=dev)
+        method.after_task(model, t, data)
+        for j, test in enumerate(test_tasks):
+            R[t, j] = task_accuracy(model, test, class_ids[j], dev)
+    return StreamResult(R, method.name, time.perf_counter() - start)
