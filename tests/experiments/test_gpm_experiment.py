@@ -3,9 +3,9 @@ import math
 
 import pytest
 
+from netprism.core.metrics import spearman
 from netprism.experiments import EXPERIMENTS, load_experiments
-from netprism.experiments._gpm_report import mean_std, spearman
-from netprism.experiments.base import execute
+from netprism.experiments.base import execute, mean_std
 
 load_experiments()
 

@@ -8,7 +8,6 @@ ACC / BWT bars, the threshold sweep).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,8 @@ import numpy as np
 from torch import Tensor
 
 from netprism.continual.runner import StreamResult
-from netprism.experiments.base import Claim
+from netprism.core.metrics import spearman
+from netprism.experiments.base import Claim, mean_std
 
 METHODS = ("finetune", "ewc", "agem", "gpm")
 LABELS = {"finetune": "fine-tune", "ewc": "EWC", "agem": "A-GEM", "gpm": "GPM", "joint": "joint"}
@@ -33,34 +33,6 @@ class SeedRuns:
     sweep: dict[float, StreamResult]  # GPM with one threshold on every layer
     memory: list[dict[str, int]]  # GPM memory columns per layer after each task
     fan_in: dict[str, int]  # D per protected layer
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value).
-
-    Examples
-    --------
-    >>> mean_std([1.0, 3.0])
-    (2.0, 1.4142135623730951)
-    """
-    arr = np.asarray(values, dtype=float)
-    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman rank correlation (average ranks for ties); NaN if either side is constant.
-
-    Examples
-    --------
-    >>> spearman([1, 2, 3], [10, 30, 20])
-    0.5
-    """
-    from scipy.stats import rankdata
-
-    rx, ry = rankdata(x), rankdata(y)
-    if rx.std() == 0 or ry.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 def _stat(runs: list[SeedRuns], method: str, key: str) -> tuple[float, float]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from typing import Any
 
 import torch
 
 from netprism.core.metrics import cosine, pearson, spearman, top_k_overlap
-from netprism.experiments.base import Claim
+from netprism.experiments.base import Claim, mean_std
 
 CURVATURE_VARIANTS = ("curvature", "curvature_final", "curvature_sq")
 
@@ -38,10 +37,7 @@ def mean(values: list[float]) -> float:
 
 
 def std(values: list[float]) -> float:
-    if len(values) < 2:
-        return 0.0
-    m = mean(values)
-    return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+    return mean_std(values)[1]
 
 
 def single_methods(row: dict[str, list[float]]) -> list[str]:

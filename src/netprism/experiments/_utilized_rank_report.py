@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from netprism.compression.utilized_rank import METHODS
-from netprism.experiments.base import Claim
+from netprism.experiments.base import Claim, mean_std
 
 if TYPE_CHECKING:
     from netprism.experiments.utilized_rank import UtilizedRankConfig
@@ -23,10 +23,6 @@ def _smallest_fraction(rows: list[dict[str, Any]], method: str, ref: float, drop
         if r["method"] == method and r["acc_after"] >= ref - drop - 1e-12
     ]
     return min(ok, default=1.0)
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def _at(rows: list[dict[str, Any]], tau: float, method: str) -> list[dict[str, Any]]:
@@ -78,7 +74,7 @@ def _metrics(
                 metrics[f"{key}_err_{layer}"] = statistics.fmean(r["errors"][layer] for r in sel)
         for drop in (config.max_drop, config.max_drop / 2):
             for ref_key in ("original", "original_ft"):
-                mean, std = _mean_std(_fractions(rows, refs, method, drop, ref_key))
+                mean, std = mean_std(_fractions(rows, refs, method, drop, ref_key))
                 tag = f"{method}_fraction_drop{drop * 100:g}pp_vs_{ref_key}"
                 metrics[f"{tag}_mean"], metrics[f"{tag}_std"] = mean, std
         if method != "projection":
@@ -197,9 +193,9 @@ def _claim_drop(
     config: UtilizedRankConfig,
 ) -> Claim:
     fr = _fractions(rows, refs, "projection", config.max_drop)
-    mean, std = _mean_std(fr)
-    half = _mean_std(_fractions(rows, refs, "projection", config.max_drop / 2))
-    white = _mean_std(_fractions(rows, refs, "whitened_svd", config.max_drop))
+    mean, std = mean_std(fr)
+    half = mean_std(_fractions(rows, refs, "projection", config.max_drop / 2))
+    white = mean_std(_fractions(rows, refs, "whitened_svd", config.max_drop))
     return Claim(
         "params_at_drop",
         f"Smallest parameter fraction on the threshold grid {list(config.thresholds)} with <= "

@@ -23,9 +23,8 @@ import dataclasses
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
@@ -37,6 +36,7 @@ from tqdm.auto import tqdm
 
 from netprism.core.metrics import pearson, spearman
 from netprism.core.per_sample import eval_mode
+from netprism.core.seed import torch_threads
 from netprism.core.validation import check_nonempty
 from netprism.data.base import as_tensors
 from netprism.train import TrainConfig, fit
@@ -311,17 +311,6 @@ def _train_and_check(
     return torch.cat(hits)
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run the block with one torch thread and restore the caller's setting after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _run_serial(
     factory: ModelFactory,
     x: torch.Tensor,
@@ -333,7 +322,7 @@ def _run_serial(
 ) -> list[torch.Tensor]:
     bar = tqdm(total=len(seeds), desc="feldman-zhang", unit="model", disable=not progress)
     runs = []
-    with _one_thread(), bar:
+    with torch_threads(1), bar:
         for m, s in enumerate(seeds):
             runs.append(_train_and_check(factory, x, y, masks[m], config, s))
             bar.update()
