@@ -142,7 +142,7 @@ def test_bad_inputs():
         GPM().project_gradients_(model)
     with pytest.raises(ValueError, match="no layer named 'fc9'"):
         GPM(layers="fc9").update(model, torch.randn(5, 4))
-    with pytest.raises(ValueError, match="2 layers are protected"):
+    with pytest.raises(ValueError, match="there are 2 layers"):
         GPM(threshold=[0.9, 0.9, 0.9]).update(model, torch.randn(5, 4))
     with pytest.raises(ValueError, match="must lie in"):
         GPM(threshold=lambda i, t: 2.0).update(model, torch.randn(5, 4))

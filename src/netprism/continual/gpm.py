@@ -33,7 +33,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal, cast
 
 import torch
@@ -41,21 +41,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from netprism.continual.runner import ContinualMethod
+from netprism.continual.thresholds import Threshold, check_threshold_spec, threshold_for
 from netprism.core.basis import incremental_basis
 from netprism.core.capture import capture, select_layers
 from netprism.core.subspace import energy_rank, subspace_from_matrix
 from netprism.core.validation import NotFittedError, check_positive_int
 
-Threshold = float | Sequence[float] | Callable[[int, int], float]
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORMS = (nn.modules.batchnorm._BatchNorm,)
-
-
-def _check_eps(value: Any, where: str) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or math.isnan(value) or not 0.0 < value <= 1.0:
-        raise ValueError(f"threshold {where} must lie in (0, 1], got {value!r}")
-    return float(value)
 
 
 def first_task_basis(R: torch.Tensor, threshold: float, rule: str = "below") -> torch.Tensor:
@@ -95,9 +88,15 @@ def _weight(module: nn.Module) -> torch.Tensor:
     return cast(torch.Tensor, module.weight)
 
 
-def _sample_inputs(data: Any, n: int, gen: torch.Generator) -> torch.Tensor:
+def sample_inputs(data: Any, n: int, gen: torch.Generator) -> torch.Tensor:
     """A random subset of at most ``n`` inputs (n, ...) from a tensor, (x, y), Dataset or
-    DataLoader (its dataset)."""
+    DataLoader (its dataset), drawn with ``gen``.
+
+    Examples
+    --------
+    >>> sample_inputs(torch.arange(10.0), 3, torch.Generator().manual_seed(0)).shape
+    torch.Size([3])
+    """
     if isinstance(data, DataLoader):
         data = data.dataset
     if isinstance(getattr(data, "x", None), torch.Tensor):  # netprism TensorDataset
@@ -171,11 +170,7 @@ class GPM(ContinualMethod):
     ) -> None:
         if rule not in ("below", "reach"):
             raise ValueError(f"rule must be 'below' or 'reach', got {rule!r}")
-        if isinstance(threshold, Sequence) and not isinstance(threshold, str):
-            for i, eps in enumerate(threshold):
-                _check_eps(eps, f"[{i}]")
-        elif not callable(threshold):
-            _check_eps(threshold, "")
+        check_threshold_spec(threshold)
         check_positive_int(samples, "samples")
         if conv_samples is not None:
             check_positive_int(conv_samples, "conv_samples")
@@ -210,18 +205,6 @@ class GPM(ContinualMethod):
                 raise ValueError(f"layer {n!r} ({type(m).__name__}) has no weight to protect")
         return kept
 
-    def _eps(self, index: int, name: str, n_layers: int, task: int) -> float:
-        thr = self.threshold
-        if callable(thr):
-            return _check_eps(thr(index, task), f"for layer {name!r} at task {task}")
-        if isinstance(thr, Sequence):
-            if len(thr) != n_layers:
-                raise ValueError(
-                    f"threshold has {len(thr)} entries but {n_layers} layers are protected"
-                )
-            return float(thr[index])
-        return float(thr)
-
     # --- memory ------------------------------------------------------------------------------
     def update(self, model: nn.Module, task_data: Any) -> GPM:
         """Grow every protected layer's memory from one pass over a subset of ``task_data``.
@@ -246,7 +229,7 @@ class GPM(ContinualMethod):
             if any(isinstance(m, _CONVS) for m in protected.values())
             else self.samples
         )
-        x = _sample_inputs(task_data, n_draw, gen)
+        x = sample_inputs(task_data, n_draw, gen)
         n = len(x)
         rows = capture(model, list(protected), x, batch_size=max(n, 1), seed=self.seed)
         assert rows is not None
@@ -257,7 +240,7 @@ class GPM(ContinualMethod):
                 R = R[: min(n_conv, n) * (R.shape[0] // n)]
             else:
                 R = R[: min(self.samples, n) * (R.shape[0] // n)]
-            eps = eps_used[name] = self._eps(i, name, len(protected), task)
+            eps = eps_used[name] = threshold_for(self.threshold, i, name, len(protected), task)
             if name not in memory:
                 memory[name] = first_task_basis(R, eps, self.rule)
             else:

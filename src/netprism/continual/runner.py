@@ -24,8 +24,9 @@ local labels index them.  Methods receive the unwrapped model in every hook.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,12 +43,21 @@ from netprism.train.loop import make_optimizer
 HEADS = (None, "multi")
 
 
+Trainer = Callable[..., None]
+
+
 class ContinualMethod:
     """Base class of continual-learning methods: every hook is optional (no-op by default).
 
     Subclasses override any of ``before_task``, ``penalty`` (a scalar added to the loss, e.g.
     EWC), ``after_backward`` (edit ``.grad`` in place, e.g. GPM projection, A-GEM) and
     ``after_task`` (e.g. GPM memory update, EWC Fisher).  The base class is plain fine-tuning.
+
+    Two more hooks serve methods with several training phases or per-task networks (SPACE):
+    ``fit_task(model, task, data, train)`` receives the runner's training loop as
+    ``train(epochs=None)`` and may call it several times (the default calls ``before_task``,
+    ``train()``, ``after_task``); ``task_context(model, task)`` is entered while task ``task``
+    is evaluated (the default changes nothing).
 
     Examples
     --------
@@ -69,6 +79,17 @@ class ContinualMethod:
 
     def after_task(self, model: nn.Module, task: int, data: TensorDataset) -> None:
         """Called after training on task ``task`` with its training data."""
+
+    def fit_task(self, model: nn.Module, task: int, data: TensorDataset, train: Trainer) -> None:
+        """Learn task ``task``; ``train(epochs=None)`` runs the runner's loop with the hooks."""
+        self.before_task(model, task, data)
+        train()
+        self.after_task(model, task, data)
+
+    @contextlib.contextmanager
+    def task_context(self, model: nn.Module, task: int) -> Iterator[nn.Module]:
+        """The network that answers for task ``task`` while the block runs (the model itself)."""
+        yield model
 
 
 @dataclass
@@ -255,12 +276,20 @@ def train_task(
     *,
     config: TrainConfig,
     device: torch.device,
+    epochs: int | None = None,
+    phase: int = 0,
 ) -> None:
-    """Train ``model`` on one task with a fresh optimizer (no schedule); hooks included."""
+    """Train ``model`` on one task with a fresh optimizer (no schedule); hooks included.
+
+    ``epochs`` overrides ``config.epochs`` for a method's later phase (e.g. SPACE's
+    retraining); ``phase`` (0, 1, ...) gives each phase its own shuffling order.
+    """
+    if epochs is not None and (not isinstance(epochs, int) or epochs < 0):
+        raise ValueError(f"epochs must be a nonnegative int, got {epochs!r}")
     optimizer = make_optimizer(model, config)
-    gen = torch.Generator().manual_seed(config.seed * 1_000_003 + task)
+    gen = torch.Generator().manual_seed(config.seed * 1_000_003 + task + 7_919 * phase)
     model.train()
-    for _ in range(config.epochs):
+    for _ in range(config.epochs if epochs is None else epochs):
         order = torch.randperm(len(data), generator=gen)
         for start in range(0, len(data), config.batch_size):
             idx = order[start : start + config.batch_size]
@@ -273,6 +302,28 @@ def train_task(
             loss.backward()
             method.after_backward(model, task, (xb, yb))
             optimizer.step()
+
+
+def _trainer(
+    model: nn.Module,
+    data: TensorDataset,
+    task: int,
+    method: ContinualMethod,
+    class_ids: Tensor | None,
+    config: TrainConfig,
+    device: torch.device,
+) -> Trainer:
+    """``train(epochs=None)`` for ``fit_task``: each call is a new phase with its own order."""
+    calls = [0]
+
+    def train(epochs: int | None = None) -> None:
+        phase, calls[0] = calls[0], calls[0] + 1
+        train_task(
+            model, data, task, method, class_ids,
+            config=config, device=device, epochs=epochs, phase=phase,
+        )  # fmt: skip
+
+    return train
 
 
 def run_stream(
@@ -344,9 +395,8 @@ def run_stream(
     R = torch.zeros(n_tasks, n_tasks)
     start = time.perf_counter()
     for t, data in enumerate(train_tasks):
-        method.before_task(model, t, data)
-        train_task(model, data, t, method, class_ids[t], config=config, device=dev)
-        method.after_task(model, t, data)
+        method.fit_task(model, t, data, _trainer(model, data, t, method, class_ids[t], config, dev))
         for j, test in enumerate(test_tasks):
-            R[t, j] = task_accuracy(model, test, class_ids[j], dev)
+            with method.task_context(model, j) as net:
+                R[t, j] = task_accuracy(net, test, class_ids[j], dev)
     return StreamResult(R, method.name, time.perf_counter() - start)
