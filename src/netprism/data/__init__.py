@@ -1,5 +1,6 @@
 """Where samples come from: embedded sets, readers of standard formats, and transforms."""
 
+from netprism.data import continuous_tone as _continuous_tone  # noqa: F401  (registers)
 from netprism.data import embedded as _embedded  # noqa: F401  (registers embedded sets)
 from netprism.data import readers as _readers  # noqa: F401  (registers on-disk formats)
 from netprism.data.base import DatasetInfo, TensorDataset, as_tensors

@@ -1,0 +1,40 @@
+"""Spiking networks: encoders (rate, direct, DCT), ANN-to-SNN conversion and fine-tuning.
+
+Garg, Chowdhury, Roy, "DCT-SNN", ICCV 2021 (arXiv 2010.01795); Chowdhury, Garg, Roy,
+"Spatio-Temporal Pruning and Quantization for Low-latency Spiking Neural Networks", IJCNN 2021
+(arXiv 2104.12528).  Modules: ``dct`` (block DCT math), ``encoders``.
+"""
+
+from netprism.spiking.dct import (
+    block_tile,
+    dct_basis_images,
+    dct_matrix,
+    frequency_images,
+    rgb_to_ycbcr,
+    ycbcr_to_rgb,
+    zigzag_order,
+)
+from netprism.spiking.encoders import (
+    DCTEncoder,
+    DirectEncoder,
+    RateEncoder,
+    accumulate_spikes,
+    decode_ternary,
+    percentile_thresholds,
+)
+
+__all__ = [
+    "DCTEncoder",
+    "DirectEncoder",
+    "RateEncoder",
+    "accumulate_spikes",
+    "block_tile",
+    "dct_basis_images",
+    "dct_matrix",
+    "decode_ternary",
+    "frequency_images",
+    "percentile_thresholds",
+    "rgb_to_ycbcr",
+    "ycbcr_to_rgb",
+    "zigzag_order",
+]
