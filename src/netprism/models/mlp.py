@@ -33,6 +33,8 @@ class MLP(nn.Sequential):
         Activation class, instantiated once per hidden layer (timm style).
     dropout : float
         Dropout probability after each activation; ``0`` adds no dropout layer.
+    bias : bool
+        Give every Linear a bias (the GPM and DCT-SNN networks have none).
 
     Shapes
     ------
@@ -46,17 +48,18 @@ class MLP(nn.Sequential):
         hidden: Sequence[int] = (256, 128),
         act_layer: type[nn.Module] = nn.ReLU,
         dropout: float = 0.0,
+        bias: bool = True,
     ) -> None:
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         layers["flatten"] = nn.Flatten(1)  # (N, *input_shape) -> (N, D)
         width = in_features
         for i, h in enumerate(hidden, start=1):
-            layers[f"fc{i}"] = nn.Linear(width, h)
+            layers[f"fc{i}"] = nn.Linear(width, h, bias=bias)
             layers[f"act{i}"] = act_layer()
             if dropout > 0:
                 layers[f"drop{i}"] = nn.Dropout(dropout)
             width = h
-        layers["head"] = nn.Linear(width, num_classes)  # (N, H_last) -> (N, K)
+        layers["head"] = nn.Linear(width, num_classes, bias=bias)  # (N, H_last) -> (N, K)
         super().__init__(layers)
 
 
@@ -68,6 +71,7 @@ def mlp(
     hidden: Sequence[int] = (256, 128),
     act_layer: type[nn.Module] = nn.ReLU,
     dropout: float = 0.0,
+    bias: bool = True,
 ) -> nn.Module:
     """Build an :class:`MLP` for inputs of ``input_shape`` (any rank).
 
@@ -84,6 +88,8 @@ def mlp(
         Activation class.
     dropout : float, default 0.0
         Dropout probability in ``[0, 1)`` after each hidden activation.
+    bias : bool, default True
+        Biases on every Linear.
 
     Returns
     -------
@@ -105,4 +111,4 @@ def mlp(
     for i, h in enumerate(widths):
         check_positive_int(h, f"hidden[{i}]")
     check_fraction(dropout, "dropout")
-    return MLP(math.prod(shape), num_classes, widths, act_layer, dropout)
+    return MLP(math.prod(shape), num_classes, widths, act_layer, dropout, bias=bool(bias))
