@@ -2,7 +2,8 @@
 
 Garg, Chowdhury, Roy, "DCT-SNN", ICCV 2021 (arXiv 2010.01795); Chowdhury, Garg, Roy,
 "Spatio-Temporal Pruning and Quantization for Low-latency Spiking Neural Networks", IJCNN 2021
-(arXiv 2104.12528).  Modules: ``dct`` (block DCT math), ``encoders``.
+(arXiv 2104.12528).  Modules: ``dct`` (block DCT math), ``encoders``, ``network`` (ANN-to-SNN
+conversion, threshold balancing), ``pruning`` (PCA widths, staged T, quantization, energy).
 """
 
 from netprism.spiking.dct import (

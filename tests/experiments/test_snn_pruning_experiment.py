@@ -1,0 +1,59 @@
+import json
+
+import pytest
+
+from netprism.experiments import EXPERIMENTS, load_experiments
+from netprism.experiments.base import execute
+
+load_experiments()
+
+CLAIM_IDS = {"spatial_compression", "temporal_schedule", "quantization_stable", "energy_ratio"}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("snn_pruning_tiny")
+    result = execute("snn_pruning", scale="tiny", out_dir=out)
+    return result, json.loads((out / "snn_pruning_runs.json").read_text()), out
+
+
+def test_tiny_run_states_claims_and_figures(tiny):
+    result, _, out = tiny
+    assert {c.id for c in result.claims} == CLAIM_IDS
+    assert set(result.figures) == {
+        "snn_widths.png",
+        "snn_temporal.png",
+        "snn_quantization.png",
+        "snn_energy.png",
+    }
+    for fig in result.figures:
+        assert (out / fig).stat().st_size > 0
+
+
+def test_runs_are_consistent(tiny):
+    result, runs, _ = tiny
+    cfg = result.config
+    for run in runs.values():
+        for key, widths in run["widths"].items():
+            assert len(widths) == len(cfg["hidden"])
+            assert all(1 <= w <= h for w, h in zip(widths, cfg["hidden"])), key
+        # a higher variance threshold never gives a narrower layer
+        for q in ("membrane", "rate", "current"):
+            lo, hi = run["widths"][f"{q}@0.99"], run["widths"][f"{q}@0.999"]
+            assert all(a <= b for a, b in zip(lo, hi))
+        retrained = next(iter(run["retrained"].values()))
+        assert retrained["params"] < run["full_params"]
+        assert set(run["staged"]) == {str(t) for t in (cfg["t0"], *cfg["stages"])}
+        # the energy of the full SNN at T0 counts every step of the analog first layer
+        assert run["energy_full"]["snn_mac"] == cfg["t0"] * 64 * cfg["hidden"][0]
+        assert run["energy_full"]["ann_mac"] == run["full_params"]
+
+
+def test_bad_config_is_rejected():
+    exp = EXPERIMENTS.get("snn_pruning")
+    with pytest.raises(ValueError, match="decreasing"):
+        exp.run(exp.make_config("tiny", stages=(16,)))
+    with pytest.raises(ValueError, match="encoding"):
+        exp.run(exp.make_config("tiny", encoding="phase"))
+    with pytest.raises(ValueError, match="retrain rule"):
+        exp.run(exp.make_config("tiny", retrain_rules=(("voltage", 0.9),)))
