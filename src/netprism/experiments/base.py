@@ -172,6 +172,34 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return m, math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
 
 
+def check_seeds(seeds: Sequence[int]) -> None:
+    """A run over seeds needs at least one."""
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+
+
+def seeded_result(
+    name: str,
+    config: Any,
+    *,
+    metrics: dict[str, float],
+    baselines: dict[str, dict[str, float]],
+    claims: list[Claim],
+    figures: list[str],
+) -> Result:
+    """The :class:`Result` of a run over ``config.seeds`` (a dataclass config): the config as
+    a dict and its first seed recorded."""
+    return Result(
+        name=name,
+        config=dataclasses.asdict(config),
+        metrics=metrics,
+        baselines=baselines,
+        claims=claims,
+        figures=figures,
+        seed=config.seeds[0],
+    )
+
+
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that shape a result's numbers."""
     import numpy

@@ -21,7 +21,6 @@ gratings, at one T; so easy that the ANN scores ~100 %).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from netprism.experiments._dct_snn_report import (
     plot_all,
     reconstruction_error,
 )
-from netprism.experiments.base import Result, register_experiment
+from netprism.experiments.base import Result, check_seeds, register_experiment, seeded_result
 from netprism.io import atomic_write_text
 from netprism.models import create_model
 from netprism.spiking import DCTEncoder, RateEncoder
@@ -121,20 +120,13 @@ def run(config: DCTSNNConfig, *, out_dir: Path | None = None) -> Result:
     if out_dir is not None:
         figures = plot_all(runs, config, Path(out_dir))
         _save(runs, Path(out_dir))
-    return Result(
-        name="dct_snn",
-        config=dataclasses.asdict(config),
-        metrics=metrics,
-        baselines=baselines,
-        claims=claims,
-        figures=figures,
-        seed=config.seeds[0],
+    return seeded_result(
+        "dct_snn", config, metrics=metrics, baselines=baselines, claims=claims, figures=figures
     )
 
 
 def _validate(config: DCTSNNConfig) -> None:
-    if not config.seeds:
-        raise ValueError("seeds must name at least one seed")
+    check_seeds(config.seeds)
     if config.main_dataset not in config.datasets:
         raise ValueError(
             f"main_dataset {config.main_dataset!r} must be one of datasets {config.datasets}"

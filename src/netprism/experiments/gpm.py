@@ -21,7 +21,6 @@ in percentage points (``R`` is stored as fractions).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ from netprism.experiments._gpm_report import (
     claims_and_metrics,
     plot_all,
 )
-from netprism.experiments.base import Result, register_experiment
+from netprism.experiments.base import Result, check_seeds, register_experiment, seeded_result
 from netprism.io import atomic_write_text
 from netprism.models import create_model
 
@@ -106,20 +105,13 @@ def run(config: GPMExperimentConfig, *, out_dir: Path | None = None) -> Result:
     if out_dir is not None:
         figures = plot_all(runs, config, Path(out_dir))
         _save_streams(runs, Path(out_dir))
-    return Result(
-        name="gpm",
-        config=dataclasses.asdict(config),
-        metrics=metrics,
-        baselines=baselines,
-        claims=claims,
-        figures=figures,
-        seed=config.seeds[0],
+    return seeded_result(
+        "gpm", config, metrics=metrics, baselines=baselines, claims=claims, figures=figures
     )
 
 
 def _validate(config: GPMExperimentConfig) -> None:
-    if not config.seeds:
-        raise ValueError("seeds must name at least one seed")
+    check_seeds(config.seeds)
     if config.n_tasks < 2:
         raise ValueError(f"a stream needs at least 2 tasks, got n_tasks={config.n_tasks}")
     n_layers = len(config.hidden) + 1

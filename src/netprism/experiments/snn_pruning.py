@@ -23,7 +23,6 @@ Per seed, on digits with direct (analog) input coding:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from netprism.core.seed import seed_everything, torch_threads
 from netprism.data import load_dataset
 from netprism.data.base import TensorDataset
 from netprism.experiments._snn_pruning_report import SeedRun, claims_and_metrics, plot_all
-from netprism.experiments.base import Result, register_experiment
+from netprism.experiments.base import Result, check_seeds, register_experiment, seeded_result
 from netprism.io import atomic_write_text
 from netprism.models import create_model
 from netprism.spiking import DCTEncoder, DirectEncoder, RateEncoder
@@ -127,20 +126,13 @@ def run(config: SNNPruningConfig, *, out_dir: Path | None = None) -> Result:
         figures = plot_all(runs, config, Path(out_dir))
         data = {str(r.seed): r.to_dict() for r in runs}
         atomic_write_text(Path(out_dir) / "snn_pruning_runs.json", json.dumps(data, indent=1))
-    return Result(
-        name="snn_pruning",
-        config=dataclasses.asdict(config),
-        metrics=metrics,
-        baselines=baselines,
-        claims=claims,
-        figures=figures,
-        seed=config.seeds[0],
+    return seeded_result(
+        "snn_pruning", config, metrics=metrics, baselines=baselines, claims=claims, figures=figures
     )
 
 
 def _validate(config: SNNPruningConfig) -> None:
-    if not config.seeds:
-        raise ValueError("seeds must name at least one seed")
+    check_seeds(config.seeds)
     if config.encoding not in ("direct", "rate", "dct"):
         raise ValueError(f"encoding must be 'direct', 'rate' or 'dct', got {config.encoding!r}")
     steps = (config.t0, *config.stages)

@@ -19,7 +19,6 @@ the comparison favours SPACE.  On the split stream both use the task identity.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from netprism.experiments._space_report import (
     claims_and_metrics,
     plot_all,
 )
-from netprism.experiments.base import Result, register_experiment
+from netprism.experiments.base import Result, check_seeds, register_experiment, seeded_result
 from netprism.io import atomic_write_text
 from netprism.models import create_model
 
@@ -129,20 +128,13 @@ def run(config: SPACEExperimentConfig, *, out_dir: Path | None = None) -> Result
     if out_dir is not None:
         figures = plot_all(runs, Path(out_dir))
         _save_streams(runs, Path(out_dir))
-    return Result(
-        name="space",
-        config=dataclasses.asdict(config),
-        metrics=metrics,
-        baselines=baselines,
-        claims=claims,
-        figures=figures,
-        seed=config.seeds[0],
+    return seeded_result(
+        "space", config, metrics=metrics, baselines=baselines, claims=claims, figures=figures
     )
 
 
 def _validate(config: SPACEExperimentConfig) -> None:
-    if not config.seeds:
-        raise ValueError("seeds must name at least one seed")
+    check_seeds(config.seeds)
     if config.n_tasks < 2:
         raise ValueError(f"a stream needs at least 2 tasks, got n_tasks={config.n_tasks}")
     unknown = [s for s in config.streams if s not in STREAMS]

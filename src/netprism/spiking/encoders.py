@@ -42,7 +42,6 @@ from netprism.spiking.dct import (
 THRESHOLD_FRAMES = ("all", "kept")
 
 
-# JPEG / BT.601 full-range RGB -> YCbCr on [0, 1] values (the +128 offsets become +0.5).
 def percentile_thresholds(
     frames: torch.Tensor, pos_pct: float = 93.5, neg_pct: float = 6.5
 ) -> tuple[float, float]:
