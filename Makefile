@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 RUN_DIR ?= runs/$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: venv demo test test-slow reproduce lint format clean
+.PHONY: venv demo test test-slow reproduce lint format bench-peers clean
 
 venv: $(STAMP)
 
@@ -47,6 +47,12 @@ lint: venv
 format: venv
 	$(VENV)/bin/ruff format src tests benchmarks
 	$(VENV)/bin/ruff check --fix src tests benchmarks
+
+# SpikingJelly (benchmarks/bench_lif.py) declares torchvision/torchaudio; install it without them.
+bench-peers: venv
+	$(PIP) install --quiet --no-deps spikingjelly
+	$(PIP) install --quiet -c $(VENV)/torch-constraint.txt loguru
+	$(PY) -c "from spikingjelly.activation_based import neuron; print('spikingjelly ok')"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info
