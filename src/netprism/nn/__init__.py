@@ -1,4 +1,5 @@
-"""Reusable layers: LIF neurons with surrogate gradients (DCT-SNN, arXiv 2010.01795)."""
+"""Reusable layers: LIF neurons with surrogate gradients (DCT-SNN, arXiv 2010.01795) and binary /
+k-bit quantized layers (``netprism.nn.quant``, XNOR-Net and Hybrid-Net)."""
 
 from netprism.nn.neurons import LIF, Integrator, lif_sequence
 from netprism.nn.surrogate import SURROGATES, Surrogate, resolve_surrogate, spike
