@@ -2,6 +2,7 @@
 
 from netprism.data import continuous_tone as _continuous_tone  # noqa: F401  (registers)
 from netprism.data import embedded as _embedded  # noqa: F401  (registers embedded sets)
+from netprism.data import hierarchical as _hierarchical  # noqa: F401  (registers "hierarchical")
 from netprism.data import readers as _readers  # noqa: F401  (registers on-disk formats)
 from netprism.data.base import DatasetInfo, TensorDataset, as_tensors
 from netprism.data.registry import DATASETS, list_datasets, load_dataset
