@@ -48,9 +48,10 @@ format: venv
 	$(VENV)/bin/ruff format src tests benchmarks
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 
-# SpikingJelly (benchmarks/bench_lif.py) declares torchvision/torchaudio; install it without them.
+# SpikingJelly (bench_lif.py) and torchattacks (bench_attacks.py) declare torchvision; install
+# them without their dependencies.
 bench-peers: venv
-	$(PIP) install --quiet --no-deps spikingjelly
+	$(PIP) install --quiet --no-deps spikingjelly torchattacks
 	$(PIP) install --quiet -c $(VENV)/torch-constraint.txt loguru
 	$(PY) -c "from spikingjelly.activation_based import neuron; print('spikingjelly ok')"
 
