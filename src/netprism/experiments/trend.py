@@ -1,0 +1,326 @@
+"""``trend``: transferability across model variants and TREND's robust ensembles.
+
+Ravikumar, Kodge, Garg & Roy, "TREND: Transferability based Robust ENsemble Design" (IEEE TAI
+2023, arXiv 2008.01524).  Small-scale check of ``../shared/papers/fl_robustness.md``
+("TREND check"): the bundled 8x8 digits, per seed a pool of small models -- a full-precision
+MLP 64-64-32-10 (``fp``), the same with another initialisation (``fp_init``), LeNet
+(``lenet``, architecture), Adam instead of SGD (``adam``), 1/2/4-bit input quantisation
+(``q1``, ``q2``, ``q4``, BPDA identity backward), halftoning (``ht``, sigmoid surrogate) and
+2-bit weights and activations (``wq``).
+
+Measured per seed: the TM matrix (L-inf PGD with random start, an eps sweep, the fitted curve
+read at ``tm_eps``; the eps scale of 8x8 digits is not CIFAR's 8/255); ensemble PGD (D-AG,
+A-GD, U-GD) on the hard-vote ensemble {fp, q1, q2} with and without one member's loss
+multiplied by ``domination_scale``; the TREND-selected ensemble (lowest mean mutual TM)
+against its best member and random ensembles of the same size under the strongest ensemble
+attack at ``attack_eps``; and attack success against eps for FGSM, PGD, MI-FGSM (on ``fp``)
+and the three ensemble attacks (on the TREND ensemble).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from netprism.core.seed import torch_threads
+from netprism.data import load_dataset
+from netprism.experiments._trend_report import (
+    Candidate,
+    SeedRun,
+    claims_and_metrics,
+    plot_all,
+)
+from netprism.experiments.base import Result, check_seeds, register_experiment, seeded_result
+from netprism.io import atomic_write_text
+from netprism.robustness.adversarial import fgsm, mi_fgsm, pgd, predict
+from netprism.robustness.ensemble import (
+    MODES,
+    HardVoteEnsemble,
+    ensemble_direction,
+    ensemble_pgd,
+    member_gradients,
+    select_ensemble,
+)
+from netprism.robustness.transfer import pgd_attack, transferability_matrix
+from netprism.robustness.variants import VariantSpec, train_variant
+
+REQUIRED = ("fp", "fp_init", "lenet", "q1", "q2")
+DOMINATION_ENSEMBLE = ("fp", "q1", "q2")
+
+
+@dataclass(frozen=True)
+class TRENDExperimentConfig:
+    """Config of the ``trend`` experiment (defaults = small scale)."""
+
+    dataset: str = "digits"
+    hidden: tuple[int, ...] = (64, 32)
+    pool: tuple[str, ...] = ("fp", "fp_init", "lenet", "adam", "q1", "q2", "q4", "ht", "wq")
+    epochs: int = 30
+    batch_size: int = 32
+    n_eval: int = 450  # test samples attacked (the digits test split has 450)
+    eps: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3)  # sweep for the TM fit and curves
+    tm_eps: float = 0.1  # where TM is read off the fitted curves
+    attack_eps: float = 0.2  # ensemble attacks and single-member robustness
+    steps: int = 20  # PGD / ensemble PGD iterations, step eps / 4, random start
+    ensemble_size: int = 3
+    n_random: int = 5  # random ensembles per seed
+    domination_scale: float = 1e3
+    seeds: tuple[int, ...] = (0, 1, 2)
+    data_dir: str | None = None
+    threads: int = 1
+
+
+SCALES: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "epochs": 2,
+        "n_eval": 40,
+        "eps": (0.1, 0.3),
+        "steps": 2,
+        "n_random": 2,
+        "seeds": (0,),
+        "pool": ("fp", "fp_init", "lenet", "q1", "q2"),
+    },
+    "small": {},
+    "full": {"seeds": (0, 1, 2, 3, 4), "steps": 40, "epochs": 60},
+}
+
+
+def _specs(config: TRENDExperimentConfig, seed: int) -> dict[str, VariantSpec]:
+    mlp = VariantSpec(model_kwargs=(("hidden", tuple(config.hidden)),), init_seed=seed)
+    every = {
+        "fp": mlp,
+        "fp_init": mlp.replace(init_seed=seed + 1000),
+        "lenet": VariantSpec(arch="lenet", init_seed=seed),
+        "adam": mlp.replace(optimizer="adam"),
+        "q1": mlp.replace(input="quant", input_bits=1),
+        "q2": mlp.replace(input="quant", input_bits=2),
+        "q4": mlp.replace(input="quant", input_bits=4),
+        "ht": mlp.replace(input="halftone"),
+        "wq": mlp.replace(weight_bits=2, act_bits=2),
+    }
+    return {name: every[name] for name in config.pool}
+
+
+@register_experiment(
+    "trend",
+    config=TRENDExperimentConfig,
+    scales=SCALES,
+    demo=False,
+    paper="Ravikumar, Kodge, Garg & Roy, TREND: Transferability based Robust ENsemble Design "
+    "(IEEE TAI 2023, arXiv 2008.01524)",
+)
+def run(config: TRENDExperimentConfig, *, out_dir: Path | None = None) -> Result:
+    """Pool, TM matrices, ensemble attacks and TREND design on every seed; claims, figures."""
+    _validate(config)
+    with torch_threads(config.threads):
+        runs = [_one_seed(config, seed) for seed in config.seeds]
+    claims, metrics, baselines = claims_and_metrics(runs, config)
+    figures: list[str] = []
+    if out_dir is not None:
+        figures = plot_all(runs, config, Path(out_dir))
+        atomic_write_text(
+            Path(out_dir) / "trend_runs.json", json.dumps([r.to_dict() for r in runs], indent=1)
+        )
+    return seeded_result(
+        "trend", config, metrics=metrics, baselines=baselines, claims=claims, figures=figures
+    )
+
+
+def _validate(config: TRENDExperimentConfig) -> None:
+    check_seeds(config.seeds)
+    known = set(_specs(TRENDExperimentConfig(), 0))
+    unknown = sorted(set(config.pool) - known)
+    if unknown:
+        raise ValueError(f"pool entries must be among {sorted(known)}, got unknown {unknown}")
+    missing = [m for m in REQUIRED if m not in config.pool]
+    if missing:
+        raise ValueError(f"pool must contain {list(REQUIRED)} for the claims, missing {missing}")
+    if not 2 <= config.ensemble_size <= len(config.pool):
+        raise ValueError(
+            f"ensemble_size must lie in [2, {len(config.pool)}] (the pool size), "
+            f"got {config.ensemble_size}"
+        )
+    if len(config.eps) < 2 or any(not 0 < e <= 1 for e in config.eps):
+        raise ValueError(f"eps needs >= 2 values in (0, 1] for the fit, got {config.eps!r}")
+    for name in ("tm_eps", "attack_eps"):
+        value = getattr(config, name)
+        if not 0 < value <= 1:
+            raise ValueError(f"{name} must lie in (0, 1], got {value!r}")
+    if config.steps < 1 or config.n_eval < 2 or config.epochs < 1:
+        raise ValueError(
+            f"steps, epochs must be >= 1 and n_eval >= 2, got steps={config.steps}, "
+            f"epochs={config.epochs}, n_eval={config.n_eval}"
+        )
+    if not config.domination_scale > 0:
+        raise ValueError(f"domination_scale must be > 0, got {config.domination_scale!r}")
+
+
+def _one_seed(config: TRENDExperimentConfig, seed: int) -> SeedRun:
+    train = load_dataset(config.dataset, data_dir=config.data_dir, seed=seed)
+    test = load_dataset(config.dataset, split="test", data_dir=config.data_dir, seed=seed)
+    x, y = test.x[: config.n_eval], test.y[: config.n_eval]
+    K = train.num_classes
+    models = {
+        name: train_variant(
+            spec,
+            (train.x, train.y),
+            num_classes=K,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            seed=seed,
+        )
+        for name, spec in _specs(config, seed).items()
+    }
+    clean = {n: float((predict(m, x) == y).float().mean()) for n, m in models.items()}
+    tm = transferability_matrix(
+        models, x, y, eps=config.eps, eval_eps=config.tm_eps, attack=pgd_attack(config.steps, seed)
+    )
+    single = {
+        n: float(
+            (predict(m, pgd(m, x, y, eps=config.attack_eps, steps=config.steps, seed=seed)) == y)
+            .float()
+            .mean()
+        )
+        for n, m in models.items()
+    }
+    names = list(models)
+    trend_idx = select_ensemble(tm.tm, config.ensemble_size)
+    gen = np.random.default_rng(seed)
+    candidates = {"TREND": [names[i] for i in trend_idx], "fp+q1+q2": list(DOMINATION_ENSEMBLE)}
+    for r in range(config.n_random):
+        pick = sorted(gen.choice(len(names), config.ensemble_size, replace=False).tolist())
+        candidates[f"random{r}"] = [names[i] for i in pick]
+    evaluated = {
+        label: _candidate(models, members, x, y, config, seed, K)
+        for label, members in candidates.items()
+    }
+    return SeedRun(
+        seed=seed,
+        names=names,
+        clean=clean,
+        tm=tm.tm.tolist(),
+        tm_official=tm.tm_official.tolist(),
+        fraction=np.nan_to_num(tm.fraction).tolist(),
+        success=tm.success.tolist(),
+        single_robust=single,
+        candidates=evaluated,
+        domination=_domination(models, x, y, config, seed, K),
+        curves=_curves(models, candidates["TREND"], x, y, config, seed, K),
+    )
+
+
+def _success(ens: HardVoteEnsemble, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> float:
+    ok = ens.predict(x) == y
+    return float((ok & (ens.predict(x_adv) != y)).sum()) / max(int(ok.sum()), 1)
+
+
+def _candidate(
+    models: dict[str, Any],
+    members: list[str],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config: TRENDExperimentConfig,
+    seed: int,
+    K: int,
+) -> Candidate:
+    ms = [models[n] for n in members]
+    ens = HardVoteEnsemble(ms, K, seed=seed)
+    robust = {}
+    for mode in MODES:
+        adv = ensemble_pgd(
+            ms, x, y, eps=config.attack_eps, mode=mode, steps=config.steps, seed=seed
+        )
+        robust[mode] = float((ens.predict(adv) == y).float().mean())
+    return Candidate(members, float((ens.predict(x) == y).float().mean()), robust)
+
+
+def _domination(
+    models: dict[str, Any],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config: TRENDExperimentConfig,
+    seed: int,
+    K: int,
+) -> dict[str, Any]:
+    """Ensemble-attack success on {fp, q1, q2} with no scaling and with each member's loss
+    scaled; the A-GD step identity and D-AG's agreement with the scaled member."""
+    ms = [models[n] for n in DOMINATION_ENSEMBLE]
+    ens = HardVoteEnsemble(ms, K, seed=seed)
+    options: list[list[float] | None] = [None]
+    for i in range(len(ms)):
+        options.append([config.domination_scale if j == i else 1.0 for j in range(len(ms))])
+    success = {
+        mode: [
+            _success(
+                ens,
+                x,
+                ensemble_pgd(
+                    ms,
+                    x,
+                    y,
+                    eps=config.attack_eps,
+                    mode=mode,
+                    steps=config.steps,
+                    seed=seed,
+                    loss_scales=sc,
+                ),
+                y,
+            )
+            for sc in options
+        ]
+        for mode in MODES
+    }
+    grads = member_gradients(ms, x, y)  # (M, N, ...)
+    identical, agree_scaled, agree_plain = True, [], []
+    for i in range(len(ms)):
+        scaled = grads.clone()
+        scaled[i] = scaled[i] * config.domination_scale
+        identical &= torch.equal(
+            ensemble_direction(grads, "sign_avg"), ensemble_direction(scaled, "sign_avg")
+        )
+        solo = grads[i].sign()
+        agree_scaled.append(float((ensemble_direction(scaled, "avg") == solo).float().mean()))
+        agree_plain.append(float((ensemble_direction(grads, "avg") == solo).float().mean()))
+    return {
+        "members": list(DOMINATION_ENSEMBLE),
+        "success": success,  # mode -> [unscaled, member 0 scaled, member 1 scaled, ...]
+        "agd_step_identical": bool(identical),
+        "dag_agree_scaled": agree_scaled,
+        "dag_agree_unscaled": agree_plain,
+    }
+
+
+def _curves(
+    models: dict[str, Any],
+    trend_members: list[str],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config: TRENDExperimentConfig,
+    seed: int,
+    K: int,
+) -> dict[str, list[float]]:
+    """Attack success against eps: FGSM / PGD / MI-FGSM on fp, D-AG / A-GD / U-GD on TREND."""
+    fp = models["fp"]
+    ok = predict(fp, x) == y
+
+    def rate(x_adv: torch.Tensor) -> float:
+        return float((ok & (predict(fp, x_adv) != y)).sum()) / max(int(ok.sum()), 1)
+
+    curves: dict[str, list[float]] = {"FGSM": [], "PGD": [], "MI-FGSM": []}
+    ms = [models[n] for n in trend_members]
+    ens = HardVoteEnsemble(ms, K, seed=seed)
+    for mode in MODES:
+        curves[f"TREND ensemble {mode}"] = []
+    for e in config.eps:
+        curves["FGSM"].append(rate(fgsm(fp, x, y, eps=e)))
+        curves["PGD"].append(rate(pgd(fp, x, y, eps=e, steps=config.steps, seed=seed)))
+        curves["MI-FGSM"].append(rate(mi_fgsm(fp, x, y, eps=e, steps=config.steps)))
+        for mode in MODES:
+            adv = ensemble_pgd(ms, x, y, eps=e, mode=mode, steps=config.steps, seed=seed)
+            curves[f"TREND ensemble {mode}"].append(_success(ens, x, adv, y))
+    return curves

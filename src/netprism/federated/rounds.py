@@ -1,0 +1,282 @@
+"""A plain-PyTorch federated round loop: FedAvg, TOFU, hybrid schedules and bad clients.
+
+Garg, Nagaraj & Roy, "TOFU: Towards Obfuscated Federated Updates by Encoding Weight Updates
+into Gradients from Proxy Data" (arXiv 2201.08494).  Every round each client trains locally
+from the global weights, then sends either its full update (``"full"`` round) or a TOFU
+proxy set (``"tofu"`` round); the server decodes, screens (shape, NaN/inf, norm), aggregates
+and applies.  Bytes are counted from the float32 arrays that would cross the wire.  This is
+the in-process twin of :mod:`netprism.federated.flower` for experiments and tests.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from netprism.data.base import TensorDataset
+from netprism.federated.aggregate import aggregate, screen_updates
+from netprism.federated.gradients import flat_params, load_flat_params
+from netprism.federated.tofu import ProxySet, decode_update, encode_update, fedavg_bytes
+
+BEHAVIOURS = ("honest", "sign_flip", "nan", "wrong_shape", "huge_norm")
+DOWNLINKS = ("full", "tofu")
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """Local SGD on a client: ``epochs`` passes, step size ``lr``, minibatch ``batch_size``."""
+
+    epochs: int = 1
+    lr: float = 0.1
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """TOFU's encoder budget: ``n_proxy`` samples, ``steps`` Adam steps of size ``lr``."""
+
+    n_proxy: int = 8
+    steps: int = 100
+    lr: float = 0.1
+
+
+@dataclass
+class RoundLog:
+    """Per-round record of a federated run (lists have one entry per round)."""
+
+    kinds: list[str] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    uplink_bytes: list[int] = field(default_factory=list)
+    downlink_bytes: list[int] = field(default_factory=list)
+    cosines: list[list[float]] = field(default_factory=list)
+    decode_errors: list[float] = field(default_factory=list)
+    rejected: list[dict[int, str]] = field(default_factory=list)
+    snapshots: dict[int, tuple[torch.Tensor, list[torch.Tensor]]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kinds": self.kinds,
+            "accuracy": self.accuracy,
+            "uplink_bytes": self.uplink_bytes,
+            "downlink_bytes": self.downlink_bytes,
+            "cosines": self.cosines,
+            "decode_errors": self.decode_errors,
+            "rejected": [{str(k): v for k, v in r.items()} for r in self.rejected],
+        }
+
+
+def local_update(
+    model: nn.Module,
+    weights: torch.Tensor,
+    data: TensorDataset,
+    *,
+    local: LocalConfig = LocalConfig(),
+    seed: int = 0,
+) -> torch.Tensor:
+    """``W_local - W_global`` ``(P,)`` after local SGD from ``weights`` on ``data``.
+
+    ``model`` is a scratch copy whose parameters are overwritten.
+    """
+    load_flat_params(model, weights)
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=local.lr)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(local.epochs):
+        order = torch.randperm(len(data), generator=gen)
+        for batch in order.split(local.batch_size):
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(data.x[batch]), data.y[batch]).backward()
+            opt.step()
+    return flat_params(model) - weights
+
+
+@torch.no_grad()
+def accuracy_at(model: nn.Module, weights: torch.Tensor, data: TensorDataset) -> float:
+    """Test accuracy in percent of ``model`` at the flat ``weights``."""
+    load_flat_params(model, weights)
+    model.eval()
+    return 100.0 * float((model(data.x).argmax(1) == data.y).float().mean())
+
+
+def client_message(
+    kind: str,
+    behaviour: str,
+    update: torch.Tensor,
+    model: nn.Module,
+    weights: torch.Tensor,
+    shape: tuple[int, tuple[int, ...], int],
+    encoder: EncoderConfig,
+    seed: int,
+) -> tuple[list[np.ndarray], float, torch.Tensor | None]:
+    """What one client sends: arrays, its encoder cosine (NaN for full), its own decode."""
+    if behaviour == "sign_flip":
+        update = -update
+    elif behaviour == "huge_norm":
+        update = update * 1e6
+    if kind == "full":
+        if behaviour == "nan":
+            update = update.clone()
+            update[0] = float("nan")
+        if behaviour == "wrong_shape":
+            update = torch.cat([update, torch.zeros(1)])
+        return [update.detach().numpy().astype(np.float32)], float("nan"), None
+    _, input_shape, k = shape
+    proxy, cos = encode_update(
+        model,
+        weights,
+        update,
+        input_shape=input_shape,
+        num_classes=k,
+        n_proxy=encoder.n_proxy,
+        steps=encoder.steps,
+        lr=encoder.lr,
+        seed=seed,
+    )
+    own = decode_update(model, weights, proxy)
+    arrays = proxy.to_arrays()
+    if behaviour == "nan":
+        arrays[0][0] = np.nan
+    if behaviour == "wrong_shape":
+        arrays[0] = arrays[0][..., :-1]
+    return arrays, cos, own
+
+
+def server_decode(
+    arrays: list[np.ndarray],
+    kind: str,
+    model: nn.Module,
+    weights: torch.Tensor,
+    shape: tuple[int, tuple[int, ...], int],
+) -> torch.Tensor | str:
+    """The update the server reads from ``arrays``, or why it cannot read one."""
+    if kind == "full":
+        return torch.from_numpy(np.asarray(arrays[0], dtype=np.float32))
+    try:
+        proxy = ProxySet.from_arrays(arrays, shape[1], shape[2])
+    except ValueError as err:
+        return f"bad proxy set: {err}"
+    return decode_update(model, weights, proxy)
+
+
+def run_rounds(
+    model: nn.Module,
+    clients: Sequence[TensorDataset],
+    test: TensorDataset,
+    *,
+    schedule: Sequence[str],
+    local: LocalConfig = LocalConfig(),
+    encoder: EncoderConfig = EncoderConfig(),
+    aggregator: str = "mean",
+    trim: float = 0.2,
+    behaviours: Sequence[str] | None = None,
+    max_norm: float = 1e3,
+    downlink: str = "full",
+    seed: int = 0,
+    keep_rounds: Sequence[int] = (),
+) -> RoundLog:
+    """Run ``len(schedule)`` rounds from ``model``'s current weights (not modified).
+
+    Parameters
+    ----------
+    schedule : sequence of {"full", "tofu"}
+        The kind of each round (see :func:`~netprism.federated.tofu.hybrid_schedule`).
+    aggregator : {"mean", "median", "trimmed_mean"}
+        FedAvg's sample-weighted mean or a robust rule.
+    behaviours : one of ``BEHAVIOURS`` per client, optional
+        Planted misbehaviour; "honest" for every client by default.
+    max_norm : float
+        Decoded updates with a larger L2 norm are rejected.
+    downlink : {"full", "tofu"}
+        Send the new global update to clients in full, or TOFU-encoded (all parties then
+        apply the decoded update, so they stay in sync).
+    keep_rounds : round indices whose start weights and honest updates are kept.
+    """
+    behaviours = list(behaviours or ["honest"] * len(clients))
+    if len(behaviours) != len(clients) or any(b not in BEHAVIOURS for b in behaviours):
+        raise ValueError(f"behaviours must be {len(clients)} of {BEHAVIOURS}, got {behaviours}")
+    if downlink not in DOWNLINKS or any(k not in ("full", "tofu") for k in schedule):
+        raise ValueError(
+            f"downlink must be one of {DOWNLINKS} and rounds 'full'/'tofu', "
+            f"got {downlink!r}, {sorted(set(schedule))}"
+        )
+    work = copy.deepcopy(model)
+    weights = flat_params(model)
+    n_params = weights.numel()
+    shape = (n_params, tuple(test.input_shape), test.num_classes)
+    log = RoundLog()
+    for r, kind in enumerate(schedule):
+        start = weights
+        received: list[torch.Tensor | str] = []
+        cosines: list[float] = []
+        up, decode_err = 0, 0.0
+        honest: list[torch.Tensor] = []
+        for c, data in enumerate(clients):
+            update = local_update(
+                work, weights, data, local=local, seed=seed * 10_007 + r * 101 + c
+            )
+            honest.append(update)
+            msg_seed = seed * 10_007 + r * 101 + c
+            arrays, cos, own = client_message(
+                kind, behaviours[c], update, work, weights, shape, encoder, msg_seed
+            )
+            up += sum(a.nbytes for a in arrays)
+            got = server_decode(arrays, kind, work, weights, shape)
+            if own is not None and isinstance(got, torch.Tensor):
+                decode_err = max(decode_err, float((got - own).abs().max()))
+            if behaviours[c] == "honest" and cos == cos:
+                cosines.append(cos)
+            received.append(got)
+        screened = screen_updates(received, [len(d) for d in clients], n_params, max_norm)
+        rejected = dict(screened.rejected)
+        for c, item in enumerate(received):
+            if isinstance(item, str):
+                rejected[c] = item
+        if not screened.updates:
+            raise RuntimeError(f"round {r}: every client update was rejected: {rejected}")
+        step = aggregate(screened.updates, screened.weights, aggregator, trim=trim)
+        weights, down = _downlink(step, weights, kind, downlink, work, shape, encoder, seed, r)
+        if r in keep_rounds:
+            log.snapshots[r] = (start, honest)
+        log.kinds.append(kind)
+        log.accuracy.append(accuracy_at(work, weights, test))
+        log.uplink_bytes.append(up)
+        log.downlink_bytes.append((down or fedavg_bytes(n_params)) * len(clients))
+        log.cosines.append(cosines)
+        log.decode_errors.append(decode_err)
+        log.rejected.append(dict(sorted(rejected.items())))
+    return log
+
+
+def _downlink(
+    step: torch.Tensor,
+    weights: torch.Tensor,
+    kind: str,
+    downlink: str,
+    work: nn.Module,
+    shape: tuple[int, tuple[int, ...], int],
+    encoder: EncoderConfig,
+    seed: int,
+    r: int,
+) -> tuple[torch.Tensor, int | None]:
+    """New global weights and the downlink bytes per client (None: a full vector)."""
+    if downlink == "full" or kind == "full":
+        return weights + step, None
+    proxy, _ = encode_update(
+        work,
+        weights,
+        step,
+        input_shape=shape[1],
+        num_classes=shape[2],
+        n_proxy=encoder.n_proxy,
+        steps=encoder.steps,
+        lr=encoder.lr,
+        seed=seed * 7919 + r,
+    )
+    return weights + decode_update(work, weights, proxy), proxy.nbytes()
