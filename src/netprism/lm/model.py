@@ -1,0 +1,435 @@
+"""A tiny decoder-only byte transformer with the on-device model's shape and KV-cache sharing.
+
+"Apple Intelligence Foundation Language Models: Tech Report 2025" (arXiv 2507.13575); layer
+shapes follow Apple's ``tamm`` reference config ``AFMTextV7``: pre-norm RMSNorm, RoPE,
+grouped-query attention (``n_heads`` query heads share ``n_kv_heads`` key/value heads), RMSNorm on
+per-head queries and keys (QK-norm), a SwiGLU feed-forward, tied input/output embeddings, a
+256-entry byte vocabulary.  One file, read top to bottom, in the spirit of nanoGPT.
+
+**KV-cache sharing.**  With ``kv_share = 3/8`` the stack splits 5:3 into two blocks.  Layers of
+the second block have no key/value projections (the parameters do not exist, and only a query
+norm); every one of them attends over the keys/values written by the *last layer of the first
+block*.  Only first-block layers own a cache, so the cache holds ``n_kv_layers / n_layers`` of
+the baseline's bytes (5/8).  Since second-block layers produce nothing later positions read,
+prefill runs them only at the last prompt position (``forward(..., last_only=True)``, used by
+:meth:`ByteLM.generate`).
+
+Decoding is explicit: :class:`KVCache` preallocates ``(B, n_kv_heads, max_len, head_dim)`` keys and
+values per cache-owning layer with a ``position`` counter, and a cached forward equals the full
+forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+VOCAB_SIZE = 256
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    """Shape of a :class:`ByteLM` (stored beside its weights).
+
+    ``head_dim`` defaults to ``d_model // n_heads`` and ``d_ff`` to ``3.25 * d_model`` rounded
+    up to a multiple of 8 (AFM's ratio).  ``kv_share`` is the fraction of layers, counted from
+    the top, that reuse the K/V of the last cache-owning layer (``3/8`` for AFM's 5:3 split);
+    ``round(kv_share * n_layers)`` layers share.
+    """
+
+    context: int = 256
+    n_layers: int = 8
+    d_model: int = 128
+    n_heads: int = 4
+    n_kv_heads: int = 2
+    head_dim: int | None = None
+    d_ff: int | None = None
+    kv_share: float = 0.0
+    rope_theta: float = 10_000.0  # AFM uses 5e5 for 4K+ contexts; 1e4 suits ours of ~256
+    norm_eps: float = 1e-5
+    vocab_size: int = VOCAB_SIZE
+
+    def __post_init__(self) -> None:
+        for name in ("context", "n_layers", "d_model", "n_heads", "n_kv_heads", "vocab_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(
+                f"n_heads ({self.n_heads}) must be a multiple of n_kv_heads ({self.n_kv_heads})"
+            )
+        if self.hd % 2 or self.hd < 2:
+            raise ValueError(f"head_dim must be an even int >= 2 (for RoPE), got {self.hd}")
+        if not 0 <= self.kv_share < 1:
+            raise ValueError(f"kv_share must be in [0, 1), got {self.kv_share!r}")
+        if self.n_kv_layers < 1:
+            raise ValueError(
+                f"kv_share={self.kv_share} leaves no cache-owning layer of {self.n_layers}"
+            )
+
+    @property
+    def hd(self) -> int:
+        """Head dimension."""
+        return self.head_dim if self.head_dim is not None else self.d_model // self.n_heads
+
+    @property
+    def ff(self) -> int:
+        """SwiGLU inner width."""
+        return self.d_ff if self.d_ff is not None else 8 * math.ceil(3.25 * self.d_model / 8)
+
+    @property
+    def n_kv_layers(self) -> int:
+        """Layers that own K/V projections and a cache (the first block)."""
+        return self.n_layers - round(self.kv_share * self.n_layers)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class RMSNorm(nn.Module):
+    """``x / rms(x) * weight`` over the last dimension."""
+
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def rope_tables(context: int, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``cos, sin`` of shape ``(context, head_dim)`` for rotate-half RoPE."""
+    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+    angles = torch.outer(torch.arange(context, dtype=torch.float64), inv_freq)  # (ctx, hd/2)
+    angles = torch.cat([angles, angles], dim=-1)  # (ctx, hd)
+    return angles.cos().float(), angles.sin().float()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x`` ``(B, nh, T, hd)`` by the tables' rows ``(T, hd)`` for its positions."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
+
+
+class KVCache:
+    """Preallocated keys and values for the cache-owning layers, and the next write position.
+
+    ``k[i]`` and ``v[i]`` have shape ``(B, n_kv_heads, max_len, head_dim)`` for each of the
+    ``n_kv_layers`` layers that own K/V; KV-sharing layers hold nothing.  The model writes the
+    new tokens at ``position`` and advances it after a forward pass.
+    """
+
+    def __init__(
+        self,
+        config: LMConfig,
+        batch_size: int,
+        *,
+        max_len: int | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        max_len = config.context if max_len is None else max_len
+        if not isinstance(max_len, int) or not 1 <= max_len <= config.context:
+            raise ValueError(f"max_len must be an int in [1, {config.context}], got {max_len!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        shape = (batch_size, config.n_kv_heads, max_len, config.hd)
+        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.n_kv_layers)]
+        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.n_kv_layers)]
+        self.batch_size = batch_size
+        self.max_len = max_len
+        self.position = 0
+
+    def nbytes(self) -> int:
+        """Bytes allocated by the real cache tensors."""
+        return sum(t.nbytes for t in self.k + self.v)
+
+    def used_nbytes(self) -> int:
+        """Bytes of the filled prefix ``[:position]`` of the real cache tensors."""
+        return sum(t[:, :, : self.position].nbytes for t in self.k + self.v)
+
+    def reset(self) -> None:
+        self.position = 0
+
+
+class Attention(nn.Module):
+    """Grouped-query attention with QK-norm and RoPE; ``owns_kv=False`` drops K/V entirely."""
+
+    def __init__(self, cfg: LMConfig, owns_kv: bool) -> None:
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.hd = cfg.n_heads, cfg.n_kv_heads, cfg.hd
+        self.owns_kv = owns_kv
+        self.q = nn.Linear(cfg.d_model, cfg.n_heads * cfg.hd, bias=False)
+        self.q_norm = RMSNorm(cfg.hd, cfg.norm_eps)
+        if owns_kv:  # KV-sharing layers have no k, v, k_norm attributes at all
+            self.k = nn.Linear(cfg.d_model, cfg.n_kv_heads * cfg.hd, bias=False)
+            self.v = nn.Linear(cfg.d_model, cfg.n_kv_heads * cfg.hd, bias=False)
+            self.k_norm = RMSNorm(cfg.hd, cfg.norm_eps)
+        self.o = nn.Linear(cfg.n_heads * cfg.hd, cfg.d_model, bias=False)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        pos: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        shared: tuple[torch.Tensor, torch.Tensor] | None = None,
+        cache: tuple[torch.Tensor, torch.Tensor, int] | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Attend from ``x`` ``(B, Tq, C)`` at absolute positions ``pos`` ``(Tq,)``.
+
+        A layer that owns K/V computes them for ``x``, writes them into ``cache`` (its
+        ``(k, v, position)``) when given, and attends over all keys so far; a sharing layer
+        attends over ``shared``.  Returns the output ``(B, Tq, C)`` and the keys/values
+        attended over, each ``(B, n_kv_heads, Tk, hd)``.
+        """
+        B, Tq, _ = x.shape
+        cos, sin = rope[0][pos], rope[1][pos]  # (Tq, hd)
+        q = self.q(x).view(B, Tq, self.n_heads, self.hd).transpose(1, 2)  # (B, nh, Tq, hd)
+        q = apply_rope(self.q_norm(q), cos, sin)
+        if self.owns_kv:
+            k = self.k(x).view(B, Tq, self.n_kv_heads, self.hd).transpose(1, 2)  # (B, nkv, Tq, hd)
+            v = self.v(x).view(B, Tq, self.n_kv_heads, self.hd).transpose(1, 2)
+            k = apply_rope(self.k_norm(k), cos, sin)
+            if cache is not None:
+                ck, cv, start = cache
+                ck[:, :, start : start + Tq] = k
+                cv[:, :, start : start + Tq] = v
+                k, v = ck[:, :, : start + Tq], cv[:, :, : start + Tq]  # (B, nkv, Tk, hd)
+        else:
+            if shared is None:
+                raise RuntimeError("a KV-sharing layer needs the shared keys and values")
+            k, v = shared
+        Tk = k.shape[2]
+        mask = torch.arange(Tk, device=x.device)[None, :] <= pos[:, None]  # (Tq, Tk) causal
+        rep = self.n_heads // self.n_kv_heads  # each K/V head serves `rep` query heads
+        y = F.scaled_dot_product_attention(
+            q, k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1), attn_mask=mask
+        )  # (B, nh, Tq, hd)
+        y = y.transpose(1, 2).reshape(B, Tq, self.n_heads * self.hd)
+        return self.o(y), (k, v)
+
+
+class SwiGLU(nn.Module):
+    """``down(silu(gate(x)) * up(x))``."""
+
+    def __init__(self, cfg: LMConfig) -> None:
+        super().__init__()
+        self.gate = nn.Linear(cfg.d_model, cfg.ff, bias=False)
+        self.up = nn.Linear(cfg.d_model, cfg.ff, bias=False)
+        self.down = nn.Linear(cfg.ff, cfg.d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(F.silu(self.gate(x)) * self.up(x))
+
+
+class Layer(nn.Module):
+    """Pre-norm residual layer: attention then SwiGLU."""
+
+    def __init__(self, cfg: LMConfig, owns_kv: bool) -> None:
+        super().__init__()
+        self.attn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.attn = Attention(cfg, owns_kv)
+        self.mlp_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.mlp = SwiGLU(cfg)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        pos: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        shared: tuple[torch.Tensor, torch.Tensor] | None = None,
+        cache: tuple[torch.Tensor, torch.Tensor, int] | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        a, kv = self.attn(self.attn_norm(x), pos, rope, shared, cache)
+        x = x + a
+        return x + self.mlp(self.mlp_norm(x)), kv
+
+
+class ByteLM(nn.Module):
+    """The byte-level language model: ``(B, T)`` byte ids to ``(B, T, 256)`` next-byte logits.
+
+    Examples
+    --------
+    >>> cfg = LMConfig(context=16, n_layers=8, d_model=16, n_heads=2, n_kv_heads=1, kv_share=3 / 8)
+    >>> model = ByteLM(cfg)
+    >>> idx = torch.randint(0, 256, (2, 5))
+    >>> model(idx).shape
+    torch.Size([2, 5, 256])
+    >>> cache = model.new_cache(2)
+    >>> bool(torch.allclose(model(idx, cache=cache), model(idx), atol=1e-5)), cache.position
+    (True, 5)
+    >>> base = ByteLM(LMConfig(context=16, n_layers=8, d_model=16, n_heads=2, n_kv_heads=1))
+    >>> cache.nbytes() / base.new_cache(2).nbytes()
+    0.625
+    """
+
+    def __init__(self, config: LMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.d_model)
+        self.layers = nn.ModuleList(
+            Layer(config, owns_kv=i < config.n_kv_layers) for i in range(config.n_layers)
+        )
+        self.norm = RMSNorm(config.d_model, config.norm_eps)
+        cos, sin = rope_tables(config.context, config.hd, config.rope_theta)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2: scale residual outputs by depth
+            if name.endswith(("attn.o.weight", "mlp.down.weight")):
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * config.n_layers))
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def new_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:
+        """An empty :class:`KVCache` on this model's device and dtype."""
+        w = self.embed.weight
+        return KVCache(self.config, batch_size, max_len=max_len, dtype=w.dtype, device=w.device)
+
+    def forward(
+        self, idx: torch.Tensor, cache: KVCache | None = None, *, last_only: bool = False
+    ) -> torch.Tensor:
+        """Next-byte logits.
+
+        Parameters
+        ----------
+        idx : Tensor (B, T) of integers in ``[0, 256)``
+            With ``cache``, the bytes that follow the ``cache.position`` already cached.
+        cache : KVCache, optional
+            Read and written in place; ``position`` advances by ``T``.
+        last_only : bool
+            Return logits for the last position only, ``(B, 1, 256)``, and run KV-sharing
+            layers only there (prefill skipping).
+
+        Returns
+        -------
+        Tensor (B, T, 256), or (B, 1, 256) with ``last_only``
+        """
+        start = self._check_input(idx, cache)
+        B, T = idx.shape
+        pos = torch.arange(start, start + T, device=idx.device)  # (T,)
+        rope = (self.rope_cos, self.rope_sin)
+        x = self.embed(idx.long())  # (B, T, C)
+        shared: tuple[torch.Tensor, torch.Tensor] | None = None
+        n_kv = self.config.n_kv_layers
+        for i, layer in enumerate(self.layers):
+            if i == n_kv and last_only:  # later layers feed no cache: only the last row matters
+                x, pos = x[:, -1:], pos[-1:]
+            layer_cache = None if cache is None or i >= n_kv else (cache.k[i], cache.v[i], start)
+            x, kv = layer(x, pos, rope, shared if i >= n_kv else None, layer_cache)
+            if i == n_kv - 1:
+                shared = kv  # (B, nkv, Tk, hd) from the last first-block layer
+        if cache is not None:
+            cache.position = start + T
+        if last_only:
+            x = x[:, -1:]
+        return F.linear(self.norm(x), self.embed.weight)  # tied output embedding
+
+    def _check_input(self, idx: torch.Tensor, cache: KVCache | None) -> int:
+        if not isinstance(idx, torch.Tensor) or idx.ndim != 2 or idx.is_floating_point():
+            got = (
+                f"shape {tuple(idx.shape)} dtype {idx.dtype}"
+                if isinstance(idx, torch.Tensor)
+                else type(idx).__name__
+            )
+            raise ValueError(f"idx must be an integer tensor of shape (B, T), got {got}")
+        B, T = idx.shape
+        ctx = self.config.context
+        if T < 1:
+            raise ValueError("idx must hold at least one byte per row, got T=0")
+        if T > ctx:
+            raise ValueError(f"input of {T} bytes is longer than the model's context of {ctx}")
+        if int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size:
+            raise ValueError(
+                f"byte ids must be in [0, {self.config.vocab_size}), got range "
+                f"[{int(idx.min())}, {int(idx.max())}]"
+            )
+        if cache is None:
+            return 0
+        if cache.batch_size != B:
+            raise ValueError(f"cache holds batch size {cache.batch_size}, input has {B}")
+        if cache.position + T > cache.max_len:
+            raise ValueError(
+                f"cache at position {cache.position} has room for {cache.max_len} bytes; "
+                f"{T} more do not fit"
+            )
+        return cache.position
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Extend each prompt by ``max_new_tokens`` sampled bytes, decoding with a KV cache.
+
+        Parameters
+        ----------
+        idx : Tensor (B, T0) of byte ids
+            The prompts; ``T0 + max_new_tokens`` must fit in the context.
+        max_new_tokens : int
+        temperature : float
+            ``0`` decodes greedily.
+        top_k : int, optional
+            Sample among the ``top_k`` most likely bytes.
+        generator : torch.Generator, optional
+            Source of randomness for sampling.
+
+        Returns
+        -------
+        LongTensor (B, T0 + max_new_tokens)
+        """
+        if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+        if not temperature >= 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature!r}")
+        if top_k is not None and not 1 <= top_k <= self.config.vocab_size:
+            raise ValueError(f"top_k must be in [1, {self.config.vocab_size}], got {top_k!r}")
+        self._check_input(idx, None)
+        if idx.shape[1] + max_new_tokens > self.config.context:
+            raise ValueError(
+                f"prompt of {idx.shape[1]} bytes + {max_new_tokens} new bytes is longer than "
+                f"the model's context of {self.config.context}"
+            )
+        cache = self.new_cache(idx.shape[0])
+        out = [idx.long()]
+        logits = self(idx, cache=cache, last_only=True)[:, -1]  # (B, V)
+        for step in range(max_new_tokens):
+            nxt = sample_next(logits, temperature=temperature, top_k=top_k, generator=generator)
+            out.append(nxt)
+            if step + 1 < max_new_tokens:
+                logits = self(nxt, cache=cache)[:, -1]
+        return torch.cat(out, dim=1)
+
+
+def sample_next(
+    logits: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Draw one id per row from ``logits`` ``(B, V)``; returns ``(B, 1)`` (greedy at ``0``)."""
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits.float(), dim=-1)
+    return torch.multinomial(probs, 1, generator=generator)
