@@ -1,6 +1,9 @@
 """A tiny byte-level language model and the Apple Foundation Models 2025 ideas built on it.
 
 "Apple Intelligence Foundation Language Models: Tech Report 2025" (arXiv 2507.13575).
+Modules: ``corpus`` (stdlib byte corpus), ``model`` (``ByteLM`` with KV cache and KV sharing),
+``train`` (training loop, bits per byte, safetensors save/load), ``quant`` (2-bit QAT, PTQ,
+packing), ``formats`` (Q2_K, 4-bit embeddings, 8-bit KV cache) and ``lora`` (adapters).
 """
 
 from netprism.lm.corpus import (
@@ -14,6 +17,7 @@ from netprism.lm.corpus import (
     stdlib_corpus,
 )
 from netprism.lm.model import ByteLM, KVCache, LMConfig, sample_next
+from netprism.lm.train import evaluate_bpb, load_lm, save_lm, train_lm
 
 __all__ = [
     "EOS",
@@ -25,7 +29,11 @@ __all__ = [
     "LMConfig",
     "bits_per_byte",
     "corpus_sha256",
+    "evaluate_bpb",
+    "load_lm",
     "sample_next",
+    "save_lm",
     "split_files",
     "stdlib_corpus",
+    "train_lm",
 ]
