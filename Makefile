@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	echo "$(TORCH)" > $(VENV)/torch-constraint.txt
 	$(PIP) install --quiet -c $(VENV)/torch-constraint.txt -e ".[dev,peers]" 2>&1 | { grep -v "is ignored" || true; }
-	# torchattacks (the PGD reference in tests and benchmarks) declares torchvision: no deps
+	# torchattacks (the PGD reference in tests and benchmarks) pins vision add-ons: no deps
 	$(PIP) install --quiet --no-deps torchattacks 2>&1 | { grep -v "is ignored" || true; }
 	$(PY) -c "import netprism, torch, numpy, safetensors, mnist1d, sklearn; print('netprism', netprism.__version__, 'torch', torch.__version__)"
 	touch $(STAMP)
@@ -50,7 +50,7 @@ format: venv
 	$(VENV)/bin/ruff format src tests benchmarks
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 
-# SpikingJelly (bench_lif.py) declares torchvision/torchaudio; install it without them.
+# SpikingJelly (bench_lif.py) pins vision/audio add-ons; install it without them.
 bench-peers: venv
 	$(PIP) install --quiet --no-deps spikingjelly
 	$(PIP) install --quiet -c $(VENV)/torch-constraint.txt loguru

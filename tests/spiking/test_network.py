@@ -16,6 +16,7 @@ from netprism.spiking.network import (
     TimeDropout,
     ann_to_snn,
     balance_thresholds,
+    convert_ann,
     match_output_scale,
 )
 from netprism.train.config import TrainConfig
@@ -150,3 +151,15 @@ def test_converted_if_network_agrees_with_its_ann_at_long_T():
     snn_acc = evaluate(EncodedSNN(enc, snn), test)["accuracy"]
     assert snn_acc >= evaluate(ann, test)["accuracy"] - 0.03
     assert isinstance(snn.neurons[0], LIF)
+
+
+def test_convert_ann_is_the_three_steps_in_one_call():
+    ann = _mlp(seed=3).eval()
+    x = torch.rand(64, 6)
+    enc = DirectEncoder(8)
+    model, thresholds = convert_ann(ann, enc, x, leak=0.9, percentile=99.0)
+    manual = ann_to_snn(ann, leak=0.9)
+    want = balance_thresholds(manual, enc(x), percentile=99.0)
+    match_output_scale(manual, enc(x), ann(x).detach())
+    assert thresholds == pytest.approx(want)
+    torch.testing.assert_close(model(x), manual(enc(x)))

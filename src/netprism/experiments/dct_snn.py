@@ -45,9 +45,7 @@ from netprism.spiking import DCTEncoder, RateEncoder
 from netprism.spiking.network import (
     EncodedSNN,
     SpikingNetwork,
-    ann_to_snn,
-    balance_thresholds,
-    match_output_scale,
+    convert_ann,
 )
 from netprism.train.config import TrainConfig
 from netprism.train.loop import evaluate, fit
@@ -174,19 +172,6 @@ def encoder(kind: str, steps: int, block: int = 4, keep: int | None = None) -> A
     return DCTEncoder(block=block, keep_bases=keep, cycles=steps // (block * block))
 
 
-def convert(
-    config: DCTSNNConfig, ann: torch.nn.Module, enc: Any, train: TensorDataset
-) -> tuple[SpikingNetwork, list[float]]:
-    """ANN -> SNN, thresholds balanced on ``balance_samples`` images, output rescaled."""
-    snn = ann_to_snn(ann, leak=config.leak, reset="soft", surrogate="linear")
-    x = train.x[: config.balance_samples]
-    x_seq = enc(x)
-    thresholds = balance_thresholds(snn, x_seq, percentile=config.percentile)
-    with torch.no_grad():
-        match_output_scale(snn, x_seq, ann(x))
-    return snn, thresholds
-
-
 def finetune(config: DCTSNNConfig, model: EncodedSNN, train: TensorDataset, seed: int) -> None:
     """BPTT through all T steps: Adam, weight decay, lr halved... as configured."""
     cfg = TrainConfig(
@@ -214,8 +199,11 @@ def _one_dataset(config: DCTSNNConfig, name: str, steps: tuple[int, ...]) -> Dat
             for t in steps:
                 seed_everything(seed)
                 enc = encoder(kind, t, config.block)
-                snn, thresholds = convert(config, ann, enc, train)
-                model = EncodedSNN(enc, snn)
+                model, thresholds = convert_ann(
+                    ann, enc, train.x[: config.balance_samples],
+                    leak=config.leak, percentile=config.percentile,
+                )  # fmt: skip
+                snn = model.snn
                 before = evaluate(model, test, device=config.device)["accuracy"]
                 finetune(config, model, train, seed)
                 after = evaluate(model, test, device=config.device)["accuracy"]

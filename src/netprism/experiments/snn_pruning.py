@@ -40,9 +40,7 @@ from netprism.models import create_model
 from netprism.spiking import DCTEncoder, DirectEncoder, RateEncoder
 from netprism.spiking.network import (
     EncodedSNN,
-    ann_to_snn,
-    balance_thresholds,
-    match_output_scale,
+    convert_ann,
 )
 from netprism.spiking.pruning import (
     QUANTITIES,
@@ -189,14 +187,10 @@ def _hybrid(
 ) -> EncodedSNN:  # fmt: skip
     """Convert, balance, rescale the output and fine-tune at ``steps``."""
     seed_everything(seed)
-    enc = _encoder(config, steps)
-    snn = ann_to_snn(ann, leak=config.leak)
-    x = train.x[: config.balance_samples]
-    x_seq = enc(x)
-    balance_thresholds(snn, x_seq, percentile=config.percentile)
-    with torch.no_grad():
-        match_output_scale(snn, x_seq, ann(x))
-    model = EncodedSNN(enc, snn)
+    model, _ = convert_ann(
+        ann, _encoder(config, steps), train.x[: config.balance_samples],
+        leak=config.leak, percentile=config.percentile,
+    )  # fmt: skip
     if epochs:
         fit(model, train, _train_config(config, seed, epochs, ann=False))
     return model

@@ -327,3 +327,55 @@ class EncodedSNN(nn.Module):
 
     def extra_repr(self) -> str:
         return f"encoder={self.encoder!r}"
+
+
+def convert_ann(
+    ann: nn.Module,
+    encoder: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    *,
+    leak: float = 0.99,
+    reset: str = "soft",
+    surrogate: str = "linear",
+    percentile: float = 99.9,
+    rescale: bool = True,
+) -> tuple[EncodedSNN, list[float]]:
+    """The hybrid recipe's conversion in one call: copy, balance, rescale the output.
+
+    Parameters
+    ----------
+    ann : nn.Module
+        A trained ReLU network (see :func:`ann_to_snn`); not modified.
+    encoder : callable
+        Images (B, ...) -> input sequence (T, B, ...), e.g. a ``DCTEncoder``.
+    x : Tensor (B, ...)
+        Training images to balance on (the paper: 512).
+    leak, reset, surrogate
+        Of every LIF layer.
+    percentile : float
+        Threshold balancing percentile (:func:`balance_thresholds`).
+    rescale : bool
+        Match the output scale to the ANN's logits (:func:`match_output_scale`).
+
+    Returns
+    -------
+    (EncodedSNN, list of float)
+        The image classifier ready for fine-tuning with :func:`netprism.train.fit`, and the
+        thresholds set per LIF layer.
+
+    Examples
+    --------
+    >>> ann = nn.Sequential(nn.Flatten(), nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    >>> model, thresholds = convert_ann(ann, lambda x: x.expand(6, *x.shape), torch.rand(32, 4))
+    >>> model(torch.rand(2, 4)).shape, len(thresholds)
+    (torch.Size([2, 3]), 1)
+    """
+    snn = ann_to_snn(ann, leak=leak, reset=reset, surrogate=surrogate)
+    x_seq = encoder(x)
+    thresholds = balance_thresholds(snn, x_seq, percentile=percentile)
+    if rescale:
+        was_training = ann.training
+        with torch.no_grad():
+            match_output_scale(snn, x_seq, ann.eval()(x))
+        ann.train(was_training)
+    return EncodedSNN(encoder, snn), thresholds
