@@ -2,13 +2,18 @@
 
 The options of ``netprism run NAME`` are generated from the experiment's frozen config
 dataclass, so the config is the one source of truth.
+
+``torchrun --nproc-per-node N -m netprism run NAME ...`` runs an experiment on N ranks: rank 0
+prints and writes the result folder, the other ranks run silently.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import difflib
+import os
 import sys
 import time
 import traceback
@@ -29,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command != "run" and rest:
+    if args.command not in ("run", "lm") and rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return int(args.handler(args, rest))
@@ -63,6 +68,13 @@ def _top_parser() -> argparse.ArgumentParser:
     p_report = sub.add_parser("report", help="rebuild report.html from a run folder")
     p_report.add_argument("dir", type=Path)
     p_report.set_defaults(handler=_cmd_report)
+    p_lm = sub.add_parser(
+        "lm",
+        help="the byte-level LM: `netprism lm train|generate|adapt` (--help for each)",
+        add_help=False,
+    )
+    p_lm.add_argument("lm_args", nargs=argparse.REMAINDER)
+    p_lm.set_defaults(handler=_cmd_lm)
     return parser
 
 
@@ -92,10 +104,27 @@ def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
     overrides = {k: v for k, v in vars(opts).items() if k not in ("scale", "out") and v is not None}
     overrides = {k: (None if v is _NONE else v) for k, v in overrides.items()}
     out = opts.out or _stamp_dir() / args.name
-    print(f"running {args.name} at scale {opts.scale} -> {out}")
-    result = execute(args.name, scale=opts.scale, out_dir=out, **overrides)
-    _print_claims(result)
+    with _quiet_unless_main():
+        print(f"running {args.name} at scale {opts.scale} -> {out}")
+        result = execute(args.name, scale=opts.scale, out_dir=out, **overrides)
+        _print_claims(result)
     return 0
+
+
+@contextlib.contextmanager
+def _quiet_unless_main() -> typing.Iterator[None]:
+    """Silence stdout and stderr (bars, prints, warnings) on torchrun ranks other than 0."""
+    from netprism.train.distributed import is_main_process
+
+    if is_main_process():
+        yield
+        return
+    with (
+        open(os.devnull, "w") as sink,
+        contextlib.redirect_stdout(sink),
+        contextlib.redirect_stderr(sink),
+    ):
+        yield
 
 
 def _cmd_reproduce(args: argparse.Namespace, rest: list[str]) -> int:
@@ -123,6 +152,12 @@ def _cmd_reproduce(args: argparse.Namespace, rest: list[str]) -> int:
     report = write_report(out, out / "report.html")
     print(f"report: {report}")
     return 1 if failures else 0
+
+
+def _cmd_lm(args: argparse.Namespace, rest: list[str]) -> int:
+    from netprism.lm.cli import main as lm_main
+
+    return lm_main([*args.lm_args, *rest])
 
 
 def _cmd_report(args: argparse.Namespace, rest: list[str]) -> int:

@@ -19,6 +19,10 @@ Two Hessian-vector-product back ends:
 
 Probes are a deterministic function of ``(seed, sample id, probe index)``, so a sample gets the
 same probes whether scored alone or inside any batch.
+
+Distributed (a multi-rank ``torch.distributed`` group is up): each rank scores a contiguous
+shard of whole batches -- the same batches a single process would form -- and the scores are
+all-gathered back into dataset order, so they equal the single-process scores sample by sample.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from netprism.core import dist
 from netprism.core.per_sample import check_batch, eval_mode, loss_input_grad
 
 BACKENDS = ("finite_difference", "hvp")
@@ -67,6 +72,7 @@ def input_curvature(
     seed: int | None = None,
     sample_ids: torch.Tensor | None = None,
     batch_size: int = 256,
+    distributed: bool | None = None,
 ) -> CurvatureScores:
     """Hutchinson estimates of each sample's input-loss curvature.
 
@@ -88,6 +94,9 @@ def input_curvature(
         scores the same alone or in a batch.  Default ``arange(N)``.
     batch_size : int
         Samples per forward pass.
+    distributed : bool, optional
+        ``None``: shard across ranks when a multi-rank process group is up (every rank must
+        pass the same model, data and seed); ``False``: score everything on this process.
 
     Returns
     -------
@@ -106,16 +115,26 @@ def input_curvature(
     ids = torch.arange(len(x)) if sample_ids is None else torch.as_tensor(sample_ids).long()
     if ids.shape != (len(x),):
         raise ValueError(f"sample_ids must have shape ({len(x)},), got {tuple(ids.shape)}")
+    parallel = dist.resolve(distributed)
     if seed is None:
         seed = int(torch.randint(0, 2**31 - 1, (1,)))
+        seed = dist.broadcast_int(seed) if parallel else seed  # rank 0's draw everywhere
+    first, stop = (
+        dist.block_range(len(x), batch_size, *dist.rank_world()) if parallel else (0, len(x))
+    )
     device = next(iter(model.parameters()), torch.empty(0)).device
     parts = []
     with eval_mode(model):
-        for start in range(0, len(x), batch_size):
-            sl = slice(start, start + batch_size)
+        for start in range(first, stop, batch_size):
+            sl = slice(start, min(start + batch_size, stop))
             xb, yb = x[sl].to(device), y[sl].to(device)
             parts.append(_batch_curvature(model, xb, yb, ids[sl], n_probes, h, backend, seed))
-    return CurvatureScores(*(torch.cat(p) for p in zip(*parts)))
+    if not parallel:
+        return CurvatureScores(*(torch.cat(p) for p in zip(*parts)))
+    local = torch.stack([torch.cat(p) for p in zip(*parts)], dim=1) if parts else None
+    rows = dist.gather_rows(torch.zeros(0, 3, dtype=torch.float64) if local is None else local)
+    norm, sq_norm, trace = rows.T.contiguous()  # (N,) each, in dataset order
+    return CurvatureScores(norm, sq_norm, trace)
 
 
 def _check_args(n_probes: int, h: float, backend: str, batch_size: int) -> None:
@@ -201,6 +220,8 @@ class CurvatureTracker:
 
     Scoring happens in eval mode on the un-augmented training tensors (``ctx.x``, ``ctx.y``)
     after the epoch's last step; sample ids are dataset positions, so probes are repeatable.
+    In a distributed fit (``ctx.world_size > 1``) each rank scores a shard and every rank
+    ends with the same, gathered scores.
     Works with :func:`netprism.train.fit` (it implements the ``on_epoch_end`` hook and
     ``state_dict`` / ``load_state_dict`` so a resumed run keeps its averages).
 
@@ -261,6 +282,7 @@ class CurvatureTracker:
             backend=self.backend,
             seed=self.seed + ctx.epoch,
             batch_size=self.batch_size,
+            distributed=getattr(ctx, "world_size", 1) > 1,
         )
         stacked = torch.stack([scores.norm, scores.sq_norm, scores.trace])  # (3, N)
         self._sums = stacked if self._sums is None else self._sums + stacked

@@ -31,6 +31,7 @@ from typing import Literal
 
 import torch
 
+from netprism.core import dist
 from netprism.core.validation import check_finite, check_nonempty, check_positive_int
 
 Rule = Literal["reach", "below"]
@@ -284,6 +285,28 @@ class StreamingCovariance:
         self._n += other._n
         total += other._sum.to(total.device)
         sq += other._sq.to(sq.device)
+        return self
+
+    def all_reduce(self) -> StreamingCovariance:
+        """Sum the moments over the ranks of the process group, in place; returns self.
+
+        Each rank accumulates its shard of the rows; afterwards every rank holds the moments
+        of all rows (equal to a one-pass accumulation up to summation order).  A rank with no
+        rows contributes zeros.  A no-op without a multi-rank ``torch.distributed`` group.
+        """
+        if not dist.is_distributed():
+            return self
+        dims = dist.all_gather_object(self._dim)
+        known = sorted({d for d in dims if d is not None})
+        if len(known) > 1:
+            raise ValueError(f"cannot all-reduce covariances of different widths D={dims}")
+        if not known:
+            return self
+        device = self._sum.device if self._sum is not None else torch.device("cpu")
+        total, sq = self._alloc(known[0], device)
+        self._n = int(dist.all_reduce_sum(torch.tensor([self._n], dtype=torch.int64)))
+        total.copy_(dist.all_reduce_sum(total))
+        sq.copy_(dist.all_reduce_sum(sq))
         return self
 
     def _require_rows(self) -> tuple[torch.Tensor, torch.Tensor]:

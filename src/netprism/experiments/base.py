@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netprism.core import dist
 from netprism.core.registry import Registry
-from netprism.io import atomic_write_text
+from netprism.io import atomic_write_text, ensure_writable_dir
 
 SCALES = ("tiny", "small", "full")
 
@@ -139,10 +140,15 @@ class Result:
     def load(cls, path: str | Path) -> Result:
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ValueError(f"cannot read result file {path}: {err}") from err
-        return cls.from_dict(data)
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+        try:
+            return cls.from_dict(data)
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
+            raise ValueError(f"invalid result file {path}: {err}") from err
 
 
 def _json_default(obj: Any) -> Any:
@@ -198,6 +204,25 @@ def seeded_result(
         figures=figures,
         seed=config.seeds[0],
     )
+
+
+def spread_over_ranks(
+    items: Sequence[Any], run_many: Callable[[list[Any]], list[Any]]
+) -> list[Any]:
+    """``run_many(list(items))``, with the items shared out over torchrun's ranks.
+
+    Item ``i`` goes to rank ``i % world_size``; each rank runs its share alone (inside
+    :func:`netprism.core.dist.local`, so nothing in it waits on other ranks) and the results
+    (picklable) are all-gathered back into item order on every rank.  Without a process group
+    this is just ``run_many(list(items))``.
+    """
+    rank, world = dist.rank_world()
+    if world == 1:
+        return run_many(list(items))
+    with dist.local():
+        mine = run_many(list(items[rank::world]))
+    shares = dist.all_gather_object(mine)
+    return [shares[i % world][i // world] for i in range(len(items))]
 
 
 def library_versions() -> dict[str, str]:
@@ -275,19 +300,51 @@ def execute(name: str, *, scale: str = "small", out_dir: str | Path, **overrides
     """Run experiment ``name`` at ``scale`` and save ``out_dir/result.json``.
 
     Fills in what every result carries (name, paper, scale, seconds, versions) so an
-    experiment's ``run`` only measures.
+    experiment's ``run`` only measures.  ``out_dir`` is proven writable before any work
+    (:func:`netprism.io.ensure_writable_dir`).
+
+    Under ``torchrun`` every rank runs the experiment (training and the lenses shard their
+    work); rank 0 alone checks and writes ``out_dir`` (the others run with ``out_dir=None``)
+    and all ranks fail together if it is not writable.  The process group is started here if
+    needed and destroyed at the end if this call started it.
     """
     import time
+
+    from netprism.train.distributed import init_from_env
 
     exp = EXPERIMENTS.get(name)
     config = exp.make_config(scale, **overrides)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    result = exp.run(config, out_dir=out)
-    result.seconds = round(time.perf_counter() - start, 3)
-    result.name, result.scale, result.paper = name, scale, result.paper or exp.paper
-    result.config = result.config or dataclasses.asdict(config)
-    result.versions = library_versions()
-    result.save(out)
+    created = init_from_env()
+    try:
+        main = _writable_on_rank0(out)
+        start = time.perf_counter()
+        result = exp.run(config, out_dir=out if main else None)
+        result.seconds = round(time.perf_counter() - start, 3)
+        result.name, result.scale, result.paper = name, scale, result.paper or exp.paper
+        result.config = result.config or dataclasses.asdict(config)
+        result.versions = library_versions()
+        if main:
+            result.save(out)
+    finally:
+        if created:
+            import torch.distributed
+
+            torch.distributed.destroy_process_group()
     return result
+
+
+def _writable_on_rank0(out: Path) -> bool:
+    """Check ``out`` on rank 0 and share the verdict; returns whether this rank writes."""
+    rank, _ = dist.rank_world()
+    error: OSError | None = None
+    if rank == 0:
+        try:
+            ensure_writable_dir(out)
+        except OSError as err:
+            error = err
+    if dist.broadcast_int(error is not None):  # every rank stops, not only rank 0
+        if error is not None:
+            raise error
+        raise OSError(f"rank 0 cannot write the output folder {out}; see rank 0's error")
+    return rank == 0

@@ -17,6 +17,10 @@ Deviation, stated: GPM's PMNIST MLP has no biases, but the ``mlp`` factory has n
 option, so the model keeps its biases; GPM (``freeze_1d=True``) freezes every 1-D parameter
 after task 0, so those biases are learned on the first task only.  All accuracies below are
 in percentage points (``R`` is stored as fractions).
+
+Under ``torchrun`` the seeds are shared out over the ranks (the continual runner has its own
+training loop, so each seed's stream runs whole on one rank) and gathered back in order: the
+numbers equal a single-process run.
 """
 
 from __future__ import annotations
@@ -39,7 +43,13 @@ from netprism.experiments._gpm_report import (
     claims_and_metrics,
     plot_all,
 )
-from netprism.experiments.base import Result, check_seeds, register_experiment, seeded_result
+from netprism.experiments.base import (
+    Result,
+    check_seeds,
+    register_experiment,
+    seeded_result,
+    spread_over_ranks,
+)
 from netprism.io import atomic_write_text
 from netprism.models import create_model
 
@@ -98,8 +108,8 @@ SCALES: dict[str, dict[str, Any]] = {
 def run(config: GPMExperimentConfig, *, out_dir: Path | None = None) -> Result:
     """Run every method and the threshold sweep over ``config.seeds``; state the claims."""
     _validate(config)
-    with torch_threads(config.threads):
-        runs = [_one_seed(config, seed) for seed in config.seeds]
+    with torch_threads(config.threads):  # under torchrun: seed i on rank i % world_size
+        runs = spread_over_ranks(config.seeds, lambda seeds: [_one_seed(config, s) for s in seeds])
     claims, metrics, baselines = claims_and_metrics(runs, config)
     figures: list[str] = []
     if out_dir is not None:

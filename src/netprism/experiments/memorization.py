@@ -6,6 +6,10 @@ input-loss curvature and by every peer computed from the same training runs (CSL
 in-confidence, AUM, forgetting, cartography, entropy) plus cleanlab's confident learning; the
 curvature scores of clean data are compared with a Feldman-Zhang subsampling estimate.  Targets
 come from the calibration in ``shared/papers/calib_memorization.md``.
+
+Under ``torchrun`` the training runs are shared out over the ranks and the Feldman-Zhang
+models spread over them (model ``m`` on rank ``m % world_size``); results equal a
+single-process run.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from netprism.core.dist import rank_world
 from netprism.core.seed import torch_threads
 from netprism.experiments._memorization_claims import claims_and_metrics
 from netprism.experiments._memorization_figures import audit_csv, make_figures
@@ -25,7 +30,7 @@ from netprism.experiments._memorization_runs import (
     prepared_dataset,
     run_settings,
 )
-from netprism.experiments.base import Result, register_experiment
+from netprism.experiments.base import Result, register_experiment, spread_over_ranks
 from netprism.io import atomic_write_text
 
 
@@ -113,7 +118,10 @@ def run(config: MemorizationConfig, *, out_dir: Path | None = None) -> Result:
     config = _resolved(config)
     settings = _settings(config)
     with torch_threads(config.threads):  # tiny models: 1 thread per run, runs in parallel
-        runs = run_settings(settings, _n_jobs(config), progress=config.progress)
+        # under torchrun: setting i runs on rank i % world_size, the FZ models likewise
+        runs = spread_over_ranks(
+            settings, lambda mine: run_settings(mine, _n_jobs(config), progress=config.progress)
+        )
         fz = _feldman_zhang(config)
     claims, metrics, baselines = claims_and_metrics(config, runs, fz)
     figures: list[str] = []
@@ -245,5 +253,6 @@ def _feldman_zhang(config: MemorizationConfig) -> Any:
         n_jobs=_n_jobs(config),
         progress=config.progress,
     )
-    result.n_jobs = _n_jobs(config)  # type: ignore[attr-defined]
+    # core-seconds count every worker of every rank the subset models were spread over
+    result.n_jobs = _n_jobs(config) * rank_world()[1]  # type: ignore[attr-defined]
     return result

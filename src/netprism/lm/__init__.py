@@ -3,7 +3,10 @@
 "Apple Intelligence Foundation Language Models: Tech Report 2025" (arXiv 2507.13575).
 Modules: ``corpus`` (stdlib byte corpus), ``model`` (``ByteLM`` with KV cache and KV sharing),
 ``train`` (training loop, bits per byte, safetensors save/load), ``quant`` (2-bit QAT, PTQ,
-packing), ``formats`` (Q2_K, 4-bit embeddings, 8-bit KV cache) and ``lora`` (adapters).
+packing), ``formats`` (Q2_K, 4-bit embeddings, 8-bit KV cache), ``lora`` (adapters),
+``parallel_track`` (parallel-track MoE), ``local_global`` (interleaved sliding-window / NoPE
+global attention), ``schema`` + ``guided`` (JSON-Schema-constrained decoding), ``tools`` (tool
+calling) and ``cli`` (``netprism lm train|generate|adapt``).
 """
 
 from netprism.lm.corpus import (
@@ -16,7 +19,23 @@ from netprism.lm.corpus import (
     split_files,
     stdlib_corpus,
 )
+from netprism.lm.guided import (
+    guided_generate,
+    mask_overhead,
+    stream_guided,
+    unconstrained_generate,
+    validity_rate,
+)
+from netprism.lm.local_global import LocalGlobalConfig, LocalGlobalLM, all_global_baseline
 from netprism.lm.model import ByteLM, KVCache, LMConfig, sample_next
+from netprism.lm.parallel_track import ParallelTrackLM, PTConfig, count_params
+from netprism.lm.schema import (
+    SchemaAutomaton,
+    UnsupportedSchemaError,
+    compile_schema,
+    compile_tagged_union,
+)
+from netprism.lm.tools import Tool, ToolCall, call_tool, run_tool_loop
 from netprism.lm.train import evaluate_bpb, load_lm, save_lm, train_lm
 
 __all__ = [
@@ -27,13 +46,32 @@ __all__ = [
     "ByteLM",
     "KVCache",
     "LMConfig",
+    "LocalGlobalConfig",
+    "LocalGlobalLM",
+    "PTConfig",
+    "ParallelTrackLM",
+    "SchemaAutomaton",
+    "Tool",
+    "ToolCall",
+    "UnsupportedSchemaError",
+    "all_global_baseline",
     "bits_per_byte",
+    "call_tool",
+    "compile_schema",
+    "compile_tagged_union",
     "corpus_sha256",
+    "count_params",
     "evaluate_bpb",
+    "guided_generate",
     "load_lm",
+    "mask_overhead",
+    "run_tool_loop",
     "sample_next",
     "save_lm",
     "split_files",
     "stdlib_corpus",
+    "stream_guided",
     "train_lm",
+    "unconstrained_generate",
+    "validity_rate",
 ]

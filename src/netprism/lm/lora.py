@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
@@ -296,13 +296,40 @@ def save_lora(model: nn.Module, path: str | Path) -> Path:
 
 
 def read_lora_header(path: str | Path) -> dict[str, Any]:
-    """The JSON header of a :func:`save_lora` file."""
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
+    """The JSON header of a :func:`save_lora` file.
+
+    Raises
+    ------
+    ValueError
+        The file is missing, not safetensors, has no LoRA header, or the header is not a JSON
+        object with an int ``rank``, a number ``alpha`` and a list of string ``targets``.
+    """
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError) as err:
+        raise ValueError(f"{str(path)!r} is not a readable safetensors file ({err})") from err
     if HEADER_KEY not in meta:
         raise ValueError(f"{str(path)!r} is not a LoRA adapter file (no {HEADER_KEY!r} header)")
-    header: dict[str, Any] = json.loads(meta[HEADER_KEY])
-    return header
+    try:
+        header = json.loads(meta[HEADER_KEY])
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{str(path)!r}: LoRA header is not valid JSON ({err})") from err
+    rank, alpha = (header.get("rank"), header.get("alpha")) if isinstance(header, dict) else (0, 0)
+    targets = header.get("targets") if isinstance(header, dict) else None
+    if (
+        not isinstance(rank, int)
+        or isinstance(rank, bool)
+        or not isinstance(alpha, (int, float))
+        or isinstance(alpha, bool)
+        or not isinstance(targets, list)
+        or not all(isinstance(t, str) for t in targets)
+    ):
+        raise ValueError(
+            f"bad LoRA header in {str(path)!r}: expected an object with int 'rank', number "
+            f"'alpha' and a list of names 'targets', got {meta[HEADER_KEY]!r:.200}"
+        )
+    return dict(header)
 
 
 def load_lora(model: nn.Module, path: str | Path) -> nn.Module:
@@ -313,16 +340,21 @@ def load_lora(model: nn.Module, path: str | Path) -> nn.Module:
     Raises
     ------
     ValueError
-        If the file's targets, rank or alpha differ from the model's adapters, a target is not a
-        linear layer of the model, or any tensor's shape differs (the message names it).
+        If the file is not a valid adapter file (see :func:`read_lora_header`), the file's
+        targets, rank or alpha differ from the model's adapters, a target is not a linear
+        layer of the model, any tensor's shape or dtype differs, or a tensor holds NaN/inf
+        (the message names it).
     """
     header = read_lora_header(path)
     rank, alpha = header["rank"], header["alpha"]
-    if not isinstance(rank, int) or not isinstance(alpha, (int, float)):
-        raise ValueError(f"bad LoRA header in {str(path)!r}: rank={rank!r}, alpha={alpha!r}")
+    dropout = header.get("dropout", 0.0)
+    try:
+        _check_knobs(rank, alpha, dropout)
+    except ValueError as err:
+        raise ValueError(f"bad LoRA header in {str(path)!r}: {err}") from err
     targets = sorted(str(t) for t in header["targets"])
-    with safe_open(str(path), framework="pt") as f:
-        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    if not targets:
+        raise ValueError(f"bad LoRA header in {str(path)!r}: 'targets' is empty")
     mods = lora_modules(model)
     if mods:
         if sorted(mods) != targets:
@@ -333,26 +365,60 @@ def load_lora(model: nn.Module, path: str | Path) -> nn.Module:
                     f"{name}: model adapter has rank, alpha {(m.rank, m.alpha)}; "
                     f"file {(rank, alpha)}"
                 )
-    layers = dict(model.named_modules())
-    for name in targets:
-        layer = layers.get(name)
-        if not isinstance(layer, (nn.Linear, LoRALinear)):
-            raise ValueError(f"adapter target {name!r} is not a linear layer of the model")
-        want = {"lora_A": (rank, layer.in_features), "lora_B": (layer.out_features, rank)}
-        for key, shape in want.items():
-            t = tensors.get(f"{name}.{key}")
-            if t is None:
-                raise ValueError(f"adapter file lacks tensor {name}.{key}")
-            if tuple(t.shape) != shape:
-                raise ValueError(
-                    f"shape mismatch for {name}.{key}: file {tuple(t.shape)}, model expects {shape}"
-                )
+    want = _wanted_shapes(model, targets, rank)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+            tensors = _checked_tensors(f, path, want, shapes)
+    except SafetensorError as err:
+        raise ValueError(f"{str(path)!r} is not a readable safetensors file ({err})") from err
     if not mods:
-        dropout = float(header.get("dropout", 0.0))
-        _check_knobs(rank, alpha, dropout)
-        _attach(model, targets, rank, float(alpha), dropout, seed=0)
+        _attach(model, targets, rank, float(alpha), float(dropout), seed=0)
     for name, m in lora_modules(model).items():
         with torch.no_grad():
             m.lora_A.copy_(tensors[f"{name}.lora_A"])
             m.lora_B.copy_(tensors[f"{name}.lora_B"])
     return model
+
+
+def _wanted_shapes(
+    model: nn.Module, targets: list[str], rank: int
+) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """``{"<target>.lora_A": ((R, D_in), dtype), "<target>.lora_B": ((D_out, R), dtype)}``."""
+    layers = dict(model.named_modules())
+    want: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
+    for name in targets:
+        layer = layers.get(name)
+        if not isinstance(layer, (nn.Linear, LoRALinear)):
+            raise ValueError(f"adapter target {name!r} is not a linear layer of the model")
+        dtype = layer.weight.dtype
+        want[f"{name}.lora_A"] = ((rank, layer.in_features), dtype)
+        want[f"{name}.lora_B"] = ((layer.out_features, rank), dtype)
+    return want
+
+
+def _checked_tensors(
+    f: Any,
+    path: str | Path,
+    want: dict[str, tuple[tuple[int, ...], torch.dtype]],
+    shapes: dict[str, tuple[int, ...]],
+) -> dict[str, torch.Tensor]:
+    """The wanted tensors of the open file ``f``: shapes checked from the header before any
+    is read (a huge declared tensor is never allocated), then dtype and finiteness."""
+    for key, (shape, _) in want.items():
+        if key not in shapes:
+            raise ValueError(f"adapter file {str(path)!r} lacks tensor {key}")
+        if shapes[key] != shape:
+            raise ValueError(
+                f"shape mismatch for {key} in {str(path)!r}: file {shapes[key]}, "
+                f"model expects {shape}"
+            )
+    out: dict[str, torch.Tensor] = {}
+    for key, (_, dtype) in want.items():
+        t = f.get_tensor(key)
+        if t.dtype != dtype:
+            raise ValueError(f"{key} in {str(path)!r} is {t.dtype}, the model needs {dtype}")
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{key} in {str(path)!r} holds NaN or inf values")
+        out[key] = t
+    return out

@@ -16,13 +16,17 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
+import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from netprism.io import atomic_write, atomic_write_text
 from netprism.lm.corpus import BatchSampler
@@ -131,6 +135,7 @@ def train_lm(
     weight_decay: float = 0.1,
     grad_clip: float = 1.0,
     eval_batches: int = 4,
+    on_eval: Callable[[int, float], object] | None = None,
 ) -> TrainHistory:
     """Train ``model`` in place on next-byte prediction over seeded windows of ``corpus_split``.
 
@@ -153,6 +158,8 @@ def train_lm(
         With ``val``, evaluate validation bits per byte every ``eval_every`` steps and after the
         last step (default: only after the last step).
     val : ndarray (N_val,) uint8, optional
+    on_eval : callable, optional
+        Called as ``on_eval(step, val_bpb)`` after each evaluation (progress reporting).
 
     Returns
     -------
@@ -193,6 +200,8 @@ def train_lm(
             if val is not None and (done == steps or (eval_every and done % eval_every == 0)):
                 hist.val_step.append(done)
                 hist.val_bpb.append(evaluate_bpb(model, val, context, eval_batches, seed))
+                if on_eval is not None:
+                    on_eval(done, hist.val_bpb[-1])
     return hist
 
 
@@ -228,21 +237,126 @@ def save_lm(model: ByteLM, config: LMConfig, path: str | Path) -> Path:
 def load_lm(path: str | Path) -> tuple[ByteLM, LMConfig]:
     """Rebuild a :class:`ByteLM` and its config from a :func:`save_lm` directory (eval mode).
 
+    Everything is checked before the model is built: the JSON config, the weights' SHA-256,
+    the safetensors header (names, shapes and dtypes against a ``meta``-device model, so a
+    config declaring a huge model fails without allocating it), then finiteness.  Nothing is
+    unpickled.
+
     Raises
     ------
     ValueError
-        If the config is missing or the weights do not match its recorded SHA-256.
+        The message names the file and the problem: no or unreadable ``config.json``, an
+        invalid config, missing weights, a SHA-256 mismatch (truncated or corrupted weights),
+        a file that is not safetensors, missing/unexpected tensors, a shape or dtype mismatch,
+        or non-finite weights.
     """
     directory = Path(path)
-    if not (directory / CONFIG).is_file():
+    config_path, weights_path = directory / CONFIG, directory / WEIGHTS
+    if not config_path.is_file():
         raise ValueError(f"{str(directory)!r} holds no {CONFIG} (not a save_lm directory)")
-    meta = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
-    if _sha256(directory / WEIGHTS) != meta.get("sha256"):
-        raise ValueError(f"{directory / WEIGHTS} does not match the SHA-256 in {CONFIG}")
-    config = LMConfig(**meta["config"])
+    try:
+        meta = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{config_path}: unreadable JSON ({err})") from err
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise ValueError(f"{config_path}: expected a JSON object with a 'config' object")
+    try:
+        config = LMConfig(**meta["config"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{config_path}: invalid LM config ({err})") from err
+    try:
+        digest = _sha256(weights_path)
+    except OSError as err:
+        raise ValueError(f"{weights_path}: cannot read the weights ({err})") from err
+    if digest != meta.get("sha256"):
+        raise ValueError(
+            f"{weights_path} does not match the SHA-256 in {CONFIG} (truncated or corrupted)"
+        )
+    bad = {"rope_theta": config.rope_theta, "norm_eps": config.norm_eps}
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in bad.values()):
+        raise ValueError(f"{config_path}: rope_theta and norm_eps must be finite > 0, got {bad}")
+    _check_layer_count(weights_path, config)  # before building 2**31 layers, even on meta
+    try:  # shapes only: a config declaring a huge model allocates nothing here
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "zero-element tensors" from a d_ff of 0
+            skeleton = ByteLM(config)
+    except (RuntimeError, ValueError, TypeError, OverflowError) as err:
+        raise ValueError(f"{config_path}: config does not build a ByteLM ({err})") from err
+    expected = skeleton.state_dict()
+    _check_derived_size(skeleton, expected, weights_path, config_path)
+    state = _read_weights(weights_path, expected)
     model = ByteLM(config)
-    model.load_state_dict(load_file(str(directory / WEIGHTS)))
+    model.load_state_dict(state)
     return model.eval(), config
+
+
+def _read_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors of ``path``, checked against ``expected``'s names, shapes and dtypes from
+    the safetensors header before any is loaded, then for finiteness."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            names = set(f.keys())
+            if names != set(expected):
+                missing, extra = sorted(set(expected) - names), sorted(names - set(expected))
+                raise ValueError(
+                    f"{path}: tensors do not match the config: missing {missing[:5]}, "
+                    f"unexpected {extra[:5]}"
+                )
+            for name, want in expected.items():
+                shape, dtype = tuple(f.get_slice(name).get_shape()), f.get_slice(name).get_dtype()
+                if shape != tuple(want.shape) or _DTYPES.get(dtype) != want.dtype:
+                    raise ValueError(
+                        f"{path}: tensor {name} is {dtype} {shape}, the config needs "
+                        f"{want.dtype} {tuple(want.shape)}"
+                    )
+            state = {k: f.get_tensor(k) for k in expected}
+    except SafetensorError as err:
+        raise ValueError(f"{path}: not a valid safetensors file ({err})") from err
+    for name, t in state.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{path}: tensor {name} holds NaN or inf values")
+    return state
+
+
+def _check_layer_count(weights: Path, config: LMConfig) -> None:
+    """The config's ``n_layers`` against the layers named in the weights' header."""
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            names = list(f.keys())
+    except SafetensorError as err:
+        raise ValueError(f"{weights}: not a valid safetensors file ({err})") from err
+    indices = {int(m.group(1)) for m in map(_LAYER.match, names) if m is not None}
+    if len(indices) != config.n_layers or indices != set(range(len(indices))):
+        raise ValueError(
+            f"{weights} holds {len(indices)} layers but the config declares "
+            f"n_layers={config.n_layers}"
+        )
+
+
+_LAYER = re.compile(r"^layers\.(\d+)\.")
+
+
+def _check_derived_size(
+    skeleton: ByteLM, saved: dict[str, torch.Tensor], weights: Path, config_path: Path
+) -> None:
+    """Refuse a config whose tensors built from it alone (RoPE tables, sized by ``context``)
+    dwarf the saved weights: a corrupt ``context`` would otherwise allocate them for real."""
+    derived = sum(
+        b.numel() * b.element_size() * 2  # built in float64, stored in float32
+        for name, b in skeleton.named_buffers()
+        if name not in saved
+    )
+    limit = max(MAX_DERIVED_BYTES, 4 * weights.stat().st_size)
+    if derived > limit:
+        raise ValueError(
+            f"{config_path}: context={skeleton.config.context} would need {derived} bytes of "
+            f"buffers beyond the {weights.stat().st_size}-byte weights (limit {limit}); "
+            f"the config looks corrupt"
+        )
+
+
+MAX_DERIVED_BYTES = 1 << 28  # 256 MiB: a 2**16 context at head_dim 128 needs 64 MiB
+_DTYPES = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16}
 
 
 def _sha256(path: Path) -> str:

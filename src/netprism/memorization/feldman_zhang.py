@@ -14,7 +14,9 @@ trainings.
 
 Model ``m`` uses seed ``seed + m`` for its subset and its initialisation, so results do not
 depend on ``n_jobs``: worker processes (``spawn``) and the serial path both run with one torch
-thread per model.
+thread per model.  Under ``torchrun`` (a multi-rank process group) model ``m`` is trained on
+rank ``m % world_size`` -- alone, not data-parallel -- and the correctness rows are summed over
+the ranks, so every rank returns the single-process result.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from netprism.core import dist
 from netprism.core.metrics import pearson, spearman
 from netprism.core.per_sample import eval_mode
 from netprism.core.seed import torch_threads
@@ -171,6 +174,7 @@ def feldman_zhang_scores(
     seed: int = 0,
     n_jobs: int = 1,
     progress: bool = True,
+    distributed: bool | None = None,
 ) -> FZResult:
     """Estimate Feldman-Zhang memorization by training ``n_models`` models on random subsets.
 
@@ -200,7 +204,12 @@ def feldman_zhang_scores(
         torch thread (the caller's setting is restored afterwards), so results are identical
         for every ``n_jobs``.
     progress : bool
-        Show a tqdm bar over models.
+        Show a tqdm bar over models (on rank 0 only when distributed).
+    distributed : bool, optional
+        ``None``: when a multi-rank process group is up, spread the models over the ranks
+        (model ``m`` on rank ``m % world_size``, each rank using ``n_jobs`` workers for its
+        share) and gather the results; every rank must call this with the same arguments.
+        ``False``: train every model here.
 
     Returns
     -------
@@ -225,11 +234,22 @@ def feldman_zhang_scores(
     x, y = x.detach().cpu().float(), y.detach().cpu().long()
     seeds = [seed + m for m in range(n_models)]
     masks = torch.stack([subset_mask(len(y), n_sub, s) for s in seeds])  # (M, N)
-    if workers > 1:
-        runs = _run_parallel(model_factory, x, y, masks, config, seeds, workers, progress)
+    parallel = dist.resolve(distributed)
+    rank, world = dist.rank_world() if parallel else (0, 1)
+    mine = list(range(rank, n_models, world))  # the models this rank trains
+    progress = progress and rank == 0
+    sub_masks, sub_seeds = masks[mine], [seeds[m] for m in mine]
+    if not mine:
+        runs = []
+    elif min(workers, len(mine)) > 1:
+        workers = min(workers, len(mine))
+        runs = _run_parallel(model_factory, x, y, sub_masks, config, sub_seeds, workers, progress)
     else:
-        runs = _run_serial(model_factory, x, y, masks, config, seeds, progress)
-    correct = torch.stack(runs)  # (M, N)
+        runs = _run_serial(model_factory, x, y, sub_masks, config, sub_seeds, progress)
+    correct = torch.zeros(n_models, len(y), dtype=torch.uint8)  # (M, N)
+    if runs:
+        correct[mine] = torch.stack(runs).to(torch.uint8)
+    correct = (dist.all_reduce_sum(correct) if parallel else correct).bool()  # one rank per row
     mem, acc_in, acc_out, n_in, n_out = memorization_from_runs(masks, correct)
     seconds = time.perf_counter() - start
     return FZResult(mem, acc_in, acc_out, n_in, n_out, seconds, n_models, masks, correct)
@@ -300,7 +320,8 @@ def _train_and_check(
     """Train one model on ``x[mask]``; return BoolTensor (N,) of correct predictions."""
     torch.manual_seed(seed)
     model = factory()
-    fit(model, (x[mask], y[mask]), dataclasses.replace(config, seed=seed))
+    # distributed=False: under torchrun each rank trains its own models, not one together
+    fit(model, (x[mask], y[mask]), dataclasses.replace(config, seed=seed), distributed=False)
     device = next(iter(model.parameters()), torch.empty(0)).device
     batch = max(512, config.batch_size)
     hits = []

@@ -5,6 +5,10 @@ optimizer tensors under ``optim.``, RNG state, callback tensors) and ``epoch_000
 (config, epoch, history, optimizer hyper-parameters, the safetensors file's SHA-256).  The JSON
 is written last and is the commit marker: a checkpoint counts only when its JSON exists and
 the hash matches, so a kill during a save never yields a half-written checkpoint.
+
+A corrupted or truncated checkpoint (hash mismatch, bad JSON, unparsable tensors) is skipped
+with a warning for the previous one; if checkpoint files exist but none is valid,
+:func:`latest_checkpoint` raises :class:`CheckpointError` rather than silently starting afresh.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ import hashlib
 import json
 import random
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from netprism.io import atomic_write, atomic_write_text
@@ -26,16 +32,34 @@ _NAME = re.compile(r"^epoch_(\d{4,})\.json$")
 KEEP_LAST = 2
 
 
+class CheckpointError(ValueError):
+    """Checkpoint files exist but none of them is valid (also a ``ValueError``)."""
+
+
 def save_checkpoint(
     directory: Path, epoch: int, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
 ) -> Path:
-    """Write checkpoint ``epoch`` (tensors + JSON meta) and prune all but the newest two."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write checkpoint ``epoch`` (tensors + JSON meta) and prune all but the newest two.
+
+    Raises
+    ------
+    OSError
+        The folder is not writable or the disk is full; the message names the checkpoint and
+        says that the previous checkpoints were left intact (nothing is pruned on failure).
+    """
     stem = directory / f"epoch_{epoch:04d}"
     flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    atomic_write(stem.with_suffix(".safetensors"), lambda tmp: save_file(flat, str(tmp)))
-    meta = {**meta, "epoch": epoch, "sha256": _sha256(stem.with_suffix(".safetensors"))}
-    atomic_write_text(stem.with_suffix(".json"), json.dumps(meta, indent=1))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        atomic_write(stem.with_suffix(".safetensors"), lambda tmp: save_file(flat, str(tmp)))
+        meta = {**meta, "epoch": epoch, "sha256": _sha256(stem.with_suffix(".safetensors"))}
+        atomic_write_text(stem.with_suffix(".json"), json.dumps(meta, indent=1))
+    except OSError as e:
+        raise OSError(
+            e.errno,
+            f"cannot save checkpoint {stem.name} in {directory}: {e.strerror or e}; "
+            f"earlier checkpoints there are intact",
+        ) from e
     _prune(directory)
     return stem.with_suffix(".json")
 
@@ -43,20 +67,60 @@ def save_checkpoint(
 def latest_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
     """Load the newest valid checkpoint in ``directory`` or return ``None`` if there is none.
 
-    Checkpoints whose JSON is unreadable or whose tensors fail the hash check are skipped.
+    A checkpoint whose JSON is unreadable, or whose tensors are missing, fail the SHA-256
+    check or do not parse as safetensors, is skipped with a ``RuntimeWarning`` naming the file
+    and the problem, and the previous one is tried (a kill can only ever leave the newest one
+    incomplete, and its predecessor is still on disk).  Nothing here unpickles: tensors are
+    read with safetensors and the rest is JSON.
+
+    Raises
+    ------
+    CheckpointError
+        Checkpoint files exist but every one is invalid; starting afresh silently would
+        overwrite them, so the message lists each file and its problem instead.
     """
     if not directory.is_dir():
         return None
+    problems: list[str] = []
     for json_path in sorted(_checkpoints(directory), reverse=True):
         try:
-            meta = json.loads(json_path.read_text())
-            tensor_path = json_path.with_suffix(".safetensors")
-            if _sha256(tensor_path) != meta.get("sha256"):
-                continue
-            return load_file(str(tensor_path)), meta
-        except (OSError, ValueError, json.JSONDecodeError):
-            continue
+            return _load_one(json_path)
+        except ValueError as err:
+            problems.append(str(err))
+            warnings.warn(f"skipping invalid checkpoint: {err}", RuntimeWarning, stacklevel=2)
+    if problems:
+        raise CheckpointError(
+            f"no valid checkpoint in {directory}: " + "; ".join(problems) + ". Delete these "
+            "files (or pass another checkpoint_dir) to start afresh."
+        )
     return None
+
+
+def _load_one(json_path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """One checkpoint, or ``ValueError`` naming the file and what is wrong with it."""
+    tensor_path = json_path.with_suffix(".safetensors")
+    try:
+        meta = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{json_path}: unreadable JSON ({err})") from err
+    if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), str):
+        raise ValueError(f"{json_path}: expected a JSON object with a 'sha256' string")
+    if not isinstance(meta.get("epoch"), int) or isinstance(meta["epoch"], bool):
+        raise ValueError(f"{json_path}: expected an integer 'epoch', got {meta.get('epoch')!r}")
+    try:
+        digest = _sha256(tensor_path)
+    except OSError as err:
+        raise ValueError(f"{tensor_path}: cannot read the checkpoint tensors ({err})") from err
+    if digest != meta["sha256"]:
+        raise ValueError(
+            f"{tensor_path}: SHA-256 {digest[:12]}... does not match {meta['sha256'][:12]!r}... "
+            f"recorded in {json_path.name} (truncated or corrupted)"
+        )
+    try:
+        tensors = load_file(str(tensor_path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"{tensor_path}: not a valid safetensors file ({err})") from err
+    return tensors, meta
 
 
 def _checkpoints(directory: Path) -> list[Path]:

@@ -3,6 +3,9 @@
 Training data is held as tensors and batched by index (a fresh generator per epoch seeded by
 ``(seed, epoch)``), so the sample order of epoch ``e`` is the same whether or not the run was
 interrupted, and callbacks receive each batch's dataset indices.
+
+Under ``torchrun`` the same loop trains with DistributedDataParallel; the sharding, batch and
+checkpoint rules are in :mod:`netprism.train.distributed`.
 """
 
 from __future__ import annotations
@@ -17,9 +20,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from netprism.core.dist import all_reduce_sum, barrier, block_range, rank_world
+from netprism.core.dist import resolve as resolve_distributed
 from netprism.core.seed import seed_everything
 from netprism.core.validation import check_finite
 from netprism.data.base import as_tensors
+from netprism.io import ensure_writable_dir
+from netprism.train import distributed as dist_train
 from netprism.train.callbacks import BatchOutput, TrainContext
 from netprism.train.checkpoint import (
     latest_checkpoint,
@@ -55,6 +62,7 @@ def fit(
     *,
     val: Any = None,
     callbacks: Sequence[Any] = (),
+    distributed: bool | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train`` with cross-entropy.
 
@@ -69,6 +77,13 @@ def fit(
         Evaluated after every epoch (``val_loss``, ``val_accuracy`` in the history).
     callbacks : sequence of Callback
         Objects with any of the :class:`~netprism.train.Callback` hooks.
+    distributed : bool, optional
+        ``None`` (default): train with DistributedDataParallel when launched by torchrun
+        (the process group is started if needed) or when a multi-rank process group is
+        already up; ``False``: train on this process alone even then; ``True``: require it.
+        Distributed, ``config.batch_size`` is the global batch (``batch_size / world_size``
+        per rank), every rank returns the same history, and only rank 0 writes checkpoints
+        and shows progress (see :mod:`netprism.train.distributed`).
 
     Returns
     -------
@@ -84,31 +99,53 @@ def fit(
     1
     """
     config = config or TrainConfig()
+    if config.checkpoint_path is not None:  # an unusable folder fails before any work
+        ensure_writable_dir(config.checkpoint_path)
     x, y = _checked_tensors(train, "train")
     val_xy = None if val is None else _checked_tensors(val, "val")
+    parallel = dist_train.use_distributed(distributed)
+    rank, world = rank_world() if parallel else (0, 1)
+    if parallel:
+        dist_train.local_batch_size(config.batch_size, world)  # fail before any work
     seed_everything(config.seed)
     device = resolve_device(config.device)
+    device = dist_train.rank_device(device) if parallel else device
     model.to(device)
     optimizer = make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, config)
-    ctx = TrainContext(model, optimizer, config, device, x, y)
+    ctx = (
+        dist_train.DistTrainContext(
+            model, optimizer, config, device, x, y, rank=rank, world_size=world
+        )
+        if parallel
+        else TrainContext(model, optimizer, config, device, x, y)
+    )
     resumed = _maybe_resume(ctx, scheduler, callbacks) if config.resume else None
+    ddp = None
+    if parallel:
+        dist_train.check_same_epoch(ctx.epoch)
+        ddp = dist_train.wrap(model, device)  # after resume: rank 0's weights are broadcast
     _call(callbacks, "on_fit_start", ctx)
     epochs = range(ctx.epoch, config.epochs)
-    bar = tqdm(epochs, desc="fit", unit="epoch", disable=not config.progress, leave=False)
+    quiet = not config.progress or rank != 0
+    bar = tqdm(epochs, desc="fit", unit="epoch", disable=quiet, leave=False)
     for epoch in bar:
         ctx.epoch = epoch
-        metrics = _run_epoch(ctx, callbacks)
+        metrics = _run_epoch(ctx, callbacks, ddp)
         metrics["lr"] = optimizer.param_groups[0]["lr"]
         scheduler.step()
         if val_xy is not None:
-            ev = evaluate(model, val_xy, batch_size=max(256, config.batch_size), device=device)
+            batch = max(256, config.batch_size)
+            ev = evaluate(model, val_xy, batch_size=batch, device=device, distributed=parallel)
             metrics.update(val_loss=ev["loss"], val_accuracy=ev["accuracy"])
         _call(callbacks, "on_epoch_end", ctx, metrics)
         ctx.history.append(metrics)
         bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['accuracy']:.3f}")
         if config.checkpoint_path is not None:
-            _save(ctx, scheduler, callbacks)
+            if rank == 0:
+                _save(ctx, scheduler, callbacks)
+            if parallel:  # no rank may read the folder (e.g. resume) before rank 0 wrote it
+                barrier()
         if ctx.stop:
             break
     _call(callbacks, "on_fit_end", ctx)
@@ -117,9 +154,21 @@ def fit(
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, data: Any, *, batch_size: int = 512, device: str | torch.device = "auto"
+    model: nn.Module,
+    data: Any,
+    *,
+    batch_size: int = 512,
+    device: str | torch.device = "auto",
+    distributed: bool | None = None,
 ) -> dict[str, float]:
     """Mean cross-entropy and accuracy of ``model`` on ``data``.
+
+    Parameters
+    ----------
+    distributed : bool, optional
+        ``None``: when a multi-rank process group is up, each rank scores a contiguous
+        shard and the sums are all-reduced (every rank must hold the same model and data);
+        ``False``: score everything here.
 
     Returns
     -------
@@ -128,15 +177,21 @@ def evaluate(
     """
     x, y = _checked_tensors(data, "data")
     dev = resolve_device(device)
+    parallel = resolve_distributed(distributed)
+    first, stop = block_range(len(y), batch_size, *rank_world()) if parallel else (0, len(y))
     was_training = model.training
     model.eval().to(dev)
     total_loss, correct = 0.0, 0
-    for start in range(0, len(y), batch_size):
-        xb, yb = x[start : start + batch_size].to(dev), y[start : start + batch_size].to(dev)
+    for start in range(first, stop, batch_size):
+        end = min(start + batch_size, stop)
+        xb, yb = x[start:end].to(dev), y[start:end].to(dev)
         logits = model(xb)
         total_loss += float(F.cross_entropy(logits, yb, reduction="sum"))
         correct += int((logits.argmax(dim=1) == yb).sum())
     model.train(was_training)
+    if parallel:
+        sums = all_reduce_sum(torch.tensor([total_loss, float(correct)], dtype=torch.float64))
+        total_loss, correct = float(sums[0]), int(sums[1])
     n = len(y)
     return {"loss": total_loss / n, "accuracy": correct / n, "n": n}
 
@@ -172,12 +227,16 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=gen)
 
 
-def _run_epoch(ctx: TrainContext, callbacks: Sequence[Any]) -> dict[str, float]:
+def _run_epoch(ctx: TrainContext, callbacks: Sequence[Any], ddp: Any = None) -> dict[str, float]:
     _call(callbacks, "on_epoch_start", ctx)
     model, opt, cfg = ctx.model, ctx.optimizer, ctx.config
+    order = epoch_order(len(ctx.y), cfg.seed, ctx.epoch)
+    if ddp is not None:
+        assert isinstance(ctx, dist_train.DistTrainContext)
+        total_loss, correct = dist_train.run_epoch(ctx, ddp, order, callbacks, _call)
+        return _epoch_metrics(ctx, total_loss, correct)
     model.train()
     total_loss, correct = 0.0, 0
-    order = epoch_order(len(ctx.y), cfg.seed, ctx.epoch)
     for index in order.split(cfg.batch_size):
         xb, yb = ctx.x[index].to(ctx.device), ctx.y[index].to(ctx.device)
         logits = model(xb)  # (B, K)
@@ -193,6 +252,11 @@ def _run_epoch(ctx: TrainContext, callbacks: Sequence[Any]) -> dict[str, float]:
         _call(callbacks, "on_batch_end", ctx, out)
         total_loss += float(out.loss.sum())
         correct += int((out.logits.argmax(dim=1) == yb).sum())
+    return _epoch_metrics(ctx, total_loss, correct)
+
+
+def _epoch_metrics(ctx: TrainContext, total_loss: float, correct: int) -> dict[str, float]:
+    cfg = ctx.config
     if not math.isfinite(total_loss):
         raise FloatingPointError(
             f"training loss became non-finite in epoch {ctx.epoch}; lower lr (now {cfg.lr})"

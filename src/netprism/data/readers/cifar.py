@@ -17,6 +17,7 @@ Nothing here downloads or writes anything.
 from __future__ import annotations
 
 import importlib
+import io
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -118,9 +119,11 @@ def load_pickle(path: Path) -> dict[str, Any]:
     ValueError
         A refused global, a truncated or corrupt pickle, or a top level that is not a dict.
     """
+    # Read the file whole and unpickle from memory: a length field declaring 2**40 bytes then
+    # fails as "truncated" instead of making the unpickler allocate a buffer of that size.
+    raw = path.read_bytes()
     try:
-        with open(path, "rb") as fh:
-            obj = RestrictedUnpickler(fh, path).load()
+        obj = RestrictedUnpickler(io.BytesIO(raw), path).load()
     except UnsafePickleError as err:
         if str(path) in str(err):
             raise
@@ -136,6 +139,7 @@ def load_pickle(path: Path) -> dict[str, Any]:
         UnicodeDecodeError,
         MemoryError,
         OverflowError,
+        RecursionError,
     ) as err:
         raise ValueError(
             f"{path}: corrupt or truncated CIFAR pickle ({type(err).__name__}: {err})"

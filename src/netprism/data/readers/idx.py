@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, NoReturn
 
 import numpy as np
 import torch
@@ -88,52 +89,99 @@ def read_idx(path: str | Path) -> np.ndarray:
     [7, 8, 9]
     """
     path = Path(path)
-    data = _read_bytes(path)
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+    try:
+        with _open_idx(path) as fh:
+            return _parse_idx(fh, path)
+    except (OSError, EOFError, zlib.error) as err:
+        if isinstance(err, FileNotFoundError) and str(path) in str(err):
+            raise
+        # gzip raises BadGzipFile (an OSError), EOFError or zlib.error on a broken stream
+        raise ValueError(f"{path}: corrupt or truncated gzip stream: {err}") from err
+
+
+def _open_idx(path: Path) -> BinaryIO:
+    """The file opened for reading, through gzip when it starts with the gzip magic."""
+    try:
+        fh: BinaryIO = open(path, "rb")  # noqa: SIM115 (returned, closed by the caller)
+    except OSError as err:
+        raise FileNotFoundError(f"cannot read IDX file {path}: {err}") from err
+    if fh.read(2) == GZIP_MAGIC:
+        fh.seek(0)
+        return gzip.GzipFile(fileobj=fh, mode="rb")  # type: ignore[return-value]
+    fh.seek(0)
+    return fh
+
+
+def _parse_idx(fh: BinaryIO, path: Path) -> np.ndarray:
+    """Header first, then at most the declared payload + 1 byte: a header declaring a huge
+    size in a small (or small gzipped) file fails without allocating or inflating it."""
+    head = fh.read(4)
+    if len(head) < 4 or head[0] != 0 or head[1] != 0:
         raise ValueError(
             f"{path}: not an IDX file: expected magic 00 00 <dtype> <ndim>, "
-            f"got {data[:4].hex(' ') or 'an empty file'}"
+            f"got {head.hex(' ') or 'an empty file'}"
         )
-    code, ndim = data[2], data[3]
+    code, ndim = head[2], head[3]
     if code not in IDX_DTYPES:
         known = ", ".join(f"0x{c:02X}" for c in IDX_DTYPES)
         raise ValueError(f"{path}: unknown IDX dtype code 0x{code:02X}, expected one of {known}")
     if ndim == 0:
         raise ValueError(f"{path}: IDX header declares 0 dimensions, expected at least 1")
     header = 4 + 4 * ndim
-    if len(data) < header:
+    sizes = fh.read(4 * ndim)
+    if len(sizes) < 4 * ndim:
         raise ValueError(
             f"{path}: truncated IDX header: expected {header} bytes for {ndim} "
-            f"dimensions, got {len(data)}"
+            f"dimensions, got {4 + len(sizes)}"
         )
-    dims = tuple(int(d) for d in np.frombuffer(data, dtype=">i4", count=ndim, offset=4))
+    dims = tuple(int(d) for d in np.frombuffer(sizes, dtype=">i4", count=ndim))
     if any(d < 0 for d in dims):
         raise ValueError(f"{path}: IDX header declares negative dimensions {dims}")
     dtype = np.dtype(IDX_DTYPES[code])
     expected = math.prod(dims) * dtype.itemsize
-    actual = len(data) - header
-    if actual != expected:
-        kind = "truncated" if actual < expected else "has trailing bytes"
-        raise ValueError(
-            f"{path}: IDX payload {kind}: dims {dims} of {dtype.name} need "
-            f"{expected} bytes after the {header}-byte header, got {actual}"
-        )
-    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
+    if not _is_gzip(fh):
+        actual = os.fstat(fh.fileno()).st_size - header
+        if actual != expected:
+            _size_error(path, dims, dtype, header, expected, actual)
+    payload = _read_at_most(fh, expected + 1)
+    if len(payload) != expected:  # gzip: > expected means "at least one byte too many"
+        _size_error(path, dims, dtype, header, expected, len(payload), exact=False)
+    array = np.frombuffer(payload, dtype=dtype).reshape(dims)
     return array.astype(dtype.newbyteorder("="))  # a writable native-order copy
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it starts with the gzip magic."""
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise FileNotFoundError(f"cannot read IDX file {path}: {err}") from err
-    if data[:2] != GZIP_MAGIC:
-        return data
-    try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as err:
-        raise ValueError(f"{path}: corrupt or truncated gzip stream: {err}") from err
+def _is_gzip(fh: BinaryIO) -> bool:
+    return isinstance(fh, gzip.GzipFile)
+
+
+def _read_at_most(fh: BinaryIO, limit: int) -> bytes:
+    """Up to ``limit`` bytes, in 256 KiB chunks so nothing is allocated for bytes not there."""
+    chunks, got = [], 0
+    while got < limit:
+        chunk = fh.read(min(limit - got, 1 << 18))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _size_error(
+    path: Path,
+    dims: tuple[int, ...],
+    dtype: np.dtype,
+    header: int,
+    expected: int,
+    actual: int,
+    *,
+    exact: bool = True,
+) -> NoReturn:
+    kind = "truncated" if actual < expected else "has trailing bytes"
+    more = "at least " if actual > expected and not exact else ""
+    raise ValueError(
+        f"{path}: IDX payload {kind}: dims {dims} of {dtype.name} need "
+        f"{expected} bytes after the {header}-byte header, got {more}{actual}"
+    )
 
 
 def find_idx_files(

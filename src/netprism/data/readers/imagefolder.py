@@ -15,6 +15,7 @@ inside each class folder) are converted to ``L`` or ``RGB`` and scaled to float3
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -125,9 +126,19 @@ def _split_entries(
 
 
 def _open(path: Path) -> Image.Image:
+    """The image, header read; a header declaring more than ``PIL.Image.MAX_IMAGE_PIXELS``
+    pixels is refused here (PIL would only warn), before any pixel buffer is allocated."""
     try:
-        return Image.open(path)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as err:
         raise ValueError(f"cannot read image {path}: {err}") from err
 
 

@@ -1,0 +1,286 @@
+"""Studies of the ``afm`` experiment on the byte-level LM: KV sharing, 2-bit QAT, LoRA, speed.
+
+"Apple Intelligence Foundation Language Models: Tech Report 2025" (arXiv 2507.13575); the
+CPU-scale protocol is ``../shared/papers/afm.md`` section 7 (a), (b), (f).  Each function
+trains or measures one thing and returns plain numbers; ``afm.py`` turns them into claims.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, cast
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from netprism.lm.corpus import ByteCorpus
+from netprism.lm.formats import dequantize_kv_int8, q2k_quantize, quantize_kv_int8
+from netprism.lm.lora import add_lora, lora_state_dict, trainable_fraction
+from netprism.lm.model import Attention, ByteLM, Layer, LMConfig
+from netprism.lm.quant import (
+    QATLinear,
+    RowFakeQuant,
+    ptq_2bit,
+    quantize_model_qat,
+    size_report,
+)
+from netprism.lm.train import evaluate_bpb, train_lm
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How every model of the experiment is trained and evaluated."""
+
+    steps: int
+    batch_size: int
+    context: int
+    lr: float
+    eval_batches: int
+    eval_seed: int
+
+
+def train_and_score(
+    model: nn.Module, corpus: ByteCorpus, budget: Budget, seed: int, *, steps: int | None = None
+) -> float:
+    """Train ``model`` in place on the train split; return its validation bits per byte."""
+    train_lm(
+        model,
+        corpus.train,
+        steps=budget.steps if steps is None else steps,
+        batch_size=budget.batch_size,
+        context=budget.context,
+        lr=budget.lr,
+        seed=seed,
+    )
+    return val_bpb(model, corpus.val, budget)
+
+
+def val_bpb(model: nn.Module, data: np.ndarray, budget: Budget) -> float:
+    """Bits per byte on the same seeded windows for every model."""
+    return evaluate_bpb(
+        model, data, budget.context, budget.eval_batches, budget.eval_seed, batch_size=8
+    )
+
+
+# ---------------------------------------------------------------------------- KV sharing
+
+
+def kv_cache_ratios(config: LMConfig, lengths: tuple[int, ...]) -> dict[int, float]:
+    """Bytes of the shared model's real cache tensors over the baseline's, at each length.
+
+    Both caches are allocated for ``max_len = T`` (``T`` capped at the context) and filled by a
+    forward pass of ``T`` bytes, so the ratio is read from the tensors a decoder really holds.
+    """
+    out = {}
+    for T in lengths:
+        cfg = replace(config, context=max(config.context, T))
+        shared, base = ByteLM(cfg), ByteLM(replace(cfg, kv_share=0.0))
+        idx = torch.zeros(1, T, dtype=torch.long)
+        used = []
+        for model in (shared, base):
+            cache = model.new_cache(1, max_len=T)
+            with torch.no_grad():
+                model(idx, cache=cache, last_only=True)
+            used.append(cache.used_nbytes())
+        out[T] = used[0] / used[1]
+    return out
+
+
+def prefill_ms(model: ByteLM, length: int, repeats: int) -> dict[str, float]:
+    """Median prefill time of a ``length``-byte prompt, with and without prefill skipping."""
+    idx = torch.randint(0, 256, (1, length), generator=torch.Generator().manual_seed(0))
+    times: dict[str, list[float]] = {"skip": [], "full": []}
+    model.eval()
+    with torch.no_grad():
+        for _ in range(repeats):
+            for key, last_only in (("skip", True), ("full", False)):
+                cache = model.new_cache(1, max_len=length)
+                start = time.perf_counter()
+                model(idx, cache=cache, last_only=last_only)
+                times[key].append(1e3 * (time.perf_counter() - start))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def decode_tokens_per_s(model: ByteLM, prompt: int, new: int, batch: int = 1) -> float:
+    """Bytes per second of cached sampling after a ``prompt``-byte prefill (prefill excluded)."""
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.randint(0, 256, (batch, prompt), generator=gen)
+    model.eval()
+    with torch.no_grad():
+        cache = model.new_cache(batch, max_len=prompt + new)
+        logits = model(idx, cache=cache, last_only=True)[:, -1]
+        start = time.perf_counter()
+        for _ in range(new):
+            nxt = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)
+            logits = model(nxt, cache=cache)[:, -1]
+        seconds = time.perf_counter() - start
+    return batch * new / seconds
+
+
+# ---------------------------------------------------------------------------- 2-bit QAT
+
+
+def ptq_copy(model: nn.Module, quantize: Callable[[torch.Tensor], torch.Tensor]) -> nn.Module:
+    """A copy of ``model`` with every ``nn.Linear`` weight replaced by ``quantize(weight)``."""
+    out = copy.deepcopy(model)
+    with torch.no_grad():
+        for m in out.modules():
+            if isinstance(m, nn.Linear):
+                m.weight.copy_(quantize(m.weight))
+    return out
+
+
+PTQ_VARIANTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "ptq_tensor_maxabs": lambda w: ptq_2bit(w, granularity="tensor", clip="maxabs"),
+    "ptq_tensor_mse": lambda w: ptq_2bit(w, granularity="tensor", clip="mse"),
+    "ptq_channel_maxabs": lambda w: ptq_2bit(w, granularity="channel", clip="maxabs"),
+    "ptq_channel_mse": lambda w: ptq_2bit(w, granularity="channel", clip="mse"),
+    "ptq_q2k": lambda w: q2k_quantize(w).dequantize().to(w.dtype),
+}
+
+
+def qat_study(
+    base: ByteLM, corpus: ByteCorpus, budget: Budget, seed: int, steps: int, lr: float
+) -> dict[str, Any]:
+    """PTQ variants of ``base``, QAT for ``steps`` more steps, and an fp32 control as long.
+
+    QAT and the control start from the same trained ``base`` and see the same windows
+    (same seed), weight decay 0 and the same (lower) learning rate, so token budgets match.
+    """
+    out: dict[str, Any] = {"fp32_base": val_bpb(base, corpus.val, budget)}
+    for name, quantize in PTQ_VARIANTS.items():
+        out[name] = val_bpb(ptq_copy(base, quantize), corpus.val, budget)
+    tuned = replace(budget, lr=lr)
+    control = copy.deepcopy(base)
+    _continue(control, corpus, tuned, seed, steps)
+    out["fp32_control"] = val_bpb(control, corpus.val, budget)
+    qat = quantize_model_qat(copy.deepcopy(base))
+    out["qat_step0"] = val_bpb(qat, corpus.val, budget)  # = per-channel MSE-clip PTQ
+    _continue(qat, corpus, tuned, seed, steps)
+    out["qat"] = val_bpb(qat, corpus.val, budget)
+    rep = size_report(qat)
+    out["qat_bits_per_weight"] = rep.bits_per_weight
+    out["qat_packed_bytes"] = rep.code_bytes + rep.scale_bytes
+    out["fp32_linear_bytes"] = 4 * rep.n_quantized
+    emb = copy.deepcopy(qat)
+    embed = cast(nn.Embedding, emb.embed)
+    parametrize.register_parametrization(embed, "weight", RowFakeQuant(4))
+    out["qat_embed4"] = val_bpb(emb, corpus.val, budget)
+    with kv_int8(control):
+        out["fp32_kv8"] = val_bpb(control, corpus.val, budget)
+    return out
+
+
+def _continue(model: nn.Module, corpus: ByteCorpus, budget: Budget, seed: int, steps: int) -> None:
+    train_lm(
+        model,
+        corpus.train,
+        steps=steps,
+        batch_size=budget.batch_size,
+        context=budget.context,
+        lr=budget.lr,
+        seed=seed + 1000,
+        weight_decay=0.0,
+    )
+
+
+class kv_int8:  # noqa: N801  (used as a context manager, like torch.no_grad)
+    """Quantize-dequantize every K and V a :class:`ByteLM` computes to int8 inside the block.
+
+    Keys are quantized after QK-norm (RoPE rotates pairs and keeps their norms), values after
+    their projection; one scale per KV head, as :func:`quantize_kv_int8`.
+    """
+
+    def __init__(self, model: ByteLM) -> None:
+        self.model = model
+        self.handles: list[Any] = []
+
+    def __enter__(self) -> kv_int8:
+        for layer in self.model.layers:
+            attn = cast(Attention, cast(Layer, layer).attn)
+            if not attn.owns_kv:
+                continue
+            self.handles.append(attn.k_norm.register_forward_hook(_fq_heads))
+            self.handles.append(attn.v.register_forward_hook(_fq_flat(attn.n_kv_heads)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def _fq_heads(_m: nn.Module, _inp: Any, out: torch.Tensor) -> torch.Tensor:
+    return dequantize_kv_int8(*quantize_kv_int8(out))  # (B, nkv, T, hd)
+
+
+def _fq_flat(n_kv: int) -> Callable[..., torch.Tensor]:
+    def hook(_m: nn.Module, _inp: Any, out: torch.Tensor) -> torch.Tensor:
+        B, T, C = out.shape
+        heads = out.view(B, T, n_kv, C // n_kv).transpose(1, 2)  # (B, nkv, T, hd)
+        deq = dequantize_kv_int8(*quantize_kv_int8(heads))
+        return deq.transpose(1, 2).reshape(B, T, C)
+
+    return hook
+
+
+def count_qat_layers(model: nn.Module) -> int:
+    return sum(isinstance(m, QATLinear) for m in model.modules())
+
+
+# ---------------------------------------------------------------------------- LoRA
+
+
+def lora_study(
+    base: ByteLM,
+    corpus: ByteCorpus,
+    budget: Budget,
+    seed: int,
+    *,
+    steps: int,
+    rank: int,
+    alpha: float,
+    lr: float,
+    full_lr: float,
+) -> dict[str, float]:
+    """Adapt ``base`` to the held-out package: LoRA (base frozen) vs full fine-tuning.
+
+    The held-out bytes are split in two halves by position: adapters train on the first and
+    every model is scored on the second.
+    """
+    half = corpus.heldout.size // 2
+    train_part, test_part = corpus.heldout[:half], corpus.heldout[half:]
+    out = {"base_heldout": val_bpb(base, test_part, budget)}
+    adapted = add_lora(copy.deepcopy(base), rank=rank, alpha=alpha, seed=seed)
+    out["lora_trainable_fraction"] = trainable_fraction(adapted)
+    out["lora_params"] = float(sum(t.numel() for t in lora_state_dict(adapted).values()))
+    _adapt(adapted, train_part, budget, seed, steps, lr)
+    out["lora_heldout"] = val_bpb(adapted, test_part, budget)
+    full = copy.deepcopy(base)
+    _adapt(full, train_part, budget, seed, steps, full_lr)
+    out["full_heldout"] = val_bpb(full, test_part, budget)
+    out["lora_drop"] = out["base_heldout"] - out["lora_heldout"]
+    out["full_drop"] = out["base_heldout"] - out["full_heldout"]
+    out["lora_val_general"] = val_bpb(adapted, corpus.val, budget)
+    out["full_val_general"] = val_bpb(full, corpus.val, budget)
+    return out
+
+
+def _adapt(
+    model: nn.Module, data: np.ndarray, budget: Budget, seed: int, steps: int, lr: float
+) -> None:
+    train_lm(
+        model,
+        data,
+        steps=steps,
+        batch_size=budget.batch_size,
+        context=budget.context,
+        lr=lr,
+        seed=seed + 2000,
+        weight_decay=0.0,
+    )

@@ -1,0 +1,262 @@
+"""Studies of the ``afm`` experiment: parallel-track MoE, local/global attention, guided decoding.
+
+"Apple Intelligence Foundation Language Models: Tech Report 2025" (arXiv 2507.13575) and
+"Parallel Track Transformers" (arXiv 2602.07306); protocol ``../shared/papers/afm.md`` 7 (c),
+(d), (e).  One CPU has no interconnect, so parallel tracks are measured by their counted
+synchronizations and their quality only; no speed-up is claimed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from netprism.core.seed import seed_everything
+from netprism.experiments._afm_core import Budget, train_and_score, val_bpb
+from netprism.lm.corpus import ByteCorpus
+from netprism.lm.guided import (
+    guided_generate,
+    is_valid,
+    mask_overhead,
+    unconstrained_generate,
+)
+from netprism.lm.local_global import (
+    LocalGlobalConfig,
+    LocalGlobalLM,
+    all_global_baseline,
+    kv_bytes_ratio,
+)
+from netprism.lm.model import ByteLM, LMConfig
+from netprism.lm.parallel_track import (
+    ParallelTrackLM,
+    PTConfig,
+    config_params,
+    count_params,
+    match_width,
+)
+from netprism.lm.parallel_track_moe import load_entropy, moe_layers
+from netprism.lm.tools import Tool, compile_tool_call, tool_call_json_schema
+
+
+def dense_config(config: Any) -> LMConfig:
+    return LMConfig(
+        context=config.context,
+        n_layers=config.n_layers,
+        d_model=config.d_model,
+        n_heads=config.n_heads,
+        n_kv_heads=config.n_kv_heads,
+    )
+
+
+def pt_config(config: Any) -> PTConfig:
+    """Parallel tracks as deep as the dense model, their width matched on active parameters.
+
+    Head dimension is held at the dense model's, so attention stays comparable; the track
+    width is searched over even values for active parameters within 5 % of the dense model.
+    """
+    dense = dense_config(config)
+    template = PTConfig(
+        context=config.context,
+        n_layers=config.n_layers,
+        n_tracks=config.pt_tracks,
+        block_depth=config.pt_block_depth,
+        d_model=config.d_model,
+        n_heads=config.n_heads,
+        n_kv_heads=config.n_kv_heads,
+        head_dim=dense.hd,
+        n_experts=config.pt_experts,
+        top_k=config.pt_top_k,
+        moe=True,
+    )
+    _, active = config_params(dense)
+    return match_width(template, active, widths=range(8, 2 * config.d_model + 1, 2))
+
+
+def lg_config(config: Any) -> LocalGlobalConfig:
+    """3 local (window ``lg_window``, RoPE) : 1 global (NoPE) layers, the dense model's shape."""
+    return LocalGlobalConfig(
+        context=config.context,
+        n_layers=config.n_layers,
+        d_model=config.d_model,
+        n_heads=config.n_heads,
+        n_kv_heads=config.n_kv_heads,
+        window=config.lg_window,
+        local_per_global=3,
+        max_context=4 * config.context,
+    )
+
+
+def track_runs(
+    config: Any, corpus: ByteCorpus, budget: Budget, seed: int, base: ByteLM
+) -> dict[str, float]:
+    """Train the PT-MoE and the local/global model for one seed; score them and the base."""
+    out: dict[str, float] = {}
+    seed_everything(seed)
+    pt = ParallelTrackLM(pt_config(config))
+    out["pt_moe"] = train_and_score(pt, corpus, budget, seed)
+    out["pt_load_entropy"] = _load_entropy(pt, corpus, budget)
+    seed_everything(seed)
+    lg = LocalGlobalLM(lg_config(config))
+    out["local_global"] = train_and_score(lg, corpus, budget, seed)
+    glob = LocalGlobalLM(all_global_baseline(lg_config(config)))
+    glob.load_state_dict(base.state_dict())  # the all-global RoPE model *is* the base
+    for factor in (2, 4):
+        longer = replace(budget, context=factor * config.context)
+        out[f"local_global_x{factor}"] = val_bpb(lg, corpus.val, longer)
+        out[f"base_x{factor}"] = val_bpb(glob, corpus.val, longer)
+    return out
+
+
+def _load_entropy(model: ParallelTrackLM, corpus: ByteCorpus, budget: Budget) -> float:
+    """Mean normalized entropy of the experts' token counts on one validation batch."""
+    x = torch.from_numpy(corpus.val[: budget.context * 8].copy()).long().view(8, -1)
+    with torch.no_grad():
+        model.eval()(x)
+    loads = [m.last_load for m in moe_layers(model)]
+    return sum(load_entropy(load) for load in loads) / len(loads)
+
+
+def static_checks(config: Any) -> dict[str, Any]:
+    """Counted syncs and parameter counts of the PT-MoE; KV bytes of local/global attention."""
+    cfg = pt_config(config)
+    pt = ParallelTrackLM(cfg)
+    with torch.no_grad():
+        pt(torch.zeros(1, 8, dtype=torch.long))
+    total, active = count_params(pt)
+    dense_total, dense_active = count_params(ByteLM(dense_config(config)))
+    lg = lg_config(config)
+    ratios = {}
+    for T in config.lg_lengths:
+        measured = kv_bytes_ratio(replace(lg, max_context=max(T, lg.context)), T)
+        formula = 0.25 + 0.75 * min(config.lg_window, T) / T
+        ratios[T] = {"measured": measured, "formula": formula}
+    return {
+        "pt": {
+            "layers": cfg.n_layers,
+            "block_depth": cfg.block_depth,
+            "tracks": cfg.n_tracks,
+            "track_width": cfg.d_model,
+            "counted_syncs": pt.sync_count,
+            "expected_syncs": pt.syncs_per_forward(),
+            "tensor_parallel_syncs": pt.tensor_parallel_syncs(),
+            "total_params": total,
+            "active_params": active,
+            "dense_active_params": dense_active,
+            "dense_total_params": dense_total,
+        },
+        "local_global": {"window": config.lg_window, "ratios": ratios},
+    }
+
+
+GUIDED_SCHEMAS: dict[str, dict[str, Any]] = {
+    "record": {
+        "type": "object",
+        "required": ["name", "age", "role", "tags"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 12},
+            "age": {"type": "integer", "minimum": 0, "maximum": 120},
+            "role": {"enum": ["admin", "user", "guest"]},
+            "tags": {
+                "type": "array",
+                "items": {"type": "string", "maxLength": 6},
+                "minItems": 1,
+                "maxItems": 3,
+            },
+        },
+    },
+    "nested": {
+        "type": "object",
+        "required": ["id", "point", "ok"],
+        "properties": {
+            "id": {"type": "integer", "minimum": -50, "maximum": 50},
+            "point": {
+                "type": "object",
+                "required": ["x", "y"],
+                "properties": {
+                    "x": {"type": "integer", "minimum": 0, "maximum": 999},
+                    "y": {"type": "integer", "minimum": 0, "maximum": 999},
+                },
+            },
+            "ok": {"type": "boolean"},
+        },
+    },
+}
+
+
+def _tools() -> list[Tool]:
+    return [
+        Tool(
+            "add",
+            "add two integers",
+            {
+                "type": "object",
+                "required": ["a", "b"],
+                "properties": {
+                    "a": {"type": "integer", "minimum": -99, "maximum": 99},
+                    "b": {"type": "integer", "minimum": -99, "maximum": 99},
+                },
+            },
+            lambda a, b: a + b,
+        ),
+        Tool(
+            "upper",
+            "upper-case a word",
+            {
+                "type": "object",
+                "required": ["word"],
+                "properties": {"word": {"type": "string", "minLength": 1, "maxLength": 10}},
+            },
+            lambda word: word.upper(),
+        ),
+    ]
+
+
+def guided_study(config: Any, base: ByteLM, seed: int) -> dict[str, float]:
+    """Validity of guided vs unconstrained samples from the trained and an untrained model.
+
+    ``guided_samples`` samples per model, spread evenly over two schemas and a two-tool call
+    (a tagged union), at temperature 1 within ``guided_max_bytes``; every output is parsed
+    with ``json.loads`` and validated with ``jsonschema``.  The unconstrained contrast samples
+    as many bytes from the same prompts and parses the text up to the first newline.
+    """
+    seed_everything(seed)
+    untrained = ByteLM(base.config).eval()
+    tools = _tools()
+    targets: list[tuple[str, Any, dict[str, Any]]] = [
+        (name, schema, schema) for name, schema in GUIDED_SCHEMAS.items()
+    ]
+    targets.append(("tool_call", compile_tool_call(tools), tool_call_json_schema(tools)))
+    per = max(1, config.guided_samples // len(targets))
+    gen = torch.Generator().manual_seed(seed)
+    valid = total = free_valid = 0
+    budget_ok = True
+    for model in (base.eval(), untrained):
+        for name, guide, check in targets:
+            prompt = f"# {name}\n"
+            for start in range(0, per, config.guided_batch):
+                n = min(config.guided_batch, per - start)
+                kwargs = {"max_bytes": config.guided_max_bytes, "generator": gen}
+                texts = guided_generate(model, prompt, guide, num_samples=n, **kwargs)
+                assert isinstance(texts, list)
+                fits = [len(t.encode()) <= config.guided_max_bytes for t in texts]
+                valid += sum(ok and is_valid(t, check) for t, ok in zip(texts, fits, strict=True))
+                budget_ok &= all(fits)
+                free = unconstrained_generate(model, prompt, num_samples=n, **kwargs)
+                free_valid += sum(is_valid(t.split("\n", 1)[0], check) for t in free)
+                total += n
+    overhead = mask_overhead(
+        base, "# record\n", GUIDED_SCHEMAS["record"], max_bytes=config.guided_max_bytes
+    )
+    return {
+        "samples": float(total),
+        "valid_rate": valid / total,
+        "within_budget": float(budget_ok),
+        "unconstrained_valid_rate": free_valid / total,
+        "max_bytes": float(config.guided_max_bytes),
+        "mask_us_per_token_cold": overhead["cold_mask_us"],
+        "mask_us_per_token_warm": overhead["warm_mask_us"],
+        "model_us_per_token": overhead["model_us"],
+        "mask_overhead_pct_cold": overhead["cold_pct"],
+    }

@@ -1,0 +1,238 @@
+"""Claims, metrics and figures of the ``afm`` experiment (see :mod:`netprism.experiments.afm`).
+
+Pure summaries of the measured numbers.  Every target is fixed before the run: the exact
+identities (KV 5/8, syncs L/D, the local/global KV formula, 100 % schema validity) and two
+fractions stated in the config (QAT closes at least ``qat_min_fraction`` of the best PTQ
+variant's gap; LoRA keeps at least ``lora_min_fraction_of_full`` of full fine-tuning's drop).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from netprism.experiments.base import Claim, mean_std
+
+PTQ_KEYS = (
+    "ptq_tensor_maxabs",
+    "ptq_tensor_mse",
+    "ptq_channel_maxabs",
+    "ptq_channel_mse",
+    "ptq_q2k",
+)
+
+
+def _seed_stat(data: dict[str, Any], key: str) -> tuple[float, float]:
+    return mean_std([runs[key] for runs in data["seeds"].values() if key in runs])
+
+
+def claims_and_metrics(
+    data: dict[str, Any], config: Any
+) -> tuple[list[Claim], dict[str, float], dict[str, dict[str, float]]]:
+    """The six claims, the flat metrics and the baselines' numbers."""
+    metrics: dict[str, float] = {}
+    baselines: dict[str, dict[str, float]] = {}
+    claims = [
+        _kv_claim(data, metrics),
+        _qat_claim(data, config, metrics, baselines),
+    ]
+    for make in (_pt_claim, _lg_claim, _guided_claim):
+        claim = make(data, metrics, baselines)
+        if claim is not None:
+            claims.append(claim)
+    claims.append(_lora_claim(data, config, metrics, baselines))
+    for key, value in data.get("perf", {}).items():
+        metrics[f"perf_{key}"] = value
+    return claims, metrics, baselines
+
+
+def _kv_claim(data: dict[str, Any], metrics: dict[str, float]) -> Claim:
+    ratios = {int(t): r for t, r in data["kv_ratio"].items()}
+    worst = max(abs(r - 5 / 8) for r in ratios.values())
+    base, shared = _seed_stat(data, "base"), _seed_stat(data, "kv_share")
+    deltas = [runs["kv_share"] - runs["base"] for runs in data["seeds"].values()]
+    delta = mean_std(deltas)
+    metrics.update(
+        {
+            "bpb_base": base[0],
+            "bpb_base_std": base[1],
+            "bpb_kv_share": shared[0],
+            "bpb_kv_share_std": shared[1],
+            "kv_share_delta_bpb": delta[0],
+            "kv_share_delta_bpb_std": delta[1],
+        }
+    )
+    for t, r in sorted(ratios.items()):
+        metrics[f"kv_ratio_T{t}"] = r
+    lengths = ", ".join(str(t) for t in sorted(ratios))
+    return Claim(
+        "kv_share_memory",
+        f"KV-cache bytes of the 5:3 shared model, read from the real cache tensors at T in "
+        f"{{{lengths}}}, are exactly 5/8 of the baseline's (measured: largest |ratio - 5/8|); "
+        f"validation bpb {shared[0]:.3f} +- {shared[1]:.3f} vs {base[0]:.3f} +- {base[1]:.3f} "
+        f"(delta {delta[0]:+.3f} +- {delta[1]:.3f}, {len(deltas)} seeds)",
+        measured=worst,
+        target=0.0,
+        op="<=",
+    )
+
+
+def _qat_claim(
+    data: dict[str, Any],
+    config: Any,
+    metrics: dict[str, float],
+    baselines: dict[str, dict[str, float]],
+) -> Claim:
+    q = data["qat"]
+    best_name = min(PTQ_KEYS, key=lambda k: q[k])
+    gap = q[best_name] - q["fp32_control"]
+    closed = (q[best_name] - q["qat"]) / gap if gap > 0 else float("nan")
+    metrics.update({f"qat_{k}": float(v) for k, v in q.items()})
+    metrics["qat_fraction_closed"] = closed
+    baselines["ptq"] = {k: q[k] for k in PTQ_KEYS}
+    baselines["fp32_control"] = {"bpb": q["fp32_control"]}
+    return Claim(
+        "qat_closes_gap",
+        f"2-bit QAT ({config.qat_steps} steps from the trained fp32 model) closes at least "
+        f"{config.qat_min_fraction:.0%} of the gap between the best 2-bit PTQ "
+        f"({best_name}: {q[best_name]:.3f} bpb) and an fp32 control trained as long "
+        f"({q['fp32_control']:.3f}); QAT {q['qat']:.3f} bpb at "
+        f"{q['qat_bits_per_weight']:.3f} bits per weight (seed {config.seeds[0]})",
+        measured=closed,
+        target=config.qat_min_fraction,
+        op=">=",
+        baseline=q[best_name],
+        baseline_name=best_name,
+    )
+
+
+def _pt_claim(
+    data: dict[str, Any], metrics: dict[str, float], baselines: dict[str, dict[str, float]]
+) -> Claim | None:
+    pt = data.get("pt")
+    if pt is None:
+        return None
+    bpb = _seed_stat(data, "pt_moe")
+    metrics.update({f"pt_{k}": float(v) for k, v in pt.items()})
+    metrics["bpb_pt_moe"], metrics["bpb_pt_moe_std"] = bpb
+    metrics["pt_load_entropy"] = _seed_stat(data, "pt_load_entropy")[0]
+    baselines["dense"] = {"bpb": _seed_stat(data, "base")[0]}
+    return Claim(
+        "pt_syncs",
+        f"cross-track synchronizations counted in one forward of the parallel-track MoE "
+        f"(L={pt['layers']}, D={pt['block_depth']}) equal L/D = {pt['expected_syncs']} vs "
+        f"2L = {pt['tensor_parallel_syncs']} for tensor parallelism; validation bpb "
+        f"{bpb[0]:.3f} +- {bpb[1]:.3f} vs dense {_seed_stat(data, 'base')[0]:.3f} at "
+        f"{pt['active_params']:.0f} vs {pt['dense_active_params']:.0f} active parameters",
+        measured=float(pt["counted_syncs"]),
+        target=float(pt["expected_syncs"]),
+        op="==",
+    )
+
+
+def _lg_claim(
+    data: dict[str, Any], metrics: dict[str, float], baselines: dict[str, dict[str, float]]
+) -> Claim | None:
+    lg = data.get("local_global")
+    if lg is None:
+        return None
+    worst = max(abs(r["measured"] - r["formula"]) for r in lg["ratios"].values())
+    for t, r in lg["ratios"].items():
+        metrics[f"lg_kv_ratio_T{t}"] = r["measured"]
+    bpb = _seed_stat(data, "local_global")
+    metrics["bpb_local_global"], metrics["bpb_local_global_std"] = bpb
+    for key in ("local_global_x2", "local_global_x4", "base_x2", "base_x4"):
+        metrics[f"bpb_{key}"], metrics[f"bpb_{key}_std"] = _seed_stat(data, key)
+    return Claim(
+        "local_global_kv",
+        f"KV bytes of 3 local (W={lg['window']}) : 1 global layers over all-global follow "
+        f"1/4 + 3/4*min(W,T)/T at T in {{{', '.join(str(t) for t in lg['ratios'])}}} "
+        f"(measured: largest |measured - formula|); validation bpb {bpb[0]:.3f} +- {bpb[1]:.3f}",
+        measured=worst,
+        target=1e-12,
+        op="<=",
+    )
+
+
+def _guided_claim(
+    data: dict[str, Any], metrics: dict[str, float], baselines: dict[str, dict[str, float]]
+) -> Claim | None:
+    g = data.get("guided")
+    if g is None:
+        return None
+    metrics.update({f"guided_{k}": float(v) for k, v in g.items()})
+    baselines["unconstrained"] = {"valid_rate": g["unconstrained_valid_rate"]}
+    return Claim(
+        "guided_valid",
+        f"{g['samples']:.0f} guided samples at temperature 1 (trained and untrained model) all "
+        f"parse and validate against their schema within {g['max_bytes']:.0f} bytes "
+        f"(unconstrained: {g['unconstrained_valid_rate']:.1%} valid)",
+        measured=g["valid_rate"],
+        target=1.0,
+        op="==",
+        baseline=g["unconstrained_valid_rate"],
+        baseline_name="unconstrained sampling",
+    )
+
+
+def _lora_claim(
+    data: dict[str, Any],
+    config: Any,
+    metrics: dict[str, float],
+    baselines: dict[str, dict[str, float]],
+) -> Claim:
+    lo = data["lora"]
+    metrics.update({f"lora_{k}" if not k.startswith("lora") else k: v for k, v in lo.items()})
+    ratio = lo["lora_drop"] / lo["full_drop"] if lo["full_drop"] > 0 else float("nan")
+    metrics["lora_drop_over_full"] = ratio
+    baselines["full_finetune"] = {"heldout_bpb": lo["full_heldout"]}
+    return Claim(
+        "lora_adapts",
+        f"rank-{config.lora_rank} LoRA ({lo['lora_trainable_fraction']:.1%} of the parameters "
+        f"trainable) lowers held-out-package ({config.heldout_package}) bpb from "
+        f"{lo['base_heldout']:.3f} to {lo['lora_heldout']:.3f}, at least "
+        f"{config.lora_min_fraction_of_full:.0%} of full fine-tuning's drop (to "
+        f"{lo['full_heldout']:.3f})",
+        measured=ratio,
+        target=config.lora_min_fraction_of_full,
+        op=">=",
+        baseline=lo["full_heldout"],
+        baseline_name="full fine-tuning",
+    )
+
+
+def plot_all(data: dict[str, Any], out_dir: Path) -> list[str]:
+    """Bar charts of validation bpb per variant and the 2-bit study."""
+    from matplotlib.figure import Figure
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures = []
+    fig = Figure(figsize=(6.5, 3.2))
+    ax = fig.add_subplot(1, 1, 1)
+    names = [k for k in ("base", "kv_share", "pt_moe", "local_global") if _has(data, k)]
+    stats = [_seed_stat(data, k) for k in names]
+    ax.bar(names, [s[0] for s in stats], yerr=[s[1] for s in stats], color="#4a7ab5")
+    ax.set_ylabel("validation bits per byte")
+    ax.set_title("architecture variants (mean +- std over seeds)")
+    lo = min(s[0] for s in stats)
+    ax.set_ylim(lo * 0.9, max(s[0] + s[1] for s in stats) * 1.02)
+    fig.tight_layout()
+    fig.savefig(out_dir / "afm_variants.png", dpi=120)
+    figures.append("afm_variants.png")
+
+    q = data["qat"]
+    keys = ["fp32_control", *PTQ_KEYS, "qat", "qat_embed4", "fp32_kv8"]
+    fig = Figure(figsize=(7.5, 3.4))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.bar(range(len(keys)), [q[k] for k in keys], color="#b5634a")
+    ax.set_xticks(range(len(keys)), keys, rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel("validation bits per byte")
+    ax.set_title("2-bit: PTQ variants vs QAT at an equal token budget")
+    fig.tight_layout()
+    fig.savefig(out_dir / "afm_qat.png", dpi=120)
+    figures.append("afm_qat.png")
+    return figures
+
+
+def _has(data: dict[str, Any], key: str) -> bool:
+    return all(key in runs for runs in data["seeds"].values())
