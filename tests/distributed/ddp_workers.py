@@ -42,7 +42,7 @@ def train_config(**kw: Any) -> Any:
         lr=0.05,
         optimizer="sgd",
         scheduler="cosine",
-        max_grad_norm=5.0,
+        max_grad_norm=0.05,  # small enough to clip: the all-reduce must come before it
         device="cpu",
         progress=False,
         seed=3,
@@ -91,6 +91,10 @@ def compute(work_dir: Path) -> dict[str, Any]:
     out["resumed_from"] = res2.resumed_from
     out["resumed_weights"] = {k: v.clone() for k, v in model.state_dict().items()}
     out["ckpt_files"] = sorted(p.name for p in ckpt.iterdir()) if ckpt.exists() else []
+    if not dist.is_initialized():  # the same fit without clipping, to prove clipping acts
+        unclipped = make_mlp()
+        fit(unclipped, (xf, yf), dataclasses.replace(cfg, checkpoint_dir=None, max_grad_norm=None))
+        out["unclipped_weights"] = unclipped.state_dict()
 
     scored = make_mlp()
     s = input_curvature(scored, xc, yc, n_probes=3, seed=5, batch_size=8)
@@ -126,5 +130,48 @@ def worker(rank: int, world: int, port: int, work_dir: str) -> None:
     try:
         out = compute(Path(work_dir))
         torch.save(out, Path(work_dir) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def faults(work_dir: Path) -> dict[str, str]:
+    """Misuse and failures under 2 ranks; each must fail on every rank, never hang."""
+    from unittest import mock
+
+    from netprism.core.subspace import StreamingCovariance
+    from netprism.train import fit
+
+    d = data()
+    xf, yf = d["x"][:N_FIT], d["y"][:N_FIT]
+    rank = dist.get_rank()
+    out: dict[str, str] = {}
+    # 1. only rank 0 was given a checkpoint folder
+    own = str(work_dir / "only0") if rank == 0 else None
+    try:
+        fit(make_mlp(), (xf, yf), train_config(epochs=1, checkpoint_dir=own))
+    except ValueError as err:
+        out["mismatch"] = str(err)
+    # 2. rank 0's save fails (disk full): every rank raises, the others not by a lost peer
+    full = OSError(28, "No space left on device")
+    with mock.patch("netprism.train.loop.save_checkpoint", side_effect=full):
+        try:
+            fit(make_mlp(), (xf, yf), train_config(epochs=1, checkpoint_dir=str(work_dir / "s")))
+        except OSError as err:
+            out["save"] = str(err)
+    # 3. a covariance all-reduced twice
+    cov = StreamingCovariance().update(d["rows"]).all_reduce()
+    try:
+        cov.all_reduce()
+    except RuntimeError as err:
+        out["cov_twice"] = str(err)
+    return out
+
+
+def fault_worker(rank: int, world: int, port: int, work_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=60))
+    try:
+        torch.save(faults(Path(work_dir)), Path(work_dir) / f"faults{rank}.pt")
     finally:
         dist.destroy_process_group()

@@ -27,28 +27,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    work = tmp_path_factory.mktemp("ddp")
-    ctx = mp.start_processes(
-        ddp_workers.worker,
-        args=(WORLD, free_port(), str(work)),
-        nprocs=WORLD,
-        join=False,
-        start_method="spawn",
-    )
-    deadline = 120.0  # a hung collective fails the test (gloo itself times out at 60 s)
+def _spawn(fn: object, work: Path) -> None:
+    """Run ``fn(rank, WORLD, port, work)`` on 2 gloo ranks; a hang fails after 120 s."""
     import time
 
+    ctx = mp.start_processes(
+        fn, args=(WORLD, free_port(), str(work)), nprocs=WORLD, join=False, start_method="spawn"
+    )
     start = time.monotonic()
     while not ctx.join(timeout=5):
-        if time.monotonic() - start > deadline:
+        if time.monotonic() - start > 120.0:
             for p in ctx.processes:
                 p.kill()
             pytest.fail("distributed workers did not finish within 120 s")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    work = tmp_path_factory.mktemp("ddp")
+    _spawn(ddp_workers.worker, work)
     single_dir = tmp_path_factory.mktemp("single")
     return {
-        "ranks": [torch.load(work / f"rank{r}.pt", weights_only=False) for r in range(WORLD)],
+        "ranks": [torch.load(work / f"rank{r}.pt", weights_only=True) for r in range(WORLD)],
         "single": ddp_workers.compute(single_dir),
     }
 
@@ -65,7 +65,10 @@ def test_ddp_fit_matches_single_process(runs: dict) -> None:
         for got, want in zip(out["history"], single["history"]):
             assert set(got) == set(want)
             for key in want:
-                assert got[key] == pytest.approx(want[key], rel=1e-5, abs=1e-6), key
+                # finite-difference curvature (h = 1e-3) amplifies float reduction-order noise
+                rel = 1e-4 if key.startswith("curvature") else 1e-5
+                assert got[key] == pytest.approx(want[key], rel=rel, abs=1e-6), key
+    assert _max_diff(single["unclipped_weights"], single["weights"]) > 1e-3  # clipping acted
     # every rank returns the same history (metrics are computed from gathered batches)
     assert ranks[0]["history"] == ranks[1]["history"]
 
@@ -116,3 +119,13 @@ def test_feldman_zhang_across_ranks_equals_single_process(runs: dict) -> None:
         assert torch.equal(got_masks, masks)
         assert torch.equal(got_correct, correct)
         torch.testing.assert_close(got_mem, mem, equal_nan=True, rtol=0, atol=0)
+
+
+def test_misuse_and_rank0_failures_fail_on_every_rank(tmp_path: Path) -> None:
+    _spawn(ddp_workers.fault_worker, tmp_path)
+    outs = [torch.load(tmp_path / f"faults{r}.pt", weights_only=True) for r in range(WORLD)]
+    for out in outs:
+        assert "checkpoint_dir is set on ranks [0] but not on ranks [1]" in out["mismatch"]
+        assert "already all-reduced" in out["cov_twice"]
+    assert "No space left on device" in outs[0]["save"]
+    assert "rank 0 could not save a checkpoint" in outs[1]["save"]

@@ -54,7 +54,7 @@ def test_qat_and_lora_claims_follow_their_numbers(tiny):
     assert claim.measured == pytest.approx(lo["lora_drop"] / lo["full_drop"])
     assert 0 < lo["lora_trainable_fraction"] < 1
     # QAT starts from the same per-channel MSE-clip quantization as that PTQ variant
-    assert q["qat_step0"] == pytest.approx(q["ptq_channel_mse"], abs=1e-6)
+    assert q["qat_step0"] == pytest.approx(q["base_ptq_channel_mse"], abs=1e-6)
 
 
 def test_kv_ratio_is_five_eighths_at_every_length():
@@ -98,5 +98,5 @@ def test_identity_claims_hold_exactly(tiny):
         assert r["measured"] == pytest.approx(r["formula"], abs=1e-12)
     g = runs["guided"]
     assert g["valid_rate"] == 1.0 and g["within_budget"] == 1.0
-    assert g["samples"] >= result.config["guided_samples"] * 2 - 6
+    assert g["samples"] >= result.config["guided_samples"] * 2
     assert claims["guided_valid"].holds and g["unconstrained_valid_rate"] < 1.0

@@ -421,3 +421,25 @@ def test_min_close_matches_bfs_on_random_schemas(schema, seed):
         if b == END:
             break
         s = a.advance(s, b)
+
+
+@pytest.mark.parametrize(
+    ("schema", "keyword"),
+    [
+        ({"type": "string", "enum": ["a", 1]}, "enum"),
+        ({"type": "boolean", "enum": [True]}, "type"),
+        ({"type": ["string", "null"], "maxLength": 3}, "type"),
+        (
+            {"type": "object", "properties": {"a": {"type": "boolean"}}, "required": ["a", 1]},
+            "required",
+        ),
+    ],
+)
+def test_inconsistent_or_malformed_schemas_are_rejected_by_keyword(schema, keyword):
+    with pytest.raises(UnsupportedSchemaError, match=f"'{keyword}'"):
+        compile_schema(schema)
+
+
+def test_typed_enum_is_exactly_its_values():
+    a = compile_schema({"type": "integer", "enum": [1, 12]})
+    assert a.accepts(b"12") and a.accepts(b"1") and not a.accepts(b"2")

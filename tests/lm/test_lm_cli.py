@@ -38,7 +38,7 @@ def test_generate_streams_bytes_and_is_seeded(trained, capsys):
 
 def test_generate_refuses_a_prompt_longer_than_the_context(trained):
     with pytest.raises(ValueError, match="longer than the model's context of 32"):
-        main(["generate", "--model", str(trained), "--prompt", "x" * 30])
+        main(["generate", "--model", str(trained), "--prompt", "x" * 30, "--max-bytes", "10"])
 
 
 def test_adapt_writes_a_small_adapter_file(trained, tmp_path, capsys):
@@ -54,3 +54,22 @@ def test_adapt_writes_a_small_adapter_file(trained, tmp_path, capsys):
 def test_no_action_prints_help(capsys):
     assert main([]) == 2
     assert "train" in capsys.readouterr().out
+
+
+def test_generate_with_a_schema_prints_valid_json(trained, tmp_path, capsys):
+    schema = {
+        "type": "object",
+        "required": ["n"],
+        "properties": {"n": {"type": "integer", "minimum": 0, "maximum": 9}},
+    }
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(schema))
+    assert (
+        main(["generate", "--model", str(trained), "--schema", str(path), "--max-bytes", "12"]) == 0
+    )
+    assert 0 <= json.loads(capsys.readouterr().out)["n"] <= 9
+
+
+def test_adapt_refuses_a_package_the_model_trained_on(trained, tmp_path):
+    with pytest.raises(ValueError, match="was in the model's training data"):
+        main(["adapt", "--model", str(trained), "--out", str(tmp_path / "a"), "--package", "json"])

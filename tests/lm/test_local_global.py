@@ -75,7 +75,8 @@ def test_layer_pattern_and_nope():
     assert [layer.attn.use_rope for layer in model.layers] == [True, True, True, False] * 2
     base = LocalGlobalLM(all_global_baseline(model.config))
     assert all(layer.is_global and layer.attn.use_rope for layer in base.layers)
-    assert base.load_state_dict(model.state_dict()) is not None  # same parameters
+    missing, unexpected = base.load_state_dict(model.state_dict())  # strict: same parameters
+    assert not missing and not unexpected
 
 
 @pytest.mark.parametrize("W", [1, 3, 6])

@@ -14,6 +14,7 @@ from netprism.lm.lora import (
     add_lora,
     load_lora,
     lora_modules,
+    lora_state_dict,
     merge_lora,
     read_lora_header,
     save_lora,
@@ -189,3 +190,12 @@ def test_dropout_only_in_training():
         assert torch.equal(model.eval()(IDX), model(IDX))
         model.train()
         assert not torch.equal(model(IDX), model.eval()(IDX))
+
+
+def test_fp32_adapter_loads_into_a_bf16_model(tmp_path):
+    model = _perturb(add_lora(_base(), rank=2, alpha=2.0))
+    path = save_lora(model, tmp_path / "a.safetensors")
+    half = load_lora(_base().to(torch.bfloat16), path)
+    for name, t in lora_state_dict(half).items():
+        assert t.dtype == torch.bfloat16
+        assert torch.equal(t, lora_state_dict(model)[name].to(torch.bfloat16))

@@ -178,3 +178,11 @@ def test_checkpoint_with_bad_hash_is_skipped(tmp_path):
 def test_resume_without_checkpoint_starts_fresh(tmp_path):
     out = fit(_model(), load_dataset("digits"), _config(tmp_path, resume=True, epochs=1))
     assert out.resumed_from is None and len(out.history) == 1
+
+
+def test_checkpoints_order_by_epoch_number_past_9999(tmp_path):
+    for epoch in (9998, 9999, 10000):
+        save_checkpoint(tmp_path, epoch, {"w": torch.full((1,), float(epoch))}, {})
+    tensors, meta = latest_checkpoint(tmp_path)
+    assert meta["epoch"] == 10000 and float(tensors["w"]) == 10000.0
+    assert (tmp_path / "epoch_10000.json").exists()  # pruning kept the newest, by number

@@ -236,6 +236,7 @@ class StreamingCovariance:
     def __init__(self, dim: int | None = None) -> None:
         self._dim = None if dim is None else check_positive_int(dim, "dim")
         self._n = 0
+        self._all_reduced = False
         self._sum: torch.Tensor | None = None  # (D,)
         self._sq: torch.Tensor | None = None  # (D, D)
 
@@ -290,12 +291,19 @@ class StreamingCovariance:
     def all_reduce(self) -> StreamingCovariance:
         """Sum the moments over the ranks of the process group, in place; returns self.
 
-        Each rank accumulates its shard of the rows; afterwards every rank holds the moments
-        of all rows (equal to a one-pass accumulation up to summation order).  A rank with no
-        rows contributes zeros.  A no-op without a multi-rank ``torch.distributed`` group.
+        Call it once, after every rank's ``update`` calls (a second call raises).  Each rank
+        accumulates its shard of the rows; afterwards every rank holds the moments of all rows
+        (equal to a one-pass accumulation up to summation order).  A rank with no rows
+        contributes zeros.  A no-op without a multi-rank ``torch.distributed`` group.
         """
         if not dist.is_distributed():
             return self
+        if self._all_reduced:  # a second sum would count every rank's rows world_size times
+            raise RuntimeError(
+                "this StreamingCovariance was already all-reduced; call all_reduce() once, "
+                "after every rank's update() calls"
+            )
+        self._all_reduced = True
         dims = dist.all_gather_object(self._dim)
         known = sorted({d for d in dims if d is not None})
         if len(known) > 1:

@@ -148,20 +148,23 @@ PTQ_VARIANTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 def qat_study(
     base: ByteLM, corpus: ByteCorpus, budget: Budget, seed: int, steps: int, lr: float
 ) -> dict[str, Any]:
-    """PTQ variants of ``base``, QAT for ``steps`` more steps, and an fp32 control as long.
+    """QAT for ``steps`` more steps, an fp32 control trained as long, and PTQ of the control.
 
     QAT and the control start from the same trained ``base`` and see the same windows
-    (same seed), weight decay 0 and the same (lower) learning rate, so token budgets match.
+    (same seed), weight decay 0 and the same (lower) learning rate.  Every PTQ variant is
+    applied to the control, so PTQ, QAT and fp32 all spend the same training tokens; PTQ of the
+    shorter-trained ``base`` is kept as ``base_<variant>`` for reference.
     """
     out: dict[str, Any] = {"fp32_base": val_bpb(base, corpus.val, budget)}
-    for name, quantize in PTQ_VARIANTS.items():
-        out[name] = val_bpb(ptq_copy(base, quantize), corpus.val, budget)
     tuned = replace(budget, lr=lr)
     control = copy.deepcopy(base)
     _continue(control, corpus, tuned, seed, steps)
     out["fp32_control"] = val_bpb(control, corpus.val, budget)
+    for name, quantize in PTQ_VARIANTS.items():
+        out[name] = val_bpb(ptq_copy(control, quantize), corpus.val, budget)
+        out[f"base_{name}"] = val_bpb(ptq_copy(base, quantize), corpus.val, budget)
     qat = quantize_model_qat(copy.deepcopy(base))
-    out["qat_step0"] = val_bpb(qat, corpus.val, budget)  # = per-channel MSE-clip PTQ
+    out["qat_step0"] = val_bpb(qat, corpus.val, budget)  # = base_ptq_channel_mse
     _continue(qat, corpus, tuned, seed, steps)
     out["qat"] = val_bpb(qat, corpus.val, budget)
     rep = size_report(qat)

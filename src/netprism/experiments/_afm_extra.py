@@ -228,7 +228,7 @@ def guided_study(config: Any, base: ByteLM, seed: int) -> dict[str, float]:
         (name, schema, schema) for name, schema in GUIDED_SCHEMAS.items()
     ]
     targets.append(("tool_call", compile_tool_call(tools), tool_call_json_schema(tools)))
-    per = max(1, config.guided_samples // len(targets))
+    per = -(-config.guided_samples // len(targets))  # at least guided_samples per model
     gen = torch.Generator().manual_seed(seed)
     valid = total = free_valid = 0
     budget_ok = True

@@ -94,8 +94,8 @@ def _qat_claim(
     return Claim(
         "qat_closes_gap",
         f"2-bit QAT ({config.qat_steps} steps from the trained fp32 model) closes at least "
-        f"{config.qat_min_fraction:.0%} of the gap between the best 2-bit PTQ "
-        f"({best_name}: {q[best_name]:.3f} bpb) and an fp32 control trained as long "
+        f"{config.qat_min_fraction:.0%} of the gap between the best 2-bit PTQ of an fp32 "
+        f"control trained as long ({best_name}: {q[best_name]:.3f} bpb) and that control "
         f"({q['fp32_control']:.3f}); QAT {q['qat']:.3f} bpb at "
         f"{q['qat_bits_per_weight']:.3f} bits per weight (seed {config.seeds[0]})",
         measured=closed,

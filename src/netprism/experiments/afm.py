@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from netprism.core.seed import seed_everything, torch_threads
 from netprism.experiments import _afm_core as core
@@ -48,7 +49,7 @@ class AFMConfig:
     n_kv_heads: int = 2
     context: int = 128
     batch_size: int = 16
-    steps: int = 400
+    steps: int = 300
     lr: float = 3e-3
     seeds: tuple[int, ...] = (0, 1, 2)
     corpus_bytes: int | None = 2_000_000  # cap per split; None reads the whole stdlib
@@ -57,7 +58,7 @@ class AFMConfig:
     eval_seed: int = 12345
     kv_lengths: tuple[int, ...] = (16, 64, 128, 256, 1024)
     prefill_repeats: int = 20
-    qat_steps: int = 200
+    qat_steps: int = 150
     finetune_lr: float = 1e-3  # QAT, its fp32 control and LoRA: a low rate, no weight decay
     lora_rank: int = 4
     lora_alpha: float = 8.0
@@ -75,6 +76,7 @@ class AFMConfig:
     qat_min_fraction: float = 0.5  # "QAT closes most of the gap" (afm.md 7b)
     lora_min_fraction_of_full: float = 0.5  # LoRA keeps at least half of full FT's drop
     threads: int = 2  # torch CPU threads (the 2-core CI machine)
+    progress: bool = True
 
 
 SCALES: dict[str, dict[str, Any]] = {
@@ -168,6 +170,7 @@ def _measure(config: AFMConfig) -> dict[str, Any]:
         "seeds": {},
     }
     bases: dict[int, ByteLM] = {}
+    bar = tqdm(total=len(config.seeds) + 3, desc="afm", unit="study", disable=not config.progress)
     for seed in config.seeds:
         runs: dict[str, Any] = {}
         for name, share in (("base", 0.0), ("kv_share", 3 / 8)):
@@ -178,9 +181,11 @@ def _measure(config: AFMConfig) -> dict[str, Any]:
                 bases[seed] = model
         runs.update(extra.track_runs(config, corpus, budget, seed, bases[seed]))
         data["seeds"][seed] = runs
+        bar.update()
     first = config.seeds[0]
     base = bases[first]
     data["qat"] = core.qat_study(base, corpus, budget, first, config.qat_steps, config.finetune_lr)
+    bar.update()
     data["lora"] = core.lora_study(
         base,
         corpus,
@@ -192,11 +197,14 @@ def _measure(config: AFMConfig) -> dict[str, Any]:
         lr=config.finetune_lr,
         full_lr=config.full_finetune_lr,
     )
+    bar.update()
     data.update(extra.static_checks(config))
     guided = extra.guided_study(config, base, first)
     if guided is not None:
         data["guided"] = guided
     data["perf"] = _perf(config, base)
+    bar.update()
+    bar.close()
     return data
 
 

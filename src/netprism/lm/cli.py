@@ -5,8 +5,8 @@
 ::
 
     netprism lm train --out runs/lm --steps 2000 --kv-share 0.375
-    netprism lm generate --model runs/lm --prompt "def main(" --max-bytes 120
-    netprism lm generate --model runs/lm --prompt "person: " --schema person.json
+    netprism lm generate --model runs/lm --prompt "def main(" --max-bytes 100
+    netprism lm generate --model runs/lm --prompt "person: " --schema person.json --max-bytes 64
     netprism lm adapt --model runs/lm --package email --out runs/lm/email.lora.safetensors
 """
 
@@ -60,8 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="sample bytes; --schema forces valid JSON")
     g.add_argument("--model", type=Path, required=True)
     g.add_argument("--adapter", type=Path, default=None, help="a LoRA file from `lm adapt`")
-    g.add_argument("--prompt", default="")
-    g.add_argument("--max-bytes", type=int, default=200)
+    g.add_argument("--prompt", default="", help="an empty prompt is a newline")
+    g.add_argument("--max-bytes", type=int, default=None, help="default: what the context leaves")
     g.add_argument("--temperature", type=float, default=1.0)
     g.add_argument("--top-k", type=int, default=None)
     g.add_argument("--seed", type=int, default=0)
@@ -142,7 +142,9 @@ def _load(model_dir: Path, adapter: Path | None) -> ByteLM:
 
 def _generate(args: argparse.Namespace) -> int:
     model = _load(args.model, args.adapter)
-    prompt = args.prompt.encode("utf-8")
+    prompt = args.prompt.encode("utf-8") or b"\n"
+    if args.max_bytes is None:
+        args.max_bytes = model.config.context - len(prompt)
     gen = torch.Generator().manual_seed(args.seed)
     if args.schema is not None:
         chunks = _guided_chunks(model, prompt, args, gen)
@@ -184,8 +186,6 @@ def _free_chunks(
     from netprism.lm.model import sample_next
 
     ctx = model.config.context
-    if not prompt:
-        prompt = b"\n"
     if len(prompt) + args.max_bytes > ctx:
         raise ValueError(
             f"prompt of {len(prompt)} bytes + --max-bytes {args.max_bytes} is longer than the "
@@ -213,7 +213,13 @@ def _adapt(args: argparse.Namespace) -> int:
     from netprism.lm.lora import add_lora, save_lora, trainable_fraction
 
     model = _load(args.model, None)
-    package = args.package or _trained_heldout(args.model)
+    heldout = _trained_heldout(args.model)
+    package = args.package or heldout
+    if package.replace(".", "/").strip("/") != heldout:
+        raise ValueError(
+            f"--package {package!r} was in the model's training data; adapt to the package it "
+            f"held out ({heldout!r}) or train a model with --heldout-package {package}"
+        )
     ensure_writable_dir(args.out.parent)
     corpus = stdlib_corpus(heldout_package=package)
     ctx = model.config.context

@@ -61,6 +61,11 @@ def _prompt_ids(model: ByteLM, prompt: str | bytes, max_bytes: int) -> torch.Ten
     if not isinstance(max_bytes, int) or max_bytes < 1:
         raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
     ctx = model.config.context
+    if max_bytes >= ctx:
+        raise ValueError(
+            f"max_bytes={max_bytes} leaves no room for a prompt in the model's context of {ctx}; "
+            f"use at most {ctx - len(data)}"
+        )
     if len(data) + max_bytes > ctx:
         raise ValueError(
             f"prompt of {len(data)} bytes + max_bytes={max_bytes} is longer than the model's "

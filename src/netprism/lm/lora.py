@@ -416,8 +416,9 @@ def _checked_tensors(
     out: dict[str, torch.Tensor] = {}
     for key, (_, dtype) in want.items():
         t = f.get_tensor(key)
-        if t.dtype != dtype:
-            raise ValueError(f"{key} in {str(path)!r} is {t.dtype}, the model needs {dtype}")
+        if not t.is_floating_point():
+            raise ValueError(f"{key} in {str(path)!r} is {t.dtype}, expected a float dtype")
+        t = t.to(dtype)  # an fp32 adapter loads into a bf16 model
         if not bool(torch.isfinite(t).all()):
             raise ValueError(f"{key} in {str(path)!r} holds NaN or inf values")
         out[key] = t

@@ -153,15 +153,24 @@ class SchemaAutomaton:
             _check_keys(schema, ("enum", "type"), path)
             vals = schema["enum"]
             if not isinstance(vals, list) or not vals:
-                raise UnsupportedSchemaError(f"'enum' at {path} must be a non-empty list")
+                raise UnsupportedSchemaError(
+                    f"'enum' at {path} must be a non-empty list, got {vals!r:.80}"
+                )
+            kind = schema.get("type")
+            allowed = {None: (str, int), "string": (str,), "integer": (int,)}.get(kind)
+            if allowed is None:
+                raise UnsupportedSchemaError(
+                    f"'type'={kind!r} beside 'enum' at {path}; expected 'string' or 'integer'"
+                )
             for v in vals:
-                if isinstance(v, bool) or not isinstance(v, (str, int)):
+                if isinstance(v, bool) or not isinstance(v, allowed):
                     raise UnsupportedSchemaError(
-                        f"'enum' at {path} holds {v!r}; only strings and integers are supported"
+                        f"'enum' at {path} holds {v!r}; expected "
+                        f"{'strings and integers' if kind is None else kind + 's'}"
                     )
             return self._add(Trie([_dump(v) for v in vals]))
         kind = schema.get("type")
-        if kind not in _TYPE_KEYS:
+        if not isinstance(kind, str) or kind not in _TYPE_KEYS:
             if "type" not in schema:
                 raise UnsupportedSchemaError(f"{path} needs keyword 'type' or 'enum'")
             raise UnsupportedSchemaError(
@@ -192,9 +201,15 @@ class SchemaAutomaton:
             )
         props = schema.get("properties", {})
         if not isinstance(props, dict):
-            raise UnsupportedSchemaError(f"'properties' at {path} must be a dict")
+            raise UnsupportedSchemaError(
+                f"'properties' at {path} must be a dict, got {type(props).__name__}"
+            )
         req = schema.get("required", [])
-        if not isinstance(req, list) or sorted(req) != sorted(props):
+        if (
+            not isinstance(req, list)
+            or not all(isinstance(r, str) for r in req)
+            or sorted(req) != sorted(props)
+        ):
             raise UnsupportedSchemaError(
                 f"'required' at {path} must list every property {list(props)}, got {req!r}"
             )

@@ -66,8 +66,12 @@ def _check_tools(tools: Sequence[Tool]) -> dict[str, Tool]:
             raise ValueError(f"expected Tool instances, got {type(t).__name__}")
         if t.name in by_name:
             raise ValueError(f"duplicate tool name {t.name!r}")
-        if t.parameters.get("type") != "object":
-            raise ValueError(f"tool {t.name!r}: parameters must be an object schema")
+        kind = t.parameters.get("type") if isinstance(t.parameters, dict) else None
+        if kind != "object":
+            raise ValueError(
+                f"tool {t.name!r}: parameters must be an object schema (type 'object'), got "
+                f"{t.parameters!r:.80}"
+            )
         by_name[t.name] = t
     return by_name
 

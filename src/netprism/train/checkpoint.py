@@ -82,7 +82,7 @@ def latest_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[st
     if not directory.is_dir():
         return None
     problems: list[str] = []
-    for json_path in sorted(_checkpoints(directory), reverse=True):
+    for json_path in reversed(_checkpoints(directory)):
         try:
             return _load_one(json_path)
         except ValueError as err:
@@ -124,14 +124,16 @@ def _load_one(json_path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]
 
 
 def _checkpoints(directory: Path) -> list[Path]:
-    return [p for p in directory.iterdir() if _NAME.match(p.name)]
+    """Checkpoint JSON files, oldest epoch first (by number: epoch_10000 after epoch_9999)."""
+    found = [(m, p) for p in directory.iterdir() if (m := _NAME.match(p.name))]
+    return [p for m, p in sorted(found, key=lambda mp: int(mp[0].group(1)))]
 
 
 def _prune(directory: Path) -> None:
     # Temporary files left by a process killed mid-save are never valid checkpoints.
     for stale in directory.glob(".epoch_*.tmp"):
         stale.unlink(missing_ok=True)
-    for json_path in sorted(_checkpoints(directory))[:-KEEP_LAST]:
+    for json_path in _checkpoints(directory)[:-KEEP_LAST]:
         json_path.unlink(missing_ok=True)
         json_path.with_suffix(".safetensors").unlink(missing_ok=True)
 

@@ -47,7 +47,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from netprism.core.dist import all_reduce_sum, gather_strided, in_local, is_distributed, rank_world
+from netprism.core.dist import (
+    all_gather_object,
+    all_reduce_sum,
+    broadcast_int,
+    gather_strided,
+    in_local,
+    is_distributed,
+    rank_world,
+)
 from netprism.train.callbacks import BatchOutput, TrainContext
 
 __all__ = [
@@ -153,6 +161,35 @@ def wrap(model: nn.Module, device: torch.device) -> DistributedDataParallel:
     """DDP around ``model`` (already on ``device``); rank 0's weights are broadcast."""
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids)
+
+
+def check_same_checkpointing(enabled: bool) -> None:
+    """Every rank must agree on whether to checkpoint (saving involves a collective)."""
+    flags = all_gather_object(bool(enabled))
+    if len(set(flags)) > 1:
+        raise ValueError(
+            f"checkpoint_dir is set on ranks {[r for r, f in enumerate(flags) if f]} but not on "
+            f"ranks {[r for r, f in enumerate(flags) if not f]}: give every rank the same "
+            "(shared) checkpoint_dir, or none"
+        )
+
+
+def save_on_rank0(save: Callable[[], None], directory: object) -> None:
+    """Run ``save`` on rank 0 and tell every rank whether it worked, so all fail together.
+
+    The broadcast also keeps the other ranks from reading the folder before rank 0 wrote it.
+    """
+    rank = rank_world()[0]
+    error: Exception | None = None
+    if rank == 0:
+        try:
+            save()
+        except Exception as err:  # re-raised below, after the other ranks are told
+            error = err
+    if broadcast_int(0 if error is not None else 1) == 0:
+        if error is not None:
+            raise error
+        raise OSError(f"rank 0 could not save a checkpoint in {directory}; see rank 0's error")
 
 
 def check_same_epoch(epoch: int) -> None:

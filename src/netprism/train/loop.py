@@ -11,6 +11,7 @@ checkpoint rules are in :mod:`netprism.train.distributed`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from netprism.core.dist import all_reduce_sum, barrier, block_range, rank_world
+from netprism.core.dist import all_reduce_sum, block_range, rank_world
 from netprism.core.dist import resolve as resolve_distributed
 from netprism.core.seed import seed_everything
 from netprism.core.validation import check_finite
@@ -107,6 +108,7 @@ def fit(
     rank, world = rank_world() if parallel else (0, 1)
     if parallel:
         dist_train.local_batch_size(config.batch_size, world)  # fail before any work
+        dist_train.check_same_checkpointing(config.checkpoint_path is not None)
     seed_everything(config.seed)
     device = resolve_device(config.device)
     device = dist_train.rank_device(device) if parallel else device
@@ -142,10 +144,11 @@ def fit(
         ctx.history.append(metrics)
         bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['accuracy']:.3f}")
         if config.checkpoint_path is not None:
-            if rank == 0:
+            if parallel:  # rank 0 writes; every rank learns whether it worked
+                save = functools.partial(_save, ctx, scheduler, callbacks)
+                dist_train.save_on_rank0(save, config.checkpoint_path)
+            else:
                 _save(ctx, scheduler, callbacks)
-            if parallel:  # no rank may read the folder (e.g. resume) before rank 0 wrote it
-                barrier()
         if ctx.stop:
             break
     _call(callbacks, "on_fit_end", ctx)

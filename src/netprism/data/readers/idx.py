@@ -106,8 +106,8 @@ def _open_idx(path: Path) -> BinaryIO:
     except OSError as err:
         raise FileNotFoundError(f"cannot read IDX file {path}: {err}") from err
     if fh.read(2) == GZIP_MAGIC:
-        fh.seek(0)
-        return gzip.GzipFile(fileobj=fh, mode="rb")  # type: ignore[return-value]
+        fh.close()
+        return gzip.open(path, "rb")  # type: ignore[return-value]  # owns (and closes) the file
     fh.seek(0)
     return fh
 
