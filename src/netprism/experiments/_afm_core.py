@@ -68,6 +68,18 @@ def val_bpb(model: nn.Module, data: np.ndarray, budget: Budget) -> float:
     )
 
 
+def lm_config(config: Any, kv_share: float = 0.0) -> LMConfig:
+    """The experiment's dense model shape (``kv_share`` 3/8 for the 5:3 split)."""
+    return LMConfig(
+        context=config.context,
+        n_layers=config.n_layers,
+        d_model=config.d_model,
+        n_heads=config.n_heads,
+        n_kv_heads=config.n_kv_heads,
+        kv_share=kv_share,
+    )
+
+
 # ---------------------------------------------------------------------------- KV sharing
 
 

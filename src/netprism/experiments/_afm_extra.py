@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from netprism.core.seed import seed_everything
-from netprism.experiments._afm_core import Budget, train_and_score, val_bpb
+from netprism.experiments._afm_core import Budget, lm_config, train_and_score, val_bpb
 from netprism.lm.corpus import ByteCorpus
 from netprism.lm.guided import (
     guided_generate,
@@ -28,7 +28,7 @@ from netprism.lm.local_global import (
     all_global_baseline,
     kv_bytes_ratio,
 )
-from netprism.lm.model import ByteLM, LMConfig
+from netprism.lm.model import ByteLM
 from netprism.lm.parallel_track import (
     ParallelTrackLM,
     PTConfig,
@@ -40,23 +40,13 @@ from netprism.lm.parallel_track_moe import load_entropy, moe_layers
 from netprism.lm.tools import Tool, compile_tool_call, tool_call_json_schema
 
 
-def dense_config(config: Any) -> LMConfig:
-    return LMConfig(
-        context=config.context,
-        n_layers=config.n_layers,
-        d_model=config.d_model,
-        n_heads=config.n_heads,
-        n_kv_heads=config.n_kv_heads,
-    )
-
-
 def pt_config(config: Any) -> PTConfig:
     """Parallel tracks as deep as the dense model, their width matched on active parameters.
 
     Head dimension is held at the dense model's, so attention stays comparable; the track
     width is searched over even values for active parameters within 5 % of the dense model.
     """
-    dense = dense_config(config)
+    dense = lm_config(config)
     template = PTConfig(
         context=config.context,
         n_layers=config.n_layers,
@@ -125,7 +115,7 @@ def static_checks(config: Any) -> dict[str, Any]:
     with torch.no_grad():
         pt(torch.zeros(1, 8, dtype=torch.long))
     total, active = count_params(pt)
-    dense_total, dense_active = count_params(ByteLM(dense_config(config)))
+    dense_total, dense_active = count_params(ByteLM(lm_config(config)))
     lg = lg_config(config)
     ratios = {}
     for T in config.lg_lengths:

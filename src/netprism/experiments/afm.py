@@ -36,7 +36,7 @@ from netprism.experiments._afm_report import claims_and_metrics, plot_all
 from netprism.experiments.base import Result, check_seeds, register_experiment, seeded_result
 from netprism.io import atomic_write_text
 from netprism.lm.corpus import stdlib_corpus
-from netprism.lm.model import ByteLM, LMConfig
+from netprism.lm.model import ByteLM
 
 
 @dataclass(frozen=True)
@@ -142,18 +142,6 @@ def run(config: AFMConfig, *, out_dir: Path | None = None) -> Result:
     )
 
 
-def lm_config(config: AFMConfig, kv_share: float = 0.0) -> LMConfig:
-    """The experiment's dense model shape (``kv_share`` 3/8 for the 5:3 split)."""
-    return LMConfig(
-        context=config.context,
-        n_layers=config.n_layers,
-        d_model=config.d_model,
-        n_heads=config.n_heads,
-        n_kv_heads=config.n_kv_heads,
-        kv_share=kv_share,
-    )
-
-
 def _measure(config: AFMConfig) -> dict[str, Any]:
     corpus = stdlib_corpus(heldout_package=config.heldout_package, max_bytes=config.corpus_bytes)
     budget = core.Budget(
@@ -166,7 +154,7 @@ def _measure(config: AFMConfig) -> dict[str, Any]:
     )
     data: dict[str, Any] = {
         "corpus": {k: v for k, v in corpus.to_dict().items() if k != "files"},
-        "kv_ratio": core.kv_cache_ratios(lm_config(config, 3 / 8), config.kv_lengths),
+        "kv_ratio": core.kv_cache_ratios(core.lm_config(config, 3 / 8), config.kv_lengths),
         "seeds": {},
     }
     bases: dict[int, ByteLM] = {}
@@ -175,7 +163,7 @@ def _measure(config: AFMConfig) -> dict[str, Any]:
         runs: dict[str, Any] = {}
         for name, share in (("base", 0.0), ("kv_share", 3 / 8)):
             seed_everything(seed)
-            model = ByteLM(lm_config(config, share))
+            model = ByteLM(core.lm_config(config, share))
             runs[name] = core.train_and_score(model, corpus, budget, seed)
             if name == "base":
                 bases[seed] = model
@@ -211,7 +199,7 @@ def _measure(config: AFMConfig) -> dict[str, Any]:
 def _perf(config: AFMConfig, base: ByteLM) -> dict[str, float]:
     """Decode speed of the trained baseline and prefill time with and without skipping."""
     seed_everything(0)
-    shared = ByteLM(lm_config(config, 3 / 8)).eval()
+    shared = ByteLM(core.lm_config(config, 3 / 8)).eval()
     with torch.no_grad():
         out = {
             "decode_tokens_per_s": core.decode_tokens_per_s(

@@ -29,7 +29,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from netprism.lm.model import VOCAB_SIZE, ByteLM, LMConfig, RMSNorm, SwiGLU, apply_rope, rope_tables
+from netprism.lm.model import (
+    SHAPE_FIELDS,
+    VOCAB_SIZE,
+    ByteLM,
+    LMConfig,
+    RMSNorm,
+    SwiGLU,
+    apply_rope,
+    rope_tables,
+)
 from netprism.lm.parallel_track import _check_idx
 
 
@@ -75,18 +84,7 @@ class LocalGlobalConfig:
     @property
     def lm_config(self) -> LMConfig:
         """The dense :class:`LMConfig` with the same layer shapes."""
-        return LMConfig(
-            context=self.context,
-            n_layers=self.n_layers,
-            d_model=self.d_model,
-            n_heads=self.n_heads,
-            n_kv_heads=self.n_kv_heads,
-            head_dim=self.head_dim,
-            d_ff=self.d_ff,
-            rope_theta=self.rope_theta,
-            norm_eps=self.norm_eps,
-            vocab_size=self.vocab_size,
-        )
+        return LMConfig(**{name: getattr(self, name) for name in SHAPE_FIELDS})
 
     @property
     def max_ctx(self) -> int:

@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 VOCAB_SIZE = 256
+SHAPE_FIELDS: tuple[str, ...] = ("context", "n_layers", "d_model", "n_heads", "n_kv_heads")
+SHAPE_FIELDS += ("head_dim", "d_ff", "rope_theta", "norm_eps", "vocab_size")  # variants share
 
 
 @dataclass(frozen=True)

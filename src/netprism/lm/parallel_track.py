@@ -31,7 +31,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from netprism.lm.model import VOCAB_SIZE, Attention, ByteLM, LMConfig, RMSNorm, SwiGLU, rope_tables
+from netprism.lm.model import (
+    SHAPE_FIELDS,
+    VOCAB_SIZE,
+    Attention,
+    ByteLM,
+    LMConfig,
+    RMSNorm,
+    SwiGLU,
+    rope_tables,
+)
 from netprism.lm.parallel_track_moe import MoE, _check_moe_args, moe_layers
 
 
@@ -85,18 +94,7 @@ class PTConfig:
     @property
     def track_config(self) -> LMConfig:
         """The :class:`LMConfig` of one track's dense layers."""
-        return LMConfig(
-            context=self.context,
-            n_layers=self.n_layers,
-            d_model=self.d_model,
-            n_heads=self.n_heads,
-            n_kv_heads=self.n_kv_heads,
-            head_dim=self.head_dim,
-            d_ff=self.d_ff,
-            rope_theta=self.rope_theta,
-            norm_eps=self.norm_eps,
-            vocab_size=self.vocab_size,
-        )
+        return LMConfig(**{name: getattr(self, name) for name in SHAPE_FIELDS})
 
     @property
     def expert_ff(self) -> int:
