@@ -293,3 +293,10 @@ def test_rel_empty_files_refused_everywhere(tmp_path, refuses):
     png = tmp_path / "empty.png"
     png.write_bytes(b"")
     refuses(lambda: load_images([png], "L", None, png), png, tmp_path)
+
+
+def test_rel_idx_zero_sized_but_unshapeable_dimensions_are_refused(tmp_path, refuses):
+    # found by the fuzzer: 0 items in total, yet the other dimensions overflow numpy's shape
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(b"\x00\x00\x0e\x04\x00\x00\x00\x00\x00\x00\x00\x06\x1a o\xa5\x1a!\x0b<")
+    refuses(lambda: read_idx(path), path, tmp_path)

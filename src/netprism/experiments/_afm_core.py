@@ -8,6 +8,7 @@ trains or measures one thing and returns plain numbers; ``afm.py`` turns them in
 from __future__ import annotations
 
 import copy
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -16,15 +17,15 @@ from typing import Any, cast
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from netprism.lm.corpus import ByteCorpus
-from netprism.lm.formats import dequantize_kv_int8, q2k_quantize, quantize_kv_int8
+from netprism.lm.corpus import BatchSampler, ByteCorpus
+from netprism.lm.formats import q2k_quantize
 from netprism.lm.lora import add_lora, lora_state_dict, trainable_fraction
-from netprism.lm.model import Attention, ByteLM, Layer, LMConfig
+from netprism.lm.model import ByteLM, LMConfig
 from netprism.lm.quant import (
-    QATLinear,
     RowFakeQuant,
     ptq_2bit,
     quantize_model_qat,
@@ -187,8 +188,7 @@ def qat_study(
     embed = cast(nn.Embedding, emb.embed)
     parametrize.register_parametrization(embed, "weight", RowFakeQuant(4))
     out["qat_embed4"] = val_bpb(emb, corpus.val, budget)
-    with kv_int8(control):
-        out["fp32_kv8"] = val_bpb(control, corpus.val, budget)
+    out["fp32_kv8"] = val_bpb_kv8(control, corpus.val, budget)
     return out
 
 
@@ -205,47 +205,23 @@ def _continue(model: nn.Module, corpus: ByteCorpus, budget: Budget, seed: int, s
     )
 
 
-class kv_int8:  # noqa: N801  (used as a context manager, like torch.no_grad)
-    """Quantize-dequantize every K and V a :class:`ByteLM` computes to int8 inside the block.
+@torch.no_grad()
+def val_bpb_kv8(model: ByteLM, data: np.ndarray, budget: Budget) -> float:
+    """:func:`val_bpb` on the same windows, with keys and values read from an int8 KV cache.
 
-    Keys are quantized after QK-norm (RoPE rotates pairs and keeps their norms), values after
-    their projection; one scale per KV head, as :func:`quantize_kv_int8`.
+    Each window runs once through an :class:`~netprism.lm.kv_cache.Int8KVCache`; per-token
+    scales make this equal to decoding it byte by byte.
     """
-
-    def __init__(self, model: ByteLM) -> None:
-        self.model = model
-        self.handles: list[Any] = []
-
-    def __enter__(self) -> kv_int8:
-        for layer in self.model.layers:
-            attn = cast(Attention, cast(Layer, layer).attn)
-            if not attn.owns_kv:
-                continue
-            self.handles.append(attn.k_norm.register_forward_hook(_fq_heads))
-            self.handles.append(attn.v.register_forward_hook(_fq_flat(attn.n_kv_heads)))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for h in self.handles:
-            h.remove()
-
-
-def _fq_heads(_m: nn.Module, _inp: Any, out: torch.Tensor) -> torch.Tensor:
-    return dequantize_kv_int8(*quantize_kv_int8(out))  # (B, nkv, T, hd)
-
-
-def _fq_flat(n_kv: int) -> Callable[..., torch.Tensor]:
-    def hook(_m: nn.Module, _inp: Any, out: torch.Tensor) -> torch.Tensor:
-        B, T, C = out.shape
-        heads = out.view(B, T, n_kv, C // n_kv).transpose(1, 2)  # (B, nkv, T, hd)
-        deq = dequantize_kv_int8(*quantize_kv_int8(heads))
-        return deq.transpose(1, 2).reshape(B, T, C)
-
-    return hook
-
-
-def count_qat_layers(model: nn.Module) -> int:
-    return sum(isinstance(m, QATLinear) for m in model.modules())
+    sampler = BatchSampler(data, batch_size=8, context=budget.context, seed=budget.eval_seed)
+    model.eval()
+    total = 0.0
+    for _ in range(budget.eval_batches):
+        batch = sampler.sample()
+        x, y = batch[:, :-1].long(), batch[:, 1:].long()
+        cache = model.new_cache(x.shape[0], max_len=x.shape[1], kv_bits=8)
+        logits = model(x, cache=cache)
+        total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)))
+    return total / budget.eval_batches / math.log(2)
 
 
 # ---------------------------------------------------------------------------- LoRA

@@ -16,7 +16,8 @@ prefill runs them only at the last prompt position (``forward(..., last_only=Tru
 
 Decoding is explicit: :class:`KVCache` preallocates ``(B, n_kv_heads, max_len, head_dim)`` keys and
 values per cache-owning layer with a ``position`` counter, and a cached forward equals the full
-forward pass.
+forward pass; :class:`Int8KVCache` (``new_cache(B, kv_bits=8)``) keeps them in 8 bits (see
+:mod:`netprism.lm.kv_cache`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from netprism.lm.kv_cache import Int8KVCache, KVCache
 
 VOCAB_SIZE = 256
 SHAPE_FIELDS: tuple[str, ...] = ("context", "n_layers", "d_model", "n_heads", "n_kv_heads")
@@ -118,47 +121,6 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return x * cos + torch.cat([-x2, x1], dim=-1) * sin
 
 
-class KVCache:
-    """Preallocated keys and values for the cache-owning layers, and the next write position.
-
-    ``k[i]`` and ``v[i]`` have shape ``(B, n_kv_heads, max_len, head_dim)`` for each of the
-    ``n_kv_layers`` layers that own K/V; KV-sharing layers hold nothing.  The model writes the
-    new tokens at ``position`` and advances it after a forward pass.
-    """
-
-    def __init__(
-        self,
-        config: LMConfig,
-        batch_size: int,
-        *,
-        max_len: int | None = None,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str = "cpu",
-    ) -> None:
-        max_len = config.context if max_len is None else max_len
-        if not isinstance(max_len, int) or not 1 <= max_len <= config.context:
-            raise ValueError(f"max_len must be an int in [1, {config.context}], got {max_len!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        shape = (batch_size, config.n_kv_heads, max_len, config.hd)
-        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.n_kv_layers)]
-        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.n_kv_layers)]
-        self.batch_size = batch_size
-        self.max_len = max_len
-        self.position = 0
-
-    def nbytes(self) -> int:
-        """Bytes allocated by the real cache tensors."""
-        return sum(t.nbytes for t in self.k + self.v)
-
-    def used_nbytes(self) -> int:
-        """Bytes of the filled prefix ``[:position]`` of the real cache tensors."""
-        return sum(t[:, :, : self.position].nbytes for t in self.k + self.v)
-
-    def reset(self) -> None:
-        self.position = 0
-
-
 class Attention(nn.Module):
     """Grouped-query attention with QK-norm and RoPE; ``owns_kv=False`` drops K/V entirely."""
 
@@ -180,12 +142,13 @@ class Attention(nn.Module):
         pos: torch.Tensor,
         rope: tuple[torch.Tensor, torch.Tensor],
         shared: tuple[torch.Tensor, torch.Tensor] | None = None,
-        cache: tuple[torch.Tensor, torch.Tensor, int] | None = None,
+        cache: tuple[KVCache, int, int] | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Attend from ``x`` ``(B, Tq, C)`` at absolute positions ``pos`` ``(Tq,)``.
 
-        A layer that owns K/V computes them for ``x``, writes them into ``cache`` (its
-        ``(k, v, position)``) when given, and attends over all keys so far; a sharing layer
+        A layer that owns K/V computes them for ``x``, writes them into ``cache`` (the cache,
+        this layer's index in it, the write position) when given, and attends over all keys
+        so far as the cache stores them; a sharing layer
         attends over ``shared``.  Returns the output ``(B, Tq, C)`` and the keys/values
         attended over, each ``(B, n_kv_heads, Tk, hd)``.
         """
@@ -198,10 +161,8 @@ class Attention(nn.Module):
             v = self.v(x).view(B, Tq, self.n_kv_heads, self.hd).transpose(1, 2)
             k = apply_rope(self.k_norm(k), cos, sin)
             if cache is not None:
-                ck, cv, start = cache
-                ck[:, :, start : start + Tq] = k
-                cv[:, :, start : start + Tq] = v
-                k, v = ck[:, :, : start + Tq], cv[:, :, : start + Tq]  # (B, nkv, Tk, hd)
+                store, layer, start = cache
+                k, v = store.write(layer, k, v, start)  # (B, nkv, start + Tq, hd)
         else:
             if shared is None:
                 raise RuntimeError("a KV-sharing layer needs the shared keys and values")
@@ -245,7 +206,7 @@ class Layer(nn.Module):
         pos: torch.Tensor,
         rope: tuple[torch.Tensor, torch.Tensor],
         shared: tuple[torch.Tensor, torch.Tensor] | None = None,
-        cache: tuple[torch.Tensor, torch.Tensor, int] | None = None,
+        cache: tuple[KVCache, int, int] | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         a, kv = self.attn(self.attn_norm(x), pos, rope, shared, cache)
         x = x + a
@@ -294,10 +255,15 @@ class ByteLM(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def new_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:
-        """An empty :class:`KVCache` on this model's device and dtype."""
+    def new_cache(
+        self, batch_size: int, max_len: int | None = None, *, kv_bits: int | None = None
+    ) -> KVCache:
+        """An empty cache on this model's device and dtype (``kv_bits=8``: :class:`Int8KVCache`)."""
+        if kv_bits not in (None, 8):
+            raise ValueError(f"kv_bits must be None (model dtype) or 8, got {kv_bits!r}")
         w = self.embed.weight
-        return KVCache(self.config, batch_size, max_len=max_len, dtype=w.dtype, device=w.device)
+        kind = KVCache if kv_bits is None else Int8KVCache
+        return kind(self.config, batch_size, max_len=max_len, dtype=w.dtype, device=w.device)
 
     def forward(
         self, idx: torch.Tensor, cache: KVCache | None = None, *, last_only: bool = False
@@ -328,7 +294,7 @@ class ByteLM(nn.Module):
         for i, layer in enumerate(self.layers):
             if i == n_kv and last_only:  # later layers feed no cache: only the last row matters
                 x, pos = x[:, -1:], pos[-1:]
-            layer_cache = None if cache is None or i >= n_kv else (cache.k[i], cache.v[i], start)
+            layer_cache = None if cache is None or i >= n_kv else (cache, i, start)
             x, kv = layer(x, pos, rope, shared if i >= n_kv else None, layer_cache)
             if i == n_kv - 1:
                 shared = kv  # (B, nkv, Tk, hd) from the last first-block layer
@@ -377,6 +343,7 @@ class ByteLM(nn.Module):
         temperature: float = 1.0,
         top_k: int | None = None,
         generator: torch.Generator | None = None,
+        kv_bits: int | None = None,
     ) -> torch.Tensor:
         """Extend each prompt by ``max_new_tokens`` sampled bytes, decoding with a KV cache.
 
@@ -391,6 +358,8 @@ class ByteLM(nn.Module):
             Sample among the ``top_k`` most likely bytes.
         generator : torch.Generator, optional
             Source of randomness for sampling.
+        kv_bits : int, optional
+            ``8`` keeps the cache in int8 (:class:`Int8KVCache`).
 
         Returns
         -------
@@ -408,7 +377,7 @@ class ByteLM(nn.Module):
                 f"prompt of {idx.shape[1]} bytes + {max_new_tokens} new bytes is longer than "
                 f"the model's context of {self.config.context}"
             )
-        cache = self.new_cache(idx.shape[0])
+        cache = self.new_cache(idx.shape[0], kv_bits=kv_bits)
         out = [idx.long()]
         logits = self(idx, cache=cache, last_only=True)[:, -1]  # (B, V)
         for step in range(max_new_tokens):

@@ -137,6 +137,8 @@ def _parse_idx(fh: BinaryIO, path: Path) -> np.ndarray:
     dims = tuple(int(d) for d in np.frombuffer(sizes, dtype=">i4", count=ndim))
     if any(d < 0 for d in dims):
         raise ValueError(f"{path}: IDX header declares negative dimensions {dims}")
+    if math.prod(d for d in dims if d) > 2**48:  # numpy cannot even shape an empty array so
+        raise ValueError(f"{path}: IDX header declares impossibly large dimensions {dims}")
     dtype = np.dtype(IDX_DTYPES[code])
     expected = math.prod(dims) * dtype.itemsize
     if not _is_gzip(fh):
