@@ -114,7 +114,7 @@ def _load_one(json_path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]
     if digest != meta["sha256"]:
         raise ValueError(
             f"{tensor_path}: SHA-256 {digest[:12]}... does not match {meta['sha256'][:12]!r}... "
-            f"recorded in {json_path.name} (truncated or corrupted)"
+            f"recorded in {json_path} (truncated or corrupted)"
         )
     try:
         tensors = load_file(str(tensor_path))
