@@ -71,7 +71,8 @@ def _prompt_ids(model: ByteLM, prompt: str | bytes, max_bytes: int) -> torch.Ten
             f"prompt of {len(data)} bytes + max_bytes={max_bytes} is longer than the model's "
             f"context of {ctx}; shorten the prompt to at most {ctx - max_bytes} bytes"
         )
-    return torch.tensor(list(data), dtype=torch.long)[None]  # (1, T0)
+    device = model.embed.weight.device
+    return torch.tensor(list(data), dtype=torch.long, device=device)[None]  # (1, T0)
 
 
 @torch.no_grad()
@@ -108,7 +109,7 @@ def _decode(
         if not all(active):  # finished rows hold the done state (nothing allowed): feed a pad
             allowed[:, PAD] |= ~torch.tensor(active)
         t1 = time.perf_counter()
-        masked = logits.masked_fill(~allowed, float("-inf"))
+        masked = logits.masked_fill(~allowed.to(logits.device), float("-inf"))
         nxt = sample_next(masked, temperature=temperature, top_k=top_k, generator=generator)
         t2 = time.perf_counter()
         step: list[int | None] = [None] * B

@@ -64,7 +64,9 @@ def lr_at(step: int, *, steps: int, lr: float, warmup: int, min_ratio: float = 0
 
 
 def next_byte_loss(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    """Mean next-byte cross-entropy (nats) of a ``(B, T + 1)`` byte batch."""
+    """Mean next-byte cross-entropy (nats) of a ``(B, T + 1)`` byte batch (moved to the
+    model's device)."""
+    batch = batch.to(next(model.parameters()).device)
     x, y = batch[:, :-1].long(), batch[:, 1:].long()  # (B, T) inputs and targets
     logits = model(x)  # (B, T, V)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
