@@ -190,18 +190,23 @@ SMALL = [
 ]
 
 
+def _walk_checking_min_close(a, rng):
+    """A random walk to the end, checking ``min_close`` against BFS at every state."""
+    s = a.initial
+    while not a.is_done(s):
+        assert a.min_close(s) == _bfs_close(a, s)
+        b = rng.choice(a.allowed_bytes(s))
+        if b == END:
+            break
+        s = a.advance(s, b)
+
+
 @pytest.mark.parametrize("schema", SMALL)
 def test_min_close_matches_bfs(schema):
     a = compile_schema(schema)
     rng = random.Random(0)
     for _ in range(4):
-        s = a.initial
-        while not a.is_done(s):
-            assert a.min_close(s) == _bfs_close(a, s)
-            b = rng.choice(a.allowed_bytes(s))
-            if b == END:
-                break
-            s = a.advance(s, b)
+        _walk_checking_min_close(a, rng)
 
 
 @pytest.mark.parametrize(
@@ -413,14 +418,7 @@ def test_outlines_schema_regex_drops_integer_enum_values_with_a_prefix_value():
 )
 @given(schema=SCHEMAS, seed=st.integers(0, 2**16))
 def test_min_close_matches_bfs_on_random_schemas(schema, seed):
-    a, rng = compile_schema(schema), random.Random(seed)
-    s = a.initial
-    while not a.is_done(s):
-        assert a.min_close(s) == _bfs_close(a, s)
-        b = rng.choice(a.allowed_bytes(s))
-        if b == END:
-            break
-        s = a.advance(s, b)
+    _walk_checking_min_close(compile_schema(schema), random.Random(seed))
 
 
 @pytest.mark.parametrize(

@@ -169,16 +169,15 @@ def qat_study(
     shorter-trained ``base`` is kept as ``base_<variant>`` for reference.
     """
     out: dict[str, Any] = {"fp32_base": val_bpb(base, corpus.val, budget)}
-    tuned = replace(budget, lr=lr)
     control = copy.deepcopy(base)
-    _continue(control, corpus, tuned, seed, steps)
+    _finetune(control, corpus.train, budget, seed + 1000, steps, lr)
     out["fp32_control"] = val_bpb(control, corpus.val, budget)
     for name, quantize in PTQ_VARIANTS.items():
         out[name] = val_bpb(ptq_copy(control, quantize), corpus.val, budget)
         out[f"base_{name}"] = val_bpb(ptq_copy(base, quantize), corpus.val, budget)
     qat = quantize_model_qat(copy.deepcopy(base))
     out["qat_step0"] = val_bpb(qat, corpus.val, budget)  # = base_ptq_channel_mse
-    _continue(qat, corpus, tuned, seed, steps)
+    _finetune(qat, corpus.train, budget, seed + 1000, steps, lr)
     out["qat"] = val_bpb(qat, corpus.val, budget)
     rep = size_report(qat)
     out["qat_bits_per_weight"] = rep.bits_per_weight
@@ -192,15 +191,19 @@ def qat_study(
     return out
 
 
-def _continue(model: nn.Module, corpus: ByteCorpus, budget: Budget, seed: int, steps: int) -> None:
+def _finetune(
+    model: nn.Module, data: np.ndarray, budget: Budget, seed: int, steps: int, lr: float
+) -> None:
+    """Continue training ``model`` on ``data`` at ``lr`` without weight decay, on the windows of
+    ``seed`` (QAT and its control: ``seed + 1000``; LoRA and full fine-tuning: ``seed + 2000``)."""
     train_lm(
         model,
-        corpus.train,
+        data,
         steps=steps,
         batch_size=budget.batch_size,
         context=budget.context,
-        lr=budget.lr,
-        seed=seed + 1000,
+        lr=lr,
+        seed=seed,
         weight_decay=0.0,
     )
 
@@ -250,28 +253,13 @@ def lora_study(
     adapted = add_lora(copy.deepcopy(base), rank=rank, alpha=alpha, seed=seed)
     out["lora_trainable_fraction"] = trainable_fraction(adapted)
     out["lora_params"] = float(sum(t.numel() for t in lora_state_dict(adapted).values()))
-    _adapt(adapted, train_part, budget, seed, steps, lr)
+    _finetune(adapted, train_part, budget, seed + 2000, steps, lr)
     out["lora_heldout"] = val_bpb(adapted, test_part, budget)
     full = copy.deepcopy(base)
-    _adapt(full, train_part, budget, seed, steps, full_lr)
+    _finetune(full, train_part, budget, seed + 2000, steps, full_lr)
     out["full_heldout"] = val_bpb(full, test_part, budget)
     out["lora_drop"] = out["base_heldout"] - out["lora_heldout"]
     out["full_drop"] = out["base_heldout"] - out["full_heldout"]
     out["lora_val_general"] = val_bpb(adapted, corpus.val, budget)
     out["full_val_general"] = val_bpb(full, corpus.val, budget)
     return out
-
-
-def _adapt(
-    model: nn.Module, data: np.ndarray, budget: Budget, seed: int, steps: int, lr: float
-) -> None:
-    train_lm(
-        model,
-        data,
-        steps=steps,
-        batch_size=budget.batch_size,
-        context=budget.context,
-        lr=lr,
-        seed=seed + 2000,
-        weight_decay=0.0,
-    )

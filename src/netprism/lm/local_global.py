@@ -32,6 +32,7 @@ from torch import nn
 from netprism.lm.model import (
     SHAPE_FIELDS,
     VOCAB_SIZE,
+    Attention,
     ByteLM,
     LMConfig,
     RMSNorm,
@@ -182,21 +183,15 @@ def band_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int | None) -> t
     return mask & (k > q - window) if window is not None else mask
 
 
-class LGAttention(nn.Module):
-    """GQA with QK-norm; sliding-window with RoPE (``window``) or global, with or without RoPE."""
+class LGAttention(Attention):
+    """GQA with QK-norm (the layers of :class:`~netprism.lm.model.Attention`); sliding-window
+    with RoPE (``window``) or global, with or without RoPE."""
 
     def __init__(self, cfg: LMConfig, window: int | None, use_rope: bool) -> None:
-        super().__init__()
-        self.n_heads, self.n_kv_heads, self.hd = cfg.n_heads, cfg.n_kv_heads, cfg.hd
+        super().__init__(cfg, owns_kv=True)
         self.window, self.use_rope = window, use_rope
-        self.q = nn.Linear(cfg.d_model, cfg.n_heads * cfg.hd, bias=False)
-        self.q_norm = RMSNorm(cfg.hd, cfg.norm_eps)
-        self.k = nn.Linear(cfg.d_model, cfg.n_kv_heads * cfg.hd, bias=False)
-        self.v = nn.Linear(cfg.d_model, cfg.n_kv_heads * cfg.hd, bias=False)
-        self.k_norm = RMSNorm(cfg.hd, cfg.norm_eps)
-        self.o = nn.Linear(cfg.n_heads * cfg.hd, cfg.d_model, bias=False)
 
-    def forward(
+    def forward(  # type: ignore[override]  # a ring-buffer cache, no shared K/V
         self,
         x: torch.Tensor,
         pos: torch.Tensor,
@@ -216,11 +211,7 @@ class LGAttention(nn.Module):
         if cache is not None:
             k, v, k_pos = cache[0].update(cache[1], k, v, int(pos[0]))
         mask = band_mask(pos, k_pos.to(pos.device), self.window)  # (Tq, Tk)
-        rep = self.n_heads // self.n_kv_heads
-        y = F.scaled_dot_product_attention(
-            q, k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1), attn_mask=mask
-        )  # (B, nh, Tq, hd)
-        return self.o(y.transpose(1, 2).reshape(B, Tq, self.n_heads * self.hd))
+        return self.attend(q, k, v, mask)
 
 
 class LGLayer(nn.Module):

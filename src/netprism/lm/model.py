@@ -169,12 +169,20 @@ class Attention(nn.Module):
             k, v = shared
         Tk = k.shape[2]
         mask = torch.arange(Tk, device=x.device)[None, :] <= pos[:, None]  # (Tq, Tk) causal
+        return self.attend(q, k, v, mask), (k, v)
+
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Grouped-query attention of ``q`` ``(B, nh, Tq, hd)`` over ``k``, ``v``
+        ``(B, nkv, Tk, hd)`` under the boolean ``mask`` ``(Tq, Tk)``, then the output
+        projection: ``(B, Tq, C)``."""
+        B, _, Tq, _ = q.shape
         rep = self.n_heads // self.n_kv_heads  # each K/V head serves `rep` query heads
         y = F.scaled_dot_product_attention(
             q, k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1), attn_mask=mask
         )  # (B, nh, Tq, hd)
-        y = y.transpose(1, 2).reshape(B, Tq, self.n_heads * self.hd)
-        return self.o(y), (k, v)
+        return self.o(y.transpose(1, 2).reshape(B, Tq, self.n_heads * self.hd))
 
 
 class SwiGLU(nn.Module):
