@@ -96,6 +96,7 @@ def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
         )
         return 0 if args.help else 2
     exp = EXPERIMENTS.get(args.name)
+    _refuse_checkpoint_options(args.name, exp.config_cls, rest)
     parser = config_parser(args.name, exp.config_cls)
     if args.help:
         parser.print_help()
@@ -109,6 +110,28 @@ def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
         result = execute(args.name, scale=opts.scale, out_dir=out, **overrides)
         _print_claims(result)
     return 0
+
+
+_CHECKPOINT_OPTIONS = {"--checkpoint-dir", "--checkpoint_dir", "--resume", "--no-resume"}
+
+
+def _refuse_checkpoint_options(name: str, config_cls: type, rest: list[str]) -> None:
+    """``--checkpoint-dir``/``--resume`` only for experiments that train one model (their
+    config has both fields); elsewhere a clear error rather than "unrecognized arguments"."""
+    given = sorted({w.split("=")[0] for w in rest} & _CHECKPOINT_OPTIONS)
+    if not given or _takes_checkpoints(config_cls):
+        return
+    takers = [n for n in EXPERIMENTS.names() if _takes_checkpoints(EXPERIMENTS.get(n).config_cls)]
+    raise ValueError(
+        f"experiment {name!r} does not take {'/'.join(given)}: checkpoints and resume are for "
+        f"experiments that train one model ({', '.join(takers) or 'none'}), and {name!r} "
+        "trains several or none"
+    )
+
+
+def _takes_checkpoints(config_cls: type) -> bool:
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    return {"checkpoint_dir", "resume"} <= fields
 
 
 @contextlib.contextmanager

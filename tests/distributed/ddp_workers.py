@@ -50,6 +50,16 @@ def train_config(**kw: Any) -> Any:
     return TrainConfig(**{**base, **kw})
 
 
+class StopAfter:
+    """Ends a fit after ``n`` epochs, as a kill between epochs would."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def on_epoch_end(self, ctx: Any, metrics: dict[str, Any]) -> None:
+        ctx.stop = ctx.epoch + 1 >= self.n
+
+
 class BatchRecorder:
     """Records each step's dataset indices and per-sample losses."""
 
@@ -78,15 +88,17 @@ def compute(work_dir: Path) -> dict[str, Any]:
 
     model, tracker, rec = make_mlp(), CurvatureTracker(n_probes=2, batch_size=8), BatchRecorder()
     ckpt = work_dir / "ckpt"
-    cfg = train_config(checkpoint_dir=str(ckpt))
-    res = fit(model, (xf, yf), cfg, val=(xv, yv), callbacks=[tracker, rec])
+    # a 4-epoch run stopped after 3 epochs, then resumed with the same config (a checkpoint
+    # only resumes the run it belongs to: same epochs, lr, seed, ...)
+    cfg = train_config(checkpoint_dir=str(ckpt), epochs=4)
+    res = fit(model, (xf, yf), cfg, val=(xv, yv), callbacks=[tracker, rec, StopAfter(3)])
     out["history"] = res.history
     out["weights"] = {k: v.clone() for k, v in model.state_dict().items()}
     out["tracker"] = tracker.scores_.norm.clone()
     out["batch_index"] = torch.cat(rec.index)
     out["batch_loss"] = torch.cat(rec.loss)
     out["evaluate"] = evaluate(model, (xv, yv), batch_size=8)
-    resumed_cfg = dataclasses.replace(cfg, epochs=4, resume=True)
+    resumed_cfg = dataclasses.replace(cfg, resume=True)
     res2 = fit(model, (xf, yf), resumed_cfg, val=(xv, yv), callbacks=[tracker])
     out["resumed_from"] = res2.resumed_from
     out["resumed_weights"] = {k: v.clone() for k, v in model.state_dict().items()}
@@ -153,7 +165,7 @@ def faults(work_dir: Path) -> dict[str, str]:
         out["mismatch"] = str(err)
     # 2. rank 0's save fails (disk full): every rank raises, the others not by a lost peer
     full = OSError(28, "No space left on device")
-    with mock.patch("netprism.train.loop.save_checkpoint", side_effect=full):
+    with mock.patch("netprism.train.resume.save_checkpoint", side_effect=full):
         try:
             fit(make_mlp(), (xf, yf), train_config(epochs=1, checkpoint_dir=str(work_dir / "s")))
         except OSError as err:

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from netprism.core import dist
+from netprism.core.outputs import OutputFn
 from netprism.core.per_sample import check_batch, eval_mode, loss_input_grad
 
 BACKENDS = ("finite_difference", "hvp")
@@ -73,6 +74,7 @@ def input_curvature(
     sample_ids: torch.Tensor | None = None,
     batch_size: int = 256,
     distributed: bool | None = None,
+    output_fn: OutputFn | None = None,
 ) -> CurvatureScores:
     """Hutchinson estimates of each sample's input-loss curvature.
 
@@ -97,6 +99,8 @@ def input_curvature(
     distributed : bool, optional
         ``None``: shard across ranks when a multi-rank process group is up (every rank must
         pass the same model, data and seed); ``False``: score everything on this process.
+    output_fn : callable, optional
+        Model output -> logits (default :func:`~netprism.core.outputs.as_logits`).
 
     Returns
     -------
@@ -128,7 +132,9 @@ def input_curvature(
         for start in range(first, stop, batch_size):
             sl = slice(start, min(start + batch_size, stop))
             xb, yb = x[sl].to(device), y[sl].to(device)
-            parts.append(_batch_curvature(model, xb, yb, ids[sl], n_probes, h, backend, seed))
+            parts.append(
+                _batch_curvature(model, xb, yb, ids[sl], n_probes, h, backend, seed, output_fn)
+            )
     if not parallel:
         return CurvatureScores(*(torch.cat(p) for p in zip(*parts)))
     local = torch.stack([torch.cat(p) for p in zip(*parts)], dim=1) if parts else None
@@ -157,10 +163,13 @@ def _batch_curvature(
     h: float,
     backend: str,
     seed: int,
+    output_fn: OutputFn | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Scores for one batch: ``(norm, sq_norm, trace)``, each ``(B,)`` on the CPU."""
     exact = backend == "hvp"
-    g0, x_leaf = loss_input_grad(model, x, y, create_graph=exact)  # (B, *input_shape)
+    g0, x_leaf = loss_input_grad(
+        model, x, y, create_graph=exact, output_fn=output_fn
+    )  # (B, *input_shape)
     norm = torch.zeros(len(x), dtype=torch.float64, device=x.device)
     sq_norm, trace = torch.zeros_like(norm), torch.zeros_like(norm)
     for j in range(n_probes):
@@ -168,7 +177,7 @@ def _batch_curvature(
         if exact:
             (hv,) = torch.autograd.grad(g0, x_leaf, grad_outputs=v, retain_graph=True)
         else:
-            g1, _ = loss_input_grad(model, x + h * v, y)
+            g1, _ = loss_input_grad(model, x + h * v, y, output_fn=output_fn)
             hv = (g1 - g0) / h  # (B, *input_shape)
         hv_flat = hv.detach().flatten(1).double()  # (B, D)
         sq = hv_flat.pow(2).sum(dim=1)
@@ -218,8 +227,10 @@ class CurvatureTracker:
     """Training callback: scores the training set every ``every`` epochs and keeps the running
     epoch-average of each sample's curvature (the paper's memorization score).
 
-    Scoring happens in eval mode on the un-augmented training tensors (``ctx.x``, ``ctx.y``)
-    after the epoch's last step; sample ids are dataset positions, so probes are repeatable.
+    Scoring happens in eval mode after the epoch's last step, streaming the context's
+    scoring data (``fit``'s ``score_data``, else the training set) in index order and in
+    batches, so memory is O(batch + N); sample ids are dataset indices, so probes are
+    repeatable and a shuffled loader cannot put a score on the wrong sample.
     In a distributed fit (``ctx.world_size > 1``) each rank scores a shard and every rank
     ends with the same, gathered scores.
     Works with :func:`netprism.train.fit` (it implements the ``on_epoch_end`` hook and
@@ -247,6 +258,8 @@ class CurvatureTracker:
     (torch.Size([20]), 2)
     """
 
+    needs_index = True  # fit refuses data without a stable sample index
+
     def __init__(
         self,
         *,
@@ -273,24 +286,27 @@ class CurvatureTracker:
         if ctx.epoch % self.every:
             return
         start = time.perf_counter()
-        scores = input_curvature(
-            ctx.model,
-            ctx.x,
-            ctx.y,
-            n_probes=self.n_probes,
-            h=self.h,
-            backend=self.backend,
-            seed=self.seed + ctx.epoch,
-            batch_size=self.batch_size,
-            distributed=getattr(ctx, "world_size", 1) > 1,
-        )
-        stacked = torch.stack([scores.norm, scores.sq_norm, scores.trace])  # (3, N)
-        self._sums = stacked if self._sums is None else self._sums + stacked
+        scores = self._score_epoch(ctx)  # (3, N): norm, sq_norm, trace
+        self._sums = scores if self._sums is None else self._sums + scores
         self.epochs_scored_ += 1
         if self.keep_history:
-            self._history.append(scores.norm)
-        metrics["curvature_mean"] = float(scores.norm.mean())
+            self._history.append(scores[0])
+        metrics["curvature_mean"] = float(scores[0].mean())
         self.seconds_ += time.perf_counter() - start
+
+    def _score_epoch(self, ctx: Any) -> torch.Tensor:
+        """Stream ``ctx.score_batches`` (index order, un-augmented) and write each sample's
+        scores at its dataset index; a distributed fit scores one block per rank."""
+        parallel = getattr(ctx, "world_size", 1) > 1
+        out = torch.zeros(3, ctx.num_samples, dtype=torch.float64)
+        args = (self.n_probes, self.h, self.backend, self.seed + ctx.epoch)
+        with eval_mode(ctx.model):
+            for batch in ctx.score_batches(self.batch_size, shard=parallel):
+                x, y = batch.x.float().to(ctx.device), batch.y.to(ctx.device)
+                part = _batch_curvature(ctx.model, x, y, batch.index, *args, ctx.output_fn)
+                out[:, batch.index] = torch.stack(part)
+        # every index is written by exactly one rank and is 0 elsewhere: the sum is exact
+        return dist.all_reduce_sum(out) if parallel else out
 
     @property
     def scores_(self) -> CurvatureScores:

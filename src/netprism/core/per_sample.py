@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from netprism.core.outputs import OutputFn, model_logits
 from netprism.core.validation import check_finite
 
 
@@ -155,15 +156,21 @@ def input_gradients(
 
 
 def loss_input_grad(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, create_graph: bool = False
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    create_graph: bool = False,
+    output_fn: OutputFn | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(d sum_i loss_i / d x, x_leaf)`` for one batch, model mode untouched.
 
-    ``x_leaf`` is the detached copy of ``x`` that requires grad (needed for double backprop).
+    ``x_leaf`` is the detached copy of ``x`` that requires grad (needed for double backprop);
+    ``output_fn`` maps the model's output to logits (default :func:`as_logits`).
     """
     x_leaf = x.detach().requires_grad_(True)
     with torch.enable_grad():
-        loss = F.cross_entropy(model(x_leaf), y, reduction="sum")
+        loss = F.cross_entropy(model_logits(model, x_leaf, output_fn), y, reduction="sum")
         (g,) = torch.autograd.grad(loss, x_leaf, create_graph=create_graph)
     return g, x_leaf
 

@@ -84,17 +84,21 @@ def lm_config(config: Any, kv_share: float = 0.0) -> LMConfig:
 # ---------------------------------------------------------------------------- KV sharing
 
 
-def kv_cache_ratios(config: LMConfig, lengths: tuple[int, ...]) -> dict[int, float]:
+def kv_cache_ratios(
+    config: LMConfig, lengths: tuple[int, ...], device: torch.device | str = "cpu"
+) -> dict[int, float]:
     """Bytes of the shared model's real cache tensors over the baseline's, at each length.
 
-    Both caches are allocated for ``max_len = T`` (``T`` capped at the context) and filled by a
-    forward pass of ``T`` bytes, so the ratio is read from the tensors a decoder really holds.
+    Both caches are allocated for ``max_len = T`` (``T`` capped at the context) on ``device``
+    and filled by a forward pass of ``T`` bytes, so the ratio is read from the tensors a
+    decoder really holds.
     """
     out = {}
     for T in lengths:
         cfg = replace(config, context=max(config.context, T))
-        shared, base = ByteLM(cfg), ByteLM(replace(cfg, kv_share=0.0))
-        idx = torch.zeros(1, T, dtype=torch.long)
+        shared = ByteLM(cfg).to(device)
+        base = ByteLM(replace(cfg, kv_share=0.0)).to(device)
+        idx = torch.zeros(1, T, dtype=torch.long, device=device)
         used = []
         for model in (shared, base):
             cache = model.new_cache(1, max_len=T)
@@ -105,33 +109,55 @@ def kv_cache_ratios(config: LMConfig, lengths: tuple[int, ...]) -> dict[int, flo
     return out
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s parameters (where its batches must go)."""
+    return next(model.parameters()).device
+
+
+def _sync(device: torch.device) -> None:
+    """Wait for ``device``'s queued kernels before reading the clock (CUDA runs
+    asynchronously; a CPU has nothing queued)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def prefill_ms(model: ByteLM, length: int, repeats: int) -> dict[str, float]:
-    """Median prefill time of a ``length``-byte prompt, with and without prefill skipping."""
-    idx = torch.randint(0, 256, (1, length), generator=torch.Generator().manual_seed(0))
+    """Median prefill time of a ``length``-byte prompt, with and without prefill skipping,
+    on the model's device (synchronized around each pass on CUDA)."""
+    device = model_device(model)
+    gen = torch.Generator().manual_seed(0)  # the same prompt on every device
+    idx = torch.randint(0, 256, (1, length), generator=gen).to(device)
     times: dict[str, list[float]] = {"skip": [], "full": []}
     model.eval()
     with torch.no_grad():
         for _ in range(repeats):
             for key, last_only in (("skip", True), ("full", False)):
                 cache = model.new_cache(1, max_len=length)
+                _sync(device)
                 start = time.perf_counter()
                 model(idx, cache=cache, last_only=last_only)
+                _sync(device)
                 times[key].append(1e3 * (time.perf_counter() - start))
     return {k: statistics.median(v) for k, v in times.items()}
 
 
 def decode_tokens_per_s(model: ByteLM, prompt: int, new: int, batch: int = 1) -> float:
-    """Bytes per second of cached sampling after a ``prompt``-byte prefill (prefill excluded)."""
-    gen = torch.Generator().manual_seed(0)
-    idx = torch.randint(0, 256, (batch, prompt), generator=gen)
+    """Bytes per second of cached sampling after a ``prompt``-byte prefill (prefill excluded),
+    on the model's device; the sampling generator lives there too, so no step waits on a copy
+    to the CPU."""
+    device = model_device(model)
+    gen = torch.Generator(device=device).manual_seed(0)
+    idx = torch.randint(0, 256, (batch, prompt), generator=gen, device=device)
     model.eval()
     with torch.no_grad():
         cache = model.new_cache(batch, max_len=prompt + new)
         logits = model(idx, cache=cache, last_only=True)[:, -1]
+        _sync(device)
         start = time.perf_counter()
         for _ in range(new):
             nxt = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)
             logits = model(nxt, cache=cache)[:, -1]
+        _sync(device)
         seconds = time.perf_counter() - start
     return batch * new / seconds
 
@@ -216,10 +242,11 @@ def val_bpb_kv8(model: ByteLM, data: np.ndarray, budget: Budget) -> float:
     scales make this equal to decoding it byte by byte.
     """
     sampler = BatchSampler(data, batch_size=8, context=budget.context, seed=budget.eval_seed)
+    device = model_device(model)
     model.eval()
     total = 0.0
     for _ in range(budget.eval_batches):
-        batch = sampler.sample()
+        batch = sampler.sample().to(device)  # (B, T + 1) windows drawn on the CPU
         x, y = batch[:, :-1].long(), batch[:, 1:].long()
         cache = model.new_cache(x.shape[0], max_len=x.shape[1], kv_bits=8)
         logits = model(x, cache=cache)

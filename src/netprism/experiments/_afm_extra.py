@@ -14,7 +14,13 @@ from typing import Any
 import torch
 
 from netprism.core.seed import seed_everything
-from netprism.experiments._afm_core import Budget, lm_config, train_and_score, val_bpb
+from netprism.experiments._afm_core import (
+    Budget,
+    lm_config,
+    model_device,
+    train_and_score,
+    val_bpb,
+)
 from netprism.lm.corpus import ByteCorpus
 from netprism.lm.guided import (
     guided_generate,
@@ -81,16 +87,21 @@ def lg_config(config: Any) -> LocalGlobalConfig:
 def track_runs(
     config: Any, corpus: ByteCorpus, budget: Budget, seed: int, base: ByteLM
 ) -> dict[str, float]:
-    """Train the PT-MoE and the local/global model for one seed; score them and the base."""
+    """Train the PT-MoE and the local/global model for one seed; score them and the base.
+
+    Every model is initialised on the CPU (the same weights on every device) and moved to the
+    device of ``base``.
+    """
+    device = model_device(base)
     out: dict[str, float] = {}
     seed_everything(seed)
-    pt = ParallelTrackLM(pt_config(config))
+    pt = ParallelTrackLM(pt_config(config)).to(device)
     out["pt_moe"] = train_and_score(pt, corpus, budget, seed)
     out["pt_load_entropy"] = _load_entropy(pt, corpus, budget)
     seed_everything(seed)
-    lg = LocalGlobalLM(lg_config(config))
+    lg = LocalGlobalLM(lg_config(config)).to(device)
     out["local_global"] = train_and_score(lg, corpus, budget, seed)
-    glob = LocalGlobalLM(all_global_baseline(lg_config(config)))
+    glob = LocalGlobalLM(all_global_baseline(lg_config(config))).to(device)
     glob.load_state_dict(base.state_dict())  # the all-global RoPE model *is* the base
     for factor in (2, 4):
         longer = replace(budget, context=factor * config.context)
@@ -101,23 +112,25 @@ def track_runs(
 
 def _load_entropy(model: ParallelTrackLM, corpus: ByteCorpus, budget: Budget) -> float:
     """Mean normalized entropy of the experts' token counts on one validation batch."""
-    x = torch.from_numpy(corpus.val[: budget.context * 8].copy()).long().view(8, -1)
+    x = torch.from_numpy(corpus.val[: budget.context * 8].copy()).long().view(8, -1)  # (8, T)
+    x = x.to(model_device(model))
     with torch.no_grad():
         model.eval()(x)
     loads = [m.last_load for m in moe_layers(model)]
     return sum(load_entropy(load) for load in loads) / len(loads)
 
 
-def static_checks(config: Any) -> dict[str, Any]:
-    """Counted syncs and parameter counts of the PT-MoE; KV bytes of local/global attention."""
+def static_checks(config: Any, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Counted syncs and parameter counts of the PT-MoE (one forward pass on ``device``); KV
+    bytes of local/global attention."""
     cfg = pt_config(config)
-    pt = ParallelTrackLM(cfg)
+    pt = ParallelTrackLM(cfg).to(device)
     with torch.no_grad():
-        pt(torch.zeros(1, 8, dtype=torch.long))
+        pt(torch.zeros(1, 8, dtype=torch.long, device=device))
     total, active = count_params(pt)
-    dense_total, dense_active = count_params(ByteLM(lm_config(config)))
+    dense_total, dense_active = count_params(ByteLM(lm_config(config)))  # counted, never run
     lg = lg_config(config)
-    ratios = {}
+    ratios = {}  # cache bytes: allocated and measured on the CPU, the same on any device
     for T in config.lg_lengths:
         measured = kv_bytes_ratio(replace(lg, max_context=max(T, lg.context)), T)
         formula = 0.25 + 0.75 * min(config.lg_window, T) / T
@@ -212,13 +225,15 @@ def guided_study(config: Any, base: ByteLM, seed: int) -> dict[str, float]:
     as many bytes from the same prompts and parses the text up to the first newline.
     """
     seed_everything(seed)
-    untrained = ByteLM(base.config).eval()
+    untrained = ByteLM(base.config).to(model_device(base)).eval()
     tools = _tools()
     targets: list[tuple[str, Any, dict[str, Any]]] = [
         (name, schema, schema) for name, schema in GUIDED_SCHEMAS.items()
     ]
     targets.append(("tool_call", compile_tool_call(tools), tool_call_json_schema(tools)))
     per = -(-config.guided_samples // len(targets))  # at least guided_samples per model
+    # a CPU generator on every device: sample_next draws on it, so the samples do not depend
+    # on the device's random stream (the masks are built on the CPU anyway)
     gen = torch.Generator().manual_seed(seed)
     valid = total = free_valid = 0
     budget_ok = True

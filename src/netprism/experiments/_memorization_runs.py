@@ -49,6 +49,7 @@ class Setting:
     cleanlab_epochs: int = 0  # 0: skip confident learning
     keep_scores: bool = False
     data_dir: str | None = None
+    device: str = "auto"
 
 
 def prepared_dataset(name: str, data_dir: str | None, seed: int) -> TensorDataset:
@@ -92,7 +93,7 @@ def run_setting(s: Setting) -> dict[str, Any]:
     """Train once on the corrupted set; AUROC of every score against the planted positives."""
     ds, positives = corrupted(prepared_dataset(s.dataset, s.data_dir, s.seed), s)
     config = dataclasses.replace(
-        default_config(s.epochs, seed=s.seed, device="auto"),
+        default_config(s.epochs, seed=s.seed, device=s.device),
         lr=s.lr,
         weight_decay=s.weight_decay,
         progress=False,

@@ -30,11 +30,12 @@ if TYPE_CHECKING:
 
 
 def _train(width: int, seed: int, train: TensorDataset, config: UtilizedRankConfig) -> nn.Module:
+    """An MLP 40-w-w-10 initialised on the CPU from ``seed``, trained on ``config.device``."""
     seed_everything(seed)
     model = create_model("mlp", input_shape=(40,), num_classes=10, hidden=(width, width))
     tc = TrainConfig(
         epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, optimizer="adam",
-        weight_decay=0.0, seed=seed, progress=False,
+        weight_decay=0.0, seed=seed, device=config.device, progress=False,
     )  # fmt: skip
     fit(model, train, tc)
     return model.eval()
@@ -45,16 +46,18 @@ def _finetune(
 ) -> None:
     tc = TrainConfig(
         epochs=config.finetune_epochs, batch_size=config.batch_size, lr=config.finetune_lr,
-        optimizer="adam", weight_decay=0.0, seed=seed, progress=False,
+        optimizer="adam", weight_decay=0.0, seed=seed, device=config.device, progress=False,
     )  # fmt: skip
     fit(model, train, tc)
     model.eval()
 
 
 def _preservation(model: nn.Module, train: TensorDataset, test: TensorDataset) -> dict[str, float]:
-    """Max |d logit| / max |logit| of the float64 projection at threshold 1.0."""
+    """Max |d logit| / max |logit| of the float64 projection at threshold 1.0 (on the model's
+    device)."""
     m64 = copy.deepcopy(model).double().eval()
-    x, x_test = train.x.double(), test.x.double()
+    device = next(m64.parameters()).device
+    x, x_test = train.x.to(device, torch.float64), test.x.to(device, torch.float64)
     projected = project(m64, x, threshold=1.0)
     with torch.no_grad():
         ref, ref_test = m64(x), m64(x_test)
@@ -64,8 +67,14 @@ def _preservation(model: nn.Module, train: TensorDataset, test: TensorDataset) -
 
 
 def _width_study(
-    models: dict[int, nn.Module], train: TensorDataset, test: TensorDataset, tau: float
+    models: dict[int, nn.Module],
+    train: TensorDataset,
+    test: TensorDataset,
+    tau: float,
+    device: str = "cpu",
 ) -> dict[int, Any]:
+    """Utilized rank, accuracy and function preservation of each width's model; the layer
+    statistics stream through the model on its device, and it is scored on ``device``."""
     out: dict[int, Any] = {}
     for width, model in models.items():
         report = utilized_rank(model, train, threshold=tau)
@@ -75,7 +84,7 @@ def _width_study(
             "hidden_u": by_name["fc2"].utilization,
             "mlu": report.mlu,
             "full_rank": all(la.weight_rank == min(la.d_in, la.d_out) for la in report.layers),
-            "accuracy": evaluate(model, test)["accuracy"],
+            "accuracy": evaluate(model, test, device=device)["accuracy"],
             "preserve": _preservation(model, train, test),
         }
     return out
@@ -96,7 +105,7 @@ def _vit_study(config: UtilizedRankConfig) -> dict[str, float]:
         model = create_model("vit_tiny", input_shape=(1, 8, 8), num_classes=10, dim=dim, depth=2)
         tc = TrainConfig(
             epochs=config.vit_epochs, batch_size=64, lr=config.lr, optimizer="adam",
-            weight_decay=0.0, seed=config.seeds[0], progress=False,
+            weight_decay=0.0, seed=config.seeds[0], device=config.device, progress=False,
         )  # fmt: skip
         fit(model, train, tc)
         report = utilized_rank(model.eval(), train, threshold=config.threshold)
@@ -106,7 +115,7 @@ def _vit_study(config: UtilizedRankConfig) -> dict[str, float]:
         out[f"vit_u_attn_d{dim}"] = statistics.fmean(attn)
         out[f"vit_u_mlp_d{dim}"] = statistics.fmean(mlp)
         out[f"vit_mlu_d{dim}"] = report.mlu
-        out[f"vit_test_accuracy_d{dim}"] = evaluate(model, test)["accuracy"]
+        out[f"vit_test_accuracy_d{dim}"] = evaluate(model, test, device=config.device)["accuracy"]
         out[f"vit_all_full_rank_d{dim}"] = float(full)
     return out
 
@@ -123,13 +132,14 @@ def _compress_seed(
             small = decompose(model, train, threshold=tau, method=method, stats=calib)
             errors = layer_errors(model, small, stats=held)
             factored = [n for n, m in small.named_modules() if isinstance(m, Factorized)]
-            before = evaluate(small, test)["accuracy"]
+            before = evaluate(small, test, device=config.device)["accuracy"]
             _finetune(small, train, seed, config)
             rows.append(
                 {
                     "seed": seed, "threshold": tau, "method": method,
                     "param_fraction": parameter_count(small) / n_params,
-                    "acc_before": before, "acc_after": evaluate(small, test)["accuracy"],
+                    "acc_before": before,
+                    "acc_after": evaluate(small, test, device=config.device)["accuracy"],
                     "errors": errors, "factorized": factored,
                 }
             )  # fmt: skip

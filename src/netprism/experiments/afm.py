@@ -17,6 +17,13 @@ out), bits per byte on the same seeded validation windows for every model.  Stud
   embeddings and int8 KV as extras; packed size.
 - (c) parallel-track MoE at matched active parameters; (d) interleaved local/global attention;
   (e) guided generation validity; (f) LoRA vs full fine-tuning on the held-out package.
+
+Device: ``--device`` (default ``auto``: CUDA when present) holds every model: training, scoring,
+cache measurements, decoding and the prefill/decode timings (synchronized on CUDA).  Models are
+initialised on the CPU from the seed and then moved, so each device starts from the same
+weights; batch windows are drawn on the CPU and moved.  What stays on the CPU: the schema
+masks of guided decoding (a byte automaton in Python), its sampling generator (seeded draws
+that do not depend on the device), and the local/global cache-byte count (allocation only).
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from netprism.experiments.base import Result, check_seeds, register_experiment, 
 from netprism.io import atomic_write_text
 from netprism.lm.corpus import stdlib_corpus
 from netprism.lm.model import ByteLM
+from netprism.train import resolve_device
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,7 @@ class AFMConfig:
     lora_min_fraction_of_full: float = 0.5  # LoRA keeps at least half of full FT's drop
     threads: int = 2  # torch CPU threads (the 2-core CI machine)
     progress: bool = True
+    device: str = "auto"  # every model trains and is scored here; "auto": CUDA when present
 
 
 SCALES: dict[str, dict[str, Any]] = {
@@ -130,8 +139,9 @@ SCALES: dict[str, dict[str, Any]] = {
 def run(config: AFMConfig, *, out_dir: Path | None = None) -> Result:
     """Every study of the experiment; claims, metrics and figures."""
     check_seeds(config.seeds)
+    device = resolve_device(config.device)  # an unavailable device fails before any work
     with torch_threads(config.threads):
-        data = _measure(config)
+        data = _measure(config, device)
     claims, metrics, baselines = claims_and_metrics(data, config)
     figures: list[str] = []
     if out_dir is not None:
@@ -142,7 +152,7 @@ def run(config: AFMConfig, *, out_dir: Path | None = None) -> Result:
     )
 
 
-def _measure(config: AFMConfig) -> dict[str, Any]:
+def _measure(config: AFMConfig, device: torch.device) -> dict[str, Any]:
     corpus = stdlib_corpus(heldout_package=config.heldout_package, max_bytes=config.corpus_bytes)
     budget = core.Budget(
         config.steps,
@@ -154,7 +164,7 @@ def _measure(config: AFMConfig) -> dict[str, Any]:
     )
     data: dict[str, Any] = {
         "corpus": {k: v for k, v in corpus.to_dict().items() if k != "files"},
-        "kv_ratio": core.kv_cache_ratios(core.lm_config(config, 3 / 8), config.kv_lengths),
+        "kv_ratio": core.kv_cache_ratios(core.lm_config(config, 3 / 8), config.kv_lengths, device),
         "seeds": {},
     }
     bases: dict[int, ByteLM] = {}
@@ -163,7 +173,7 @@ def _measure(config: AFMConfig) -> dict[str, Any]:
         runs: dict[str, Any] = {}
         for name, share in (("base", 0.0), ("kv_share", 3 / 8)):
             seed_everything(seed)
-            model = ByteLM(core.lm_config(config, share))
+            model = ByteLM(core.lm_config(config, share)).to(device)  # CPU init, then moved
             runs[name] = core.train_and_score(model, corpus, budget, seed)
             if name == "base":
                 bases[seed] = model
@@ -186,7 +196,7 @@ def _measure(config: AFMConfig) -> dict[str, Any]:
         full_lr=config.full_finetune_lr,
     )
     bar.update()
-    data.update(extra.static_checks(config))
+    data.update(extra.static_checks(config, device))
     guided = extra.guided_study(config, base, first)
     if guided is not None:
         data["guided"] = guided
@@ -197,9 +207,10 @@ def _measure(config: AFMConfig) -> dict[str, Any]:
 
 
 def _perf(config: AFMConfig, base: ByteLM) -> dict[str, float]:
-    """Decode speed of the trained baseline and prefill time with and without skipping."""
+    """Decode speed of the trained baseline and prefill time with and without skipping, on the
+    baseline's device."""
     seed_everything(0)
-    shared = ByteLM(core.lm_config(config, 3 / 8)).eval()
+    shared = ByteLM(core.lm_config(config, 3 / 8)).to(core.model_device(base)).eval()
     with torch.no_grad():
         out = {
             "decode_tokens_per_s": core.decode_tokens_per_s(

@@ -314,6 +314,7 @@ def execute(name: str, *, scale: str = "small", out_dir: str | Path, **overrides
 
     exp = EXPERIMENTS.get(name)
     config = exp.make_config(scale, **overrides)
+    _check_device(config)
     out = Path(out_dir)
     created = init_from_env()
     try:
@@ -332,6 +333,15 @@ def execute(name: str, *, scale: str = "small", out_dir: str | Path, **overrides
 
             torch.distributed.destroy_process_group()
     return result
+
+
+def _check_device(config: Any) -> None:
+    """A config's ``device`` must exist here: fail before any work, not at the first fit."""
+    from netprism.train.device import resolve_device
+
+    device = getattr(config, "device", None)
+    if device is not None:
+        resolve_device(device)
 
 
 def _writable_on_rank0(out: Path) -> bool:

@@ -75,7 +75,7 @@ class DCTSNNConfig:
     near_ann_points: float = 3.0
     min_knob_spearman: float = 0.8
     seeds: tuple[int, ...] = (0, 1, 2)
-    device: str = "cpu"
+    device: str = "auto"
     data_dir: str | None = None
     threads: int = 1
 

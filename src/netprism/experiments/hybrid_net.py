@@ -77,7 +77,7 @@ class HybridNetConfig:
     min_gain: float = 3.0  # points over XNOR
     min_fraction: float = 0.65  # of XNOR's energy efficiency
     paper_fraction: float = 0.94
-    device: str = "cpu"
+    device: str = "auto"
     threads: int = 1
 
 

@@ -62,6 +62,7 @@ class MemorizationConfig:
     cleanlab_epochs: int = 30
     n_jobs: int = 0  # 0: min(cores, 4) worker processes
     threads: int = 1  # torch threads per process (0: torch default)
+    device: str = "auto"  # training and scoring ("auto": CUDA when present)
     data_dir: str | None = None
     export_csv: bool = False
     progress: bool = True
@@ -172,6 +173,7 @@ def _settings(config: MemorizationConfig) -> list[Setting]:
         n_probes=config.n_probes,
         h=config.h,
         data_dir=config.data_dir,
+        device=config.device,
     )
     out = []
     top = max(config.noise_rates)
@@ -242,7 +244,7 @@ def _feldman_zhang(config: MemorizationConfig) -> Any:
         config.lrs[0],
     )
     train_cfg = dataclasses.replace(
-        default_config(config.fz_epochs, device="auto"), lr=config.lrs[0], progress=False
+        default_config(config.fz_epochs, device=config.device), lr=config.lrs[0], progress=False
     )
     result = feldman_zhang_scores(
         model_factory(setting, ds),

@@ -80,7 +80,7 @@ class SNNPruningConfig:
     max_quant_loss_points: float = 1.0
     quant_bits_floor: int = 5
     seeds: tuple[int, ...] = (0, 1, 2)
-    device: str = "cpu"
+    device: str = "auto"
     data_dir: str | None = None
     threads: int = 1
 

@@ -3,6 +3,10 @@
 Not a paper's claim but the floor every method stands on: the trainer, the data and the
 models must reach a known accuracy.  Baselines measured in the same run: a majority-class
 predictor and multinomial logistic regression (scikit-learn) on the raw inputs.
+
+``--checkpoint-dir DIR`` writes a checkpoint after every epoch; ``--resume`` continues the
+newest one there after a kill (it must come from the same model, optimizer and run fields;
+see :class:`netprism.train.TrainConfig`).
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ class TrainExperimentConfig:
     target_accuracy: float = 0.95
     progress: bool = False
     threads: int = 1  # torch CPU threads; 1 is fastest for these tiny models, 0 = torch default
+    checkpoint_dir: str | None = None  # a checkpoint after every epoch (safetensors + JSON)
+    resume: bool = False  # continue from the newest checkpoint in checkpoint_dir
 
 
 SCALES: dict[str, dict[str, Any]] = {
@@ -80,8 +86,11 @@ def _run(config: TrainExperimentConfig, out_dir: Path | None) -> Result:
         seed=config.seed,
         device=config.device,
         progress=config.progress,
+        checkpoint_dir=config.checkpoint_dir,
+        resume=config.resume,
     )
-    history = fit(model, train, tc, val=test).history
+    fitted = fit(model, train, tc, val=test)
+    history = fitted.history
     test_metrics = evaluate(model, test, device=config.device)
     baselines = _baselines(train.x, train.y, test.x, test.y, config.seed)
     figures = [] if out_dir is None else [_plot_history(history, out_dir)]
@@ -103,6 +112,8 @@ def _run(config: TrainExperimentConfig, out_dir: Path | None) -> Result:
         "n_test": len(test),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
+    if fitted.resumed_from is not None:
+        metrics["resumed_from_epoch"] = fitted.resumed_from
     return Result(
         name="train",
         config=dataclasses.asdict(config),

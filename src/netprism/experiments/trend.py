@@ -15,6 +15,10 @@ multiplied by ``domination_scale``; the TREND-selected ensemble (lowest mean mut
 against its best member and random ensembles of the same size under the strongest ensemble
 attack at ``attack_eps``; and attack success against eps for FGSM, PGD, MI-FGSM (on ``fp``)
 and the three ensemble attacks (on the TREND ensemble).
+
+Device: ``--device`` (default ``auto``: CUDA when present) trains every variant and runs every
+attack, prediction and vote there (the attacked test samples are moved once); models are
+initialised on the CPU from their seed, and the vote's tie-breaking draw stays on the CPU.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from netprism.robustness.ensemble import (
 )
 from netprism.robustness.transfer import pgd_attack, transferability_matrix
 from netprism.robustness.variants import VariantSpec, train_variant
+from netprism.train import resolve_device
 
 REQUIRED = ("fp", "fp_init", "lenet", "q1", "q2")
 DOMINATION_ENSEMBLE = ("fp", "q1", "q2")
@@ -73,6 +78,7 @@ class TRENDExperimentConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     data_dir: str | None = None
     threads: int = 1
+    device: str = "auto"  # training, attacks and scoring; "auto": CUDA when present
 
 
 SCALES: dict[str, dict[str, Any]] = {
@@ -117,8 +123,9 @@ def _specs(config: TRENDExperimentConfig, seed: int) -> dict[str, VariantSpec]:
 def run(config: TRENDExperimentConfig, *, out_dir: Path | None = None) -> Result:
     """Pool, TM matrices, ensemble attacks and TREND design on every seed; claims, figures."""
     _validate(config)
+    device = resolve_device(config.device)  # an unavailable device fails before any work
     with torch_threads(config.threads):
-        runs = [_one_seed(config, seed) for seed in config.seeds]
+        runs = [_one_seed(config, seed, device) for seed in config.seeds]
     claims, metrics, baselines = claims_and_metrics(runs, config)
     figures: list[str] = []
     if out_dir is not None:
@@ -160,10 +167,10 @@ def _validate(config: TRENDExperimentConfig) -> None:
         raise ValueError(f"domination_scale must be > 0, got {config.domination_scale!r}")
 
 
-def _one_seed(config: TRENDExperimentConfig, seed: int) -> SeedRun:
+def _one_seed(config: TRENDExperimentConfig, seed: int, device: torch.device) -> SeedRun:
     train = load_dataset(config.dataset, data_dir=config.data_dir, seed=seed)
     test = load_dataset(config.dataset, split="test", data_dir=config.data_dir, seed=seed)
-    x, y = test.x[: config.n_eval], test.y[: config.n_eval]
+    x, y = test.x[: config.n_eval].to(device), test.y[: config.n_eval].to(device)
     K = train.num_classes
     models = {
         name: train_variant(
@@ -173,6 +180,7 @@ def _one_seed(config: TRENDExperimentConfig, seed: int) -> SeedRun:
             epochs=config.epochs,
             batch_size=config.batch_size,
             seed=seed,
+            device=device,
         )
         for name, spec in _specs(config, seed).items()
     }

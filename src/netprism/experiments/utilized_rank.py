@@ -6,6 +6,10 @@ from a calibration run of it (``papers/calib_utilized_rank.md``).  MNIST-1D is g
 offline with 12,000 samples split 50/50, so the test set (6,000) resolves a 1-point drop.
 Baselines at the same per-layer rank, measured in the same run: plain weight SVD and
 whitened SVD (the optimum of the data-weighted error).
+
+Device: ``--device`` (default ``auto``: CUDA when present) trains, fine-tunes and scores every
+model there, and the layer statistics (float64 second moments, eigendecompositions) are
+accumulated on it; models are initialised on the CPU from their seed.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from netprism.experiments._utilized_rank_study import (
     _width_study,
 )
 from netprism.experiments.base import Result, register_experiment
-from netprism.train import evaluate
+from netprism.train import evaluate, resolve_device
 
 PAPER = "Garg et al., Revealing the Utilized Rank of Subspaces of Learning, arXiv 2407.04797"
 
@@ -53,6 +57,7 @@ class UtilizedRankConfig:
     vit_dims: tuple[int, ...] = (32, 128)  # small-ViT analogue on digits; () skips it
     vit_epochs: int = 30
     threads: int = 1
+    device: str = "auto"  # training, statistics and scoring; "auto": CUDA when present
 
 
 SCALES: dict[str, dict[str, Any]] = {
@@ -82,26 +87,28 @@ def mnist1d_split(num_samples: int) -> tuple[TensorDataset, TensorDataset]:
 )
 def run(config: UtilizedRankConfig, *, out_dir: Path | None = None) -> Result:
     """Utilized rank vs width, function preservation, and compression vs two SVD baselines."""
+    resolve_device(config.device)  # an unavailable device fails before any work
     with torch_threads(config.threads):
         return _run(config, out_dir)
 
 
 def _run(config: UtilizedRankConfig, out_dir: Path | None) -> Result:
+    dev = config.device
     train, test = mnist1d_split(config.num_samples)
     wide = config.widths[-1]
     seeds = list(config.seeds)
     models = {w: _train(w, seeds[0], train, config) for w in config.widths[:-1]}
     wide_models = {s: _train(wide, s, train, config) for s in seeds}
     models[wide] = wide_models[seeds[0]]
-    study = _width_study(models, train, test, config.threshold)
+    study = _width_study(models, train, test, config.threshold, dev)
     rows: list[dict[str, Any]] = []
     refs: dict[int, dict[str, float]] = {}
     for seed, model in wide_models.items():
         tuned = copy.deepcopy(model)
         _finetune(tuned, train, seed, config)
         refs[seed] = {
-            "original": evaluate(model, test)["accuracy"],
-            "original_ft": evaluate(tuned, test)["accuracy"],
+            "original": evaluate(model, test, device=dev)["accuracy"],
+            "original_ft": evaluate(tuned, test, device=dev)["accuracy"],
         }
         rows += _compress_seed(model, train, test, seed, config)
     metrics, baselines = _metrics(study, rows, refs, config)

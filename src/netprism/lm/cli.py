@@ -192,7 +192,7 @@ def _free_chunks(
             f"model's context of {ctx}"
         )
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    idx = torch.tensor([list(prompt)], dtype=torch.long)
+    idx = torch.tensor([list(prompt)], dtype=torch.long, device=model.embed.weight.device)
     with torch.no_grad():
         cache = model.new_cache(1)
         logits = model(idx, cache=cache, last_only=True)[:, -1]

@@ -75,6 +75,13 @@ def _prompt_ids(model: ByteLM, prompt: str | bytes, max_bytes: int) -> torch.Ten
     return torch.tensor(list(data), dtype=torch.long, device=device)[None]  # (1, T0)
 
 
+def _sync(t: torch.Tensor) -> None:
+    """Wait for ``t``'s CUDA kernels, so wall-clock timings charge them to the model step
+    (CUDA launches are asynchronous); nothing to wait for on CPU."""
+    if t.is_cuda:
+        torch.cuda.synchronize(t.device)
+
+
 @torch.no_grad()
 def _decode(
     model: ByteLM,
@@ -102,6 +109,7 @@ def _decode(
     t0 = time.perf_counter()
     cache = model.new_cache(B, max_len=idx.shape[1] + max_bytes)
     logits = model(idx.expand(B, -1), cache=cache, last_only=True)[:, -1]  # (B, 256)
+    _sync(logits)
     timings.prefill_s += time.perf_counter() - t0
     while any(active):
         t0 = time.perf_counter()
@@ -129,6 +137,7 @@ def _decode(
         if any(active):
             t3 = time.perf_counter()
             logits = model(nxt, cache=cache)[:, -1]
+            _sync(logits)
             timings.model_s += time.perf_counter() - t3
 
 

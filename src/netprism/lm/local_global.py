@@ -160,7 +160,11 @@ class LocalGlobalCache:
         new_pos = torch.arange(start, start + Tq, device=k.device)
         if S >= self.max_len:  # full buffer: positions are slots
             ck[:, :, start : start + Tq], cv[:, :, start : start + Tq] = k, v
-            return ck[:, :, : start + Tq], cv[:, :, : start + Tq], torch.arange(start + Tq)
+            return (
+                ck[:, :, : start + Tq],
+                cv[:, :, : start + Tq],
+                torch.arange(start + Tq, device=k.device),
+            )
         slot = torch.arange(S, device=k.device)
         old_pos = start - 1 - torch.remainder(start - 1 - slot, S)  # latest p < start in slot
         old_pos = torch.where(old_pos >= 0, old_pos, -1)

@@ -403,7 +403,13 @@ def sample_next(
     top_k: int | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Draw one id per row from ``logits`` ``(B, V)``; returns ``(B, 1)`` (greedy at ``0``)."""
+    """Draw one id per row from ``logits`` ``(B, V)``; returns ``(B, 1)`` on ``logits``' device
+    (greedy at ``0``).
+
+    A ``generator`` on another device than ``logits`` (a CPU generator with a CUDA model) draws
+    on the generator's device, so a seeded CPU generator gives the same draws whatever device
+    the model runs on (up to the model's own rounding differences).
+    """
     if temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
     logits = logits / temperature
@@ -411,4 +417,8 @@ def sample_next(
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = torch.softmax(logits.float(), dim=-1)
+    if generator is not None and generator.device != probs.device:
+        return torch.multinomial(probs.to(generator.device), 1, generator=generator).to(
+            probs.device
+        )
     return torch.multinomial(probs, 1, generator=generator)

@@ -183,7 +183,10 @@ def train_lm(
     sampler = BatchSampler(corpus_split, batch_size=batch_size, context=context, seed=seed)
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=weight_decay)
     hist = TrainHistory()
-    with torch.random.fork_rng(devices=[]):
+    device = params[0].device
+    # torch.manual_seed seeds CUDA too: fork the model's CUDA generator as well, so the
+    # caller's RNG state is untouched on every device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         model.train()
         for step in range(steps):

@@ -43,7 +43,9 @@ DYNAMICS_SCORES = (
 class TrainingDynamics:
     """Training callback recording per-sample dynamics at the end of every epoch.
 
-    Use with :func:`netprism.train.fit`; read :attr:`scores_` after training.
+    Use with :func:`netprism.train.fit`; read :attr:`scores_` after training.  Each epoch's
+    values come from an eval-mode pass over the context's scoring data (``fit``'s
+    ``score_data``, else the training set) in index order, stored at each sample's index.
 
     Parameters
     ----------
@@ -70,10 +72,12 @@ class TrainingDynamics:
         self._entropy: torch.Tensor | None = None
         self.seconds_ = 0.0
 
+    needs_index = True  # fit refuses data without a stable sample index
+
     def on_epoch_end(self, ctx: Any, metrics: dict[str, Any]) -> None:
-        """One eval pass over the training tensors; appends this epoch's values."""
+        """One eval pass over the scoring data; appends this epoch's values."""
         start = time.perf_counter()
-        loss, p_y, margin, correct, entropy = self._eval_pass(ctx.model, ctx.x, ctx.y, ctx.device)
+        loss, p_y, margin, correct, entropy = self._eval_pass(ctx)
         self._losses.append(loss)
         self._p_y.append(p_y)
         self._margins.append(margin)
@@ -82,22 +86,25 @@ class TrainingDynamics:
         self.seconds_ += time.perf_counter() - start
 
     @torch.no_grad()
-    def _eval_pass(
-        self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device
-    ) -> tuple[torch.Tensor, ...]:
-        parts = []
-        with eval_mode(model):
-            for start in range(0, len(x), self.batch_size):
-                xb = x[start : start + self.batch_size].to(device)
-                yb = y[start : start + self.batch_size].to(device)
-                logits = model(xb).double()  # (B, K)
+    def _eval_pass(self, ctx: Any) -> tuple[torch.Tensor, ...]:
+        """Stream ``ctx.score_batches`` in index order; each value lands at its sample's
+        dataset index, so memory is O(batch + N) and the loader's order cannot matter."""
+        n = ctx.num_samples
+        cols = [torch.full((n,), float("nan"), dtype=torch.float64) for _ in range(5)]
+        cols[3] = torch.zeros(n, dtype=torch.bool)  # correct
+        with eval_mode(ctx.model):
+            for batch in ctx.score_batches(self.batch_size):
+                xb, yb = batch.x.to(ctx.device), batch.y.to(ctx.device)
+                logits = ctx.output_fn(ctx.model(xb)).double()  # (B, K)
                 log_p = F.log_softmax(logits, dim=1)
                 loss = -log_p.gather(1, yb.unsqueeze(1)).squeeze(1)
                 entropy = -(log_p.exp() * log_p).sum(dim=1)
                 margin = margins_from_logits(logits, yb)
                 correct = logits.argmax(dim=1) == yb
-                parts.append([t.cpu() for t in (loss, (-loss).exp(), margin, correct, entropy)])
-        return tuple(torch.cat(col) for col in zip(*parts))
+                values = (loss, (-loss).exp(), margin, correct, entropy)
+                for col, value in zip(cols, values):
+                    col[batch.index] = value.cpu()
+        return tuple(cols)
 
     @property
     def epochs_(self) -> int:

@@ -20,10 +20,9 @@ from torch import nn
 
 from netprism.core.curvature import CurvatureTracker
 from netprism.core.seed import seed_everything
-from netprism.data.base import as_tensors
 from netprism.io import atomic_write_text
 from netprism.memorization.dynamics import DYNAMICS_SCORES, TrainingDynamics
-from netprism.train import TrainConfig, fit
+from netprism.train import BatchKeys, TrainConfig, fit
 
 CURVATURE_SCORES = ("curvature", "curvature_final", "curvature_sq")
 ALL_METHODS = CURVATURE_SCORES + DYNAMICS_SCORES
@@ -121,6 +120,9 @@ def memorization_scores(
     backend: str = "finite_difference",
     seed: int = 0,
     device: str = "auto",
+    score_data: Any = None,
+    output_fn: Callable[[Any], torch.Tensor] | None = None,
+    batch_keys: BatchKeys | None = None,
 ) -> MemorizationScores:
     """Train once and return each sample's curvature and peer scores.
 
@@ -129,8 +131,11 @@ def memorization_scores(
     model_or_factory : nn.Module or callable
         The model to train (a deep copy is trained; yours is left untouched) or a zero-argument
         factory returning a fresh one (called after seeding with ``seed``).
-    dataset : TensorDataset, Dataset, DataLoader or (x, y) tensors
-        Training data ``x`` (N, ...) and labels ``y`` (N,), possibly noisy.
+    dataset : DataLoader, Dataset, TensorDataset or (x, y) tensors
+        Training data ``x`` (N, ...) and labels ``y`` (N,), possibly noisy, streamed every
+        epoch: a ``DataLoader`` keeps its shuffling, workers and augmentation (``epochs``'
+        ``config.batch_size`` then does not apply).  Scores are keyed by dataset index, never
+        by the order the loader yields samples.
     epochs : int
         Training epochs (ignored when ``config`` is given).
     methods : sequence of str
@@ -143,10 +148,19 @@ def memorization_scores(
         uses ``n_probes=10, h=1e-3`` and scores every epoch.
     seed : int
     device : str
+    score_data : same types as ``dataset``, optional
+        The same samples without random augmentation, index for index: what is scored after
+        each epoch.  Default: ``dataset`` itself (pass this when its transform is random).
+    output_fn : callable, optional
+        Model output -> logits, for models returning something other than a tensor, a
+        tuple, a dict with ``"logits"`` or an object with ``.logits``.
+    batch_keys : BatchKeys, optional
+        Entry names of dict items (see :class:`netprism.train.BatchKeys`).
 
     Returns
     -------
     MemorizationScores
+        Samples the loader never drew (``drop_last=True``, a subset sampler) score NaN.
 
     Examples
     --------
@@ -159,7 +173,6 @@ def memorization_scores(
     unknown = sorted(set(methods) - set(ALL_METHODS))
     if unknown or not methods:
         raise ValueError(f"methods must be a non-empty subset of {ALL_METHODS}, got {unknown}")
-    x, y = as_tensors(dataset)
     config = config or default_config(epochs, seed=seed, device=device)
     seed_everything(config.seed)
     model = (
@@ -183,14 +196,25 @@ def memorization_scores(
         dynamics = TrainingDynamics()
         callbacks.append(dynamics)
     start = time.perf_counter()
-    out = fit(model, (x, y), config, callbacks=callbacks)
+    out = fit(
+        model, dataset, config, callbacks=callbacks, score_data=score_data,
+        output_fn=output_fn, batch_keys=batch_keys,
+    )  # fmt: skip
     total = time.perf_counter() - start
     if not out.history:
         raise ValueError("no epochs were recorded: memorization scores need epochs >= 1")
     scores, per_epoch, seconds = _collect(tracker, dynamics)
+    if out.seen is not None and not bool(out.seen.all()):
+        scores = {k: _missing_as_nan(v, out.seen) for k, v in scores.items()}
     seconds["train"] = total - sum(seconds.values())
     chosen = {name: scores[name] for name in methods}
     return MemorizationScores(chosen, per_epoch, model, out.history, seconds)
+
+
+def _missing_as_nan(score: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+    marked = score.double().clone()
+    marked[~seen] = float("nan")
+    return marked
 
 
 def _collect(

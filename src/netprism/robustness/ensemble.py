@@ -71,8 +71,8 @@ def majority_vote(preds: torch.Tensor, num_classes: int, *, seed: int = 0) -> to
             f"preds must lie in [0, {num_classes}), got [{int(preds.min())}, {int(preds.max())}]"
         )
     M, N = preds.shape
-    votes = torch.zeros(N, num_classes, dtype=torch.long)
-    votes.scatter_add_(1, preds.T, torch.ones(N, M, dtype=torch.long))  # (N, K)
+    votes = torch.zeros(N, num_classes, dtype=torch.long, device=preds.device)
+    votes.scatter_add_(1, preds.T, torch.ones(N, M, dtype=torch.long, device=preds.device))
     top = votes.max(dim=1).values  # (N,)
     tied = votes == top[:, None]  # (N, K)
     out = votes.argmax(dim=1)
@@ -81,7 +81,9 @@ def majority_vote(preds: torch.Tensor, num_classes: int, *, seed: int = 0) -> to
         gen = torch.Generator().manual_seed(seed)
         # eligible[n, m]: member m voted for one of sample n's tied top classes
         eligible = tied.gather(1, preds.T).float()  # (N, M)
-        pick = torch.multinomial(eligible[ambiguous], 1, generator=gen).squeeze(1)
+        # drawn on the CPU generator whatever the device, so ties break the same way everywhere
+        pick = torch.multinomial(eligible[ambiguous].cpu(), 1, generator=gen).squeeze(1)
+        pick = pick.to(preds.device)
         out[ambiguous] = preds.T[ambiguous].gather(1, pick[:, None]).squeeze(1)
     return out
 
@@ -104,9 +106,10 @@ class HardVoteEnsemble(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        preds = self.member_predictions(x)  # (M, N)
-        votes = torch.zeros(x.shape[0], self.num_classes)
-        return votes.scatter_add_(1, preds.T, torch.ones(preds.shape[1], preds.shape[0]))
+        preds = self.member_predictions(x)  # (M, N), on the members' device
+        votes = torch.zeros(x.shape[0], self.num_classes, device=preds.device)
+        ones = torch.ones(preds.shape[1], preds.shape[0], device=preds.device)
+        return votes.scatter_add_(1, preds.T, ones)  # (N, K)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """(N,) hard-vote predictions with the seeded tie rule."""

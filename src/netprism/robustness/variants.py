@@ -181,11 +181,15 @@ def train_variant(
     batch_size: int = 32,
     lr: float | None = None,
     seed: int = 0,
+    device: str | torch.device = "cpu",
 ) -> PreprocessedModel:
-    """Build and fit ``spec`` on ``train = (x (N, ...), y (N,))``; returns it in eval mode.
+    """Build and fit ``spec`` on ``train = (x (N, ...), y (N,))``; returns it in eval mode,
+    on ``device``.
 
     ``lr`` defaults to 0.05 for SGD (momentum 0.9) and 1e-3 for Adam, as in TREND; ``seed``
-    fixes the data order (the initialisation uses ``spec.init_seed``).
+    fixes the data order (the initialisation uses ``spec.init_seed``, on the CPU, so every
+    device starts from the same weights).  ``device`` is where it trains and stays ("auto":
+    CUDA when present); attack it with inputs on that device.
     """
     x, y = train
     model = build_variant(spec, input_shape=tuple(x.shape[1:]), num_classes=num_classes)
@@ -196,7 +200,7 @@ def train_variant(
         optimizer=spec.optimizer,
         weight_decay=5e-4 if spec.optimizer == "sgd" else 0.0,
         seed=seed,
-        device="cpu",
+        device=str(device),
         progress=False,
     )
     fit(model, (x, y), config)

@@ -7,34 +7,70 @@ Methods that watch training (the curvature tracker, AUM, forgetting events) subc
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from netprism.core.dist import block_range
+
 if TYPE_CHECKING:
     from torch import nn
 
     from netprism.train.config import TrainConfig
+    from netprism.train.data import Batch
 
 
 @dataclass
 class TrainContext:
     """What a callback sees: the live model and optimizer, the epoch, the data and history.
 
-    ``x`` (N, ...) and ``y`` (N,) are the training tensors (on CPU); batch indices passed to
-    :meth:`Callback.on_batch_end` index into them.
+    Attributes
+    ----------
+    data : source
+        The training data as the engine streams it (see :mod:`netprism.train.data`).
+    score : source
+        The data per-sample methods score after an epoch: ``fit``'s ``score_data``, else
+        the training data; read it with :meth:`score_batches` (index order, un-shuffled).
+    num_samples : int or None
+        ``N``, the size of the training set (``None`` for an ``IterableDataset``).
+    seen : BoolTensor (N,) or None
+        Which samples training has drawn so far (``drop_last`` or a sampler may skip some).
+    output_fn : callable
+        Model output -> logits ``(B, K)``.
     """
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
     config: TrainConfig
     device: torch.device
-    x: torch.Tensor
-    y: torch.Tensor
+    data: Any
+    score: Any
+    output_fn: Callable[[Any], torch.Tensor]
+    num_samples: int | None = None
+    seen: torch.Tensor | None = None
     epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     stop: bool = False
+    rank: int = 0
+    world_size: int = 1
+
+    def score_batches(self, batch_size: int, *, shard: bool = False) -> Iterator[Any]:
+        """Every sample of :attr:`score` once, in index order, as batches on the CPU.
+
+        ``shard=True`` in a distributed fit yields only this rank's contiguous block of
+        whole batches (the blocks of all ranks together cover the set once).
+        """
+        if self.num_samples is None:
+            raise ValueError(
+                "per-sample scoring needs a map-style dataset with a stable index; an "
+                "IterableDataset has none"
+            )
+        first, stop = 0, self.num_samples
+        if shard and self.world_size > 1:
+            first, stop = block_range(self.num_samples, batch_size, self.rank, self.world_size)
+        return self.score.ordered(batch_size, first, stop)
 
 
 @dataclass
@@ -43,22 +79,39 @@ class BatchOutput:
 
     Attributes
     ----------
-    index : LongTensor (B,)
-        Positions of the batch's samples in the training set.
+    index : LongTensor (B,) or None
+        Dataset indices of the batch's samples (``None`` for an ``IterableDataset``).
     logits : Tensor (B, K)
-    y : LongTensor (B,)
+    y : Tensor (B,)
+        Labels (or what a batch hook replaced them with).
     loss : Tensor (B,)
         Per-sample losses (before the mean that was back-propagated).
     """
 
-    index: torch.Tensor
+    index: torch.Tensor | None
     logits: torch.Tensor
     y: torch.Tensor
     loss: torch.Tensor
 
 
 class Callback:
-    """Base class; override what you need.  All hooks receive the :class:`TrainContext`."""
+    """Base class; override what you need.  Every hook receives the :class:`TrainContext`.
+
+    Order within one training step::
+
+        batch = on_batch_start(ctx, batch) or batch     # may replace the batch (mixup)
+        output = model(batch.x); losses = loss_fn(output, batch)       # (B,)
+        loss = losses.mean() + sum(penalty(ctx, batch) for each callback)
+        loss.backward(); on_after_backward(ctx, batch)  # may edit .grad (projection)
+        clip; optimizer.step(); on_after_step(ctx, batch)               # may edit weights
+        on_batch_end(ctx, BatchOutput)                  # records (index, logits, losses)
+
+    Hooks are looked up by name, so a plain object defining only some of them works too.
+    Set ``needs_index = True`` on a callback that keeps per-sample records: ``fit`` then
+    refuses data without a stable sample index (an ``IterableDataset``).
+    """
+
+    needs_index: bool = False
 
     def on_fit_start(self, ctx: TrainContext) -> None:
         """Before the first epoch (also after a resume)."""
@@ -66,8 +119,23 @@ class Callback:
     def on_epoch_start(self, ctx: TrainContext) -> None:
         """Before each epoch; ``ctx.epoch`` is the 0-based epoch about to run."""
 
+    def on_batch_start(self, ctx: TrainContext, batch: Batch) -> Batch | None:
+        """Before the forward pass (batch already on ``ctx.device``); return a replacement
+        batch or ``None`` to keep it."""
+        return None
+
+    def penalty(self, ctx: TrainContext, batch: Batch) -> torch.Tensor | None:
+        """A scalar added to the batch's mean loss before ``backward`` (e.g. EWC, D.U.B.)."""
+        return None
+
+    def on_after_backward(self, ctx: TrainContext, batch: Batch) -> None:
+        """After ``backward``, before clipping and the optimizer step; may edit ``.grad``."""
+
+    def on_after_step(self, ctx: TrainContext, batch: Batch) -> None:
+        """Right after ``optimizer.step()``; may edit the weights (e.g. re-apply a mask)."""
+
     def on_batch_end(self, ctx: TrainContext, batch: BatchOutput) -> None:
-        """After each optimizer step."""
+        """After each optimizer step, with the step's detached outputs."""
 
     def on_epoch_end(self, ctx: TrainContext, metrics: dict[str, Any]) -> None:
         """After each epoch, before the checkpoint is written; ``metrics`` may be extended."""

@@ -2,13 +2,18 @@
 
 Layout in ``checkpoint_dir``: ``epoch_0003.safetensors`` (model weights under ``model.``,
 optimizer tensors under ``optim.``, RNG state, callback tensors) and ``epoch_0003.json``
-(config, epoch, history, optimizer hyper-parameters, the safetensors file's SHA-256).  The JSON
-is written last and is the commit marker: a checkpoint counts only when its JSON exists and
-the hash matches, so a kill during a save never yields a half-written checkpoint.
+(config, epoch, history, optimizer hyper-parameters, the safetensors file's SHA-256 under
+``sha256`` and, under ``meta_sha256``, the SHA-256 of the JSON's own canonical form without that
+key).  The JSON is written last and is the commit marker: a checkpoint counts only when its
+JSON exists and both hashes match, so a kill during a save never yields a half-written
+checkpoint and an edited JSON (a changed ``lr``, a rewritten history) is not trusted.
 
-A corrupted or truncated checkpoint (hash mismatch, bad JSON, unparsable tensors) is skipped
-with a warning for the previous one; if checkpoint files exist but none is valid,
-:func:`latest_checkpoint` raises :class:`CheckpointError` rather than silently starting afresh.
+A corrupted, truncated or edited checkpoint (hash mismatch, bad JSON, unparsable tensors, an
+``epoch`` that is not the one in its file name) is skipped with a warning for the previous one;
+if checkpoint files exist but none is valid, :func:`latest_checkpoint` raises
+:class:`CheckpointError` rather than silently starting afresh.  Checkpoints written before
+``meta_sha256`` existed count as invalid too (their JSON cannot be verified): delete them to
+start afresh.
 """
 
 from __future__ import annotations
@@ -33,7 +38,13 @@ KEEP_LAST = 2
 
 
 class CheckpointError(ValueError):
-    """Checkpoint files exist but none of them is valid (also a ``ValueError``)."""
+    """Checkpoint files exist but none of them is valid, or a needed one is missing
+    (also a ``ValueError``)."""
+
+
+def checkpoint_file(directory: Path, epoch: int) -> Path:
+    """The JSON (commit marker) of checkpoint ``epoch`` in ``directory``."""
+    return directory / f"epoch_{epoch:04d}.json"
 
 
 def save_checkpoint(
@@ -41,18 +52,23 @@ def save_checkpoint(
 ) -> Path:
     """Write checkpoint ``epoch`` (tensors + JSON meta) and prune all but the newest two.
 
+    Checkpoints numbered above ``epoch`` are removed once this one is committed: they belong
+    to an abandoned run (one restarted at epoch 0 with ``resume="weights-only"``), and left in
+    place they would pass for the newest checkpoint of this one.
+
     Raises
     ------
     OSError
         The folder is not writable or the disk is full; the message names the checkpoint and
         says that the previous checkpoints were left intact (nothing is pruned on failure).
     """
-    stem = directory / f"epoch_{epoch:04d}"
+    stem = checkpoint_file(directory, epoch).with_suffix("")
     flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     try:
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write(stem.with_suffix(".safetensors"), lambda tmp: save_file(flat, str(tmp)))
         meta = {**meta, "epoch": epoch, "sha256": _sha256(stem.with_suffix(".safetensors"))}
+        meta["meta_sha256"] = meta_digest(meta)
         atomic_write_text(stem.with_suffix(".json"), json.dumps(meta, indent=1))
     except OSError as e:
         raise OSError(
@@ -60,6 +76,7 @@ def save_checkpoint(
             f"cannot save checkpoint {stem.name} in {directory}: {e.strerror or e}; "
             f"earlier checkpoints there are intact",
         ) from e
+    _drop_later(directory, epoch)
     _prune(directory)
     return stem.with_suffix(".json")
 
@@ -67,11 +84,12 @@ def save_checkpoint(
 def latest_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
     """Load the newest valid checkpoint in ``directory`` or return ``None`` if there is none.
 
-    A checkpoint whose JSON is unreadable, or whose tensors are missing, fail the SHA-256
-    check or do not parse as safetensors, is skipped with a ``RuntimeWarning`` naming the file
-    and the problem, and the previous one is tried (a kill can only ever leave the newest one
-    incomplete, and its predecessor is still on disk).  Nothing here unpickles: tensors are
-    read with safetensors and the rest is JSON.
+    A checkpoint whose JSON is unreadable, fails its ``meta_sha256`` check (edited, or
+    written before that field existed) or names another epoch than its file, or whose tensors
+    are missing, fail the SHA-256 check or do not parse as safetensors, is skipped with a
+    ``RuntimeWarning`` naming the file and the problem, and the previous one is tried (a kill
+    can only ever leave the newest one incomplete, and its predecessor is still on disk).
+    Nothing here unpickles: tensors are read with safetensors and the rest is JSON.
 
     Raises
     ------
@@ -107,6 +125,14 @@ def _load_one(json_path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]
         raise ValueError(f"{json_path}: expected a JSON object with a 'sha256' string")
     if not isinstance(meta.get("epoch"), int) or isinstance(meta["epoch"], bool):
         raise ValueError(f"{json_path}: expected an integer 'epoch', got {meta.get('epoch')!r}")
+    if "meta_sha256" in meta:  # an edited JSON is reported as such, before its tensors
+        _check_meta_digest(json_path, meta)
+    named = _number(json_path)
+    if meta["epoch"] != named:
+        raise ValueError(
+            f"{json_path}: records epoch {meta['epoch']}, expected {named} as in its file name "
+            f"(renamed checkpoint files?)"
+        )
     try:
         digest = _sha256(tensor_path)
     except OSError as err:
@@ -120,13 +146,56 @@ def _load_one(json_path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]
         tensors = load_file(str(tensor_path))
     except (SafetensorError, OSError, ValueError) as err:
         raise ValueError(f"{tensor_path}: not a valid safetensors file ({err})") from err
+    if "meta_sha256" not in meta:
+        _check_meta_digest(json_path, meta)  # refuses: a JSON that cannot be verified
     return tensors, meta
+
+
+def meta_digest(meta: dict[str, Any]) -> str:
+    """SHA-256 of ``meta`` without its ``meta_sha256`` key, as canonical JSON.
+
+    The meta is first taken through JSON once, so the digest of what is written equals the
+    digest of what is read back (int dict keys become strings, tuples lists), then dumped with
+    sorted keys and no whitespace.
+    """
+    body = json.loads(json.dumps({k: v for k, v in meta.items() if k != "meta_sha256"}))
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def _check_meta_digest(json_path: Path, meta: dict[str, Any]) -> None:
+    recorded = meta.get("meta_sha256")
+    if not isinstance(recorded, str):
+        raise ValueError(
+            f"{json_path}: no 'meta_sha256' string, so the JSON cannot be verified (written by "
+            f"an older netprism, or edited); delete the checkpoint to start afresh"
+        )
+    digest = meta_digest(meta)
+    if digest != recorded:
+        raise ValueError(
+            f"{json_path}: JSON content SHA-256 {digest[:12]}... does not match its "
+            f"'meta_sha256' {recorded[:12]!r}... (the JSON was edited or corrupted)"
+        )
 
 
 def _checkpoints(directory: Path) -> list[Path]:
     """Checkpoint JSON files, oldest epoch first (by number: epoch_10000 after epoch_9999)."""
-    found = [(m, p) for p in directory.iterdir() if (m := _NAME.match(p.name))]
-    return [p for m, p in sorted(found, key=lambda mp: int(mp[0].group(1)))]
+    return sorted((p for p in directory.iterdir() if _NAME.match(p.name)), key=_number)
+
+
+def _number(json_path: Path) -> int:
+    """The epoch in a checkpoint's file name (``epoch_0003.json`` -> 3)."""
+    match = _NAME.match(json_path.name)
+    assert match is not None, json_path
+    return int(match.group(1))
+
+
+def _drop_later(directory: Path, epoch: int) -> None:
+    """Remove checkpoints numbered above ``epoch``: an abandoned run's (see save_checkpoint)."""
+    for json_path in _checkpoints(directory):
+        if _number(json_path) > epoch:
+            json_path.unlink(missing_ok=True)  # the commit marker first
+            json_path.with_suffix(".safetensors").unlink(missing_ok=True)
 
 
 def _prune(directory: Path) -> None:

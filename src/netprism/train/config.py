@@ -9,6 +9,10 @@ from typing import Any
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("none", "cosine", "step")
+RESUME_MODES = (False, True, "weights-only")
+# Fields that do not change what is trained (where, how loudly, where it is saved); every
+# other field defines the run and must match a checkpoint's for ``resume=True``.
+NOT_RUN_FIELDS = ("device", "checkpoint_dir", "resume", "progress")
 
 
 @dataclass(frozen=True)
@@ -30,8 +34,16 @@ class TrainConfig:
         "auto" picks CUDA when present.
     checkpoint_dir : str or None
         Where to write a checkpoint after every epoch (safetensors + JSON).
-    resume : bool
-        Continue from the newest valid checkpoint in ``checkpoint_dir`` if there is one.
+    resume : {False, True, "weights-only"}
+        ``True``: continue from the newest valid checkpoint in ``checkpoint_dir`` if there is
+        one (none: start afresh), restoring weights, optimizer, schedule, RNG, callbacks and
+        history.  The checkpoint must belong to this run: the same model architecture,
+        optimizer and run-defining fields (:meth:`run_fields`: lr, epochs, seed, batch size,
+        ...); otherwise :class:`~netprism.train.ResumeMismatchError` names what differs.
+        ``"weights-only"``: a deliberate change of run; load only the model weights of the
+        newest checkpoint (same architecture required) and train from epoch 0 with a fresh
+        optimizer and empty history; the new run's first checkpoint replaces the old ones,
+        and a kill after it is continued with ``resume=True``.  Needs ``checkpoint_dir``.
     progress : bool
         Show a tqdm bar over epochs.
     max_grad_norm : float or None
@@ -49,7 +61,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     checkpoint_dir: str | None = None
-    resume: bool = False
+    resume: bool | str = False
     progress: bool = True
     max_grad_norm: float | None = None
 
@@ -66,11 +78,17 @@ class TrainConfig:
             raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing!r}")
+        if not (isinstance(self.resume, bool) or self.resume == "weights-only"):
+            raise ValueError(f"resume must be one of {RESUME_MODES}, got {self.resume!r}")
         if self.resume and self.checkpoint_dir is None:
-            raise ValueError("resume=True needs checkpoint_dir to be set")
+            raise ValueError(f"resume={self.resume!r} needs checkpoint_dir to be set")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def run_fields(self) -> dict[str, Any]:
+        """The fields that define the run (all but :data:`NOT_RUN_FIELDS`), by name."""
+        return {k: v for k, v in self.to_dict().items() if k not in NOT_RUN_FIELDS}
 
     @property
     def checkpoint_path(self) -> Path | None:

@@ -13,8 +13,9 @@ Design
   the caller did.  ``fit`` leaves it up between calls so later fits and the distributed lenses
   reuse it.  Worker processes of a ``multiprocessing`` pool inherit torchrun's environment but
   are not ranks; they never join.
-- **Sampler.**  Every rank computes the same permutation (``epoch_order(N, seed, epoch)``) and
-  cuts it into the same global batches of ``config.batch_size``.  Within each global batch,
+- **Sampler.**  Rank 0's plan of the epoch (the global batches of dataset indices: the
+  user's ``DataLoader`` sampler, or ``epoch_order(N, seed, epoch)`` cut into batches of
+  ``config.batch_size``) is sent to every rank.  Within each global batch,
   rank ``k`` takes positions ``k, k + W, ...`` (strided, as ``DistributedSampler``), so the
   *global* batch equals the single-process batch and each rank holds ``batch_size / W``
   samples (``batch_size`` must be divisible by ``W``).  A short last batch is padded to a
@@ -37,13 +38,11 @@ import atexit
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -59,7 +58,6 @@ from netprism.core.dist import (
 from netprism.train.callbacks import BatchOutput, TrainContext
 
 __all__ = [
-    "DistTrainContext",
     "init_from_env",
     "is_main_process",
     "launched_by_torchrun",
@@ -68,15 +66,6 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT = timedelta(minutes=30)
-
-
-@dataclass
-class DistTrainContext(TrainContext):
-    """:class:`TrainContext` of a distributed fit: ``model`` is the unwrapped module, ``x``
-    and ``y`` the whole training set (every rank holds it)."""
-
-    rank: int = 0
-    world_size: int = 1
 
 
 def launched_by_torchrun() -> bool:
@@ -204,40 +193,58 @@ def check_same_epoch(epoch: int) -> None:
         )
 
 
+def check_can_shard(source: Any, batch_size: int, world_size: int) -> None:
+    """Refuse data that cannot be sharded; ``batch_size`` must split evenly over the ranks
+    for data that ``fit`` batches itself (a ``DataLoader``'s own batches are padded)."""
+    if source.iterable:
+        raise ValueError(
+            "distributed training shards samples by index: an IterableDataset has none; "
+            "pass a map-style Dataset or a DataLoader over one"
+        )
+    if getattr(source, "user_loader", None) is None:
+        local_batch_size(batch_size, world_size)
+
+
 def run_epoch(
-    ctx: DistTrainContext,
+    ctx: TrainContext,
     ddp: DistributedDataParallel,
-    order: torch.Tensor,
+    plan: list[torch.Tensor],
     callbacks: Sequence[Any],
-    call: Callable[..., None],
-) -> tuple[float, int]:
-    """One sharded epoch over ``order`` (N,); returns the summed loss and correct count of
-    the whole epoch (equal on every rank)."""
-    cfg, world, rank = ctx.config, ctx.world_size, ctx.rank
-    local_batch_size(cfg.batch_size, world)
-    ddp.train()
-    total_loss, correct = 0.0, 0
-    for index in order.split(cfg.batch_size):  # the single-process global batch (r,)
+    loss_fn: Any,
+    checks: Any,
+) -> tuple[float, int, int]:
+    """One sharded epoch over ``plan`` (global batches of dataset indices); returns the
+    summed loss, correct count and sample count of the whole epoch (equal on every rank)."""
+    from netprism.train.step import call_hooks, train_step  # step imports callbacks only
+
+    world, rank = ctx.world_size, ctx.rank
+    plan = [torch.as_tensor(b, dtype=torch.long) for b in all_gather_object(plan)[0]]
+    shares = []
+    for index in plan:  # the single-process global batch (r,)
         r = len(index)
         padded = torch.cat([index, index[torch.arange((-r) % world) % r]])  # (ceil(r/W)*W,)
         weight = (torch.arange(len(padded)) < r).float()
-        mine = padded[rank::world]  # (b,): strided like DistributedSampler
-        xb, yb = ctx.x[mine].to(ctx.device), ctx.y[mine].to(ctx.device)
-        logits = ddp(xb)  # (b, K)
-        losses = F.cross_entropy(
-            logits, yb, reduction="none", label_smoothing=cfg.label_smoothing
-        )  # (b,)
-        ctx.optimizer.zero_grad(set_to_none=True)
+        shares.append((index, weight[rank::world], padded[rank::world]))  # strided
+    ddp.train()
+    total_loss, correct, count = 0.0, 0, 0
+    batches = ctx.data.load([mine for _, _, mine in shares])
+    for (index, weight, _), batch in zip(shares, batches):
+        r = len(index)
+        batch = batch.to(ctx.device)
         # DDP averages gradients over W ranks: scaling by W / r makes that average the mean
         # over the r real samples, as the single-process loss.mean().
-        ((losses * weight[rank::world].to(ctx.device)).sum() * (world / r)).backward()
-        if cfg.max_grad_norm is not None:  # gradients are already all-reduced here
-            nn.utils.clip_grad_norm_(ctx.model.parameters(), cfg.max_grad_norm)
-        ctx.optimizer.step()
-        both = torch.cat([logits.detach(), losses.detach().unsqueeze(1)], dim=1)  # (b, K+1)
-        full = gather_strided(both, r)  # (r, K+1) in global-batch order
-        out = BatchOutput(index, full[:, :-1], ctx.y[index].to(ctx.device), full[:, -1])
-        call(callbacks, "on_batch_end", ctx, out)
+        out = train_step(
+            ctx, ddp, batch, callbacks, loss_fn, checks,
+            weight=weight.to(ctx.device), scale=world / r,
+        )  # fmt: skip
+        cols = [out.logits, out.loss.unsqueeze(1), out.y.unsqueeze(1).to(out.logits.dtype)]
+        full = gather_strided(torch.cat(cols, dim=1), r)  # (r, K+2) in global-batch order
+        y = full[:, -1].round().long()
+        out = BatchOutput(index, full[:, :-2], y, full[:, -2])
+        call_hooks(callbacks, "on_batch_end", ctx, out)
         total_loss += float(out.loss.sum())
         correct += int((out.logits.argmax(dim=1) == out.y).sum())
-    return total_loss, correct
+        count += r
+        if ctx.seen is not None:
+            ctx.seen[index] = True
+    return total_loss, correct, count

@@ -1,8 +1,12 @@
-"""One fit/evaluate loop for every method: seeds, device, progress, callbacks, checkpoints.
+"""The training engine: every model in netprism is trained by :func:`fit`.
 
-Training data is held as tensors and batched by index (a fresh generator per epoch seeded by
-``(seed, epoch)``), so the sample order of epoch ``e`` is the same whether or not the run was
-interrupted, and callbacks receive each batch's dataset indices.
+``fit`` streams the training data every epoch (a ``DataLoader`` with the user's shuffling,
+workers, ``pin_memory`` and random augmentation; in-memory tensors are sliced by index, the
+fast path), and every batch carries its samples' dataset indices, so per-sample records land
+at the right sample whatever the order (:mod:`netprism.train.data`).  Methods plug in through
+``loss_fn``, ``output_fn`` and the callback hooks (``on_batch_start``, ``penalty``,
+``on_after_backward``, ``on_after_step``, ...; see :class:`~netprism.train.Callback`) instead
+of copying the loop.  Device, seeds, progress, checkpoints and resume are handled here.
 
 Under ``torchrun`` the same loop trains with DistributedDataParallel; the sharding, batch and
 checkpoint rules are in :mod:`netprism.train.distributed`.
@@ -13,7 +17,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -23,30 +28,34 @@ from tqdm.auto import tqdm
 
 from netprism.core.dist import all_reduce_sum, block_range, rank_world
 from netprism.core.dist import resolve as resolve_distributed
+from netprism.core.outputs import OutputFn, as_logits
 from netprism.core.seed import seed_everything
-from netprism.core.validation import check_finite
-from netprism.data.base import as_tensors
 from netprism.io import ensure_writable_dir
 from netprism.train import distributed as dist_train
-from netprism.train.callbacks import BatchOutput, TrainContext
-from netprism.train.checkpoint import (
-    latest_checkpoint,
-    optimizer_from_flat,
-    optimizer_to_flat,
-    rng_from_flat,
-    rng_to_flat,
-    save_checkpoint,
-)
+from netprism.train.callbacks import TrainContext
 from netprism.train.config import TrainConfig
+from netprism.train.data import BatchKeys, Order, Source, epoch_order, make_source
 from netprism.train.device import resolve_device
+from netprism.train.resume import maybe_resume as _maybe_resume
+from netprism.train.resume import save as _save
+from netprism.train.step import BatchChecks, LossFn, call_hooks, train_step
+
+__all__ = ["FitResult", "epoch_order", "evaluate", "fit", "make_optimizer", "make_scheduler"]
+
+SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
 
 
 @dataclasses.dataclass
 class FitResult:
-    """What :func:`fit` returns: per-epoch metrics and the last epoch's."""
+    """What :func:`fit` returns: per-epoch metrics, the last epoch's, and coverage.
+
+    ``seen`` (N,) bool marks the samples training drew at least once (``None`` for an
+    ``IterableDataset``); ``drop_last`` or a subset sampler leaves some ``False``.
+    """
 
     history: list[dict[str, float]]
     resumed_from: int | None = None
+    seen: torch.Tensor | None = None
 
     @property
     def final(self) -> dict[str, float]:
@@ -63,33 +72,64 @@ def fit(
     *,
     val: Any = None,
     callbacks: Sequence[Any] = (),
+    loss_fn: LossFn | None = None,
+    output_fn: OutputFn | None = None,
+    score_data: Any = None,
+    batch_keys: BatchKeys | None = None,
+    order: Order | None = None,
+    scheduler: SchedulerFactory | None = None,
+    reseed: bool = True,
     distributed: bool | None = None,
 ) -> FitResult:
-    """Train ``model`` on ``train`` with cross-entropy.
+    """Train ``model`` on ``train`` (cross-entropy unless ``loss_fn`` says otherwise).
 
     Parameters
     ----------
     model : nn.Module
-        Maps a batch ``(B, *input_shape)`` to logits ``(B, K)``; trained in place.
-    train : TensorDataset, Dataset, DataLoader or (x, y) tensors
-        Training data; held in memory as tensors ``x`` (N, ...) and ``y`` (N,).
+        Maps a batch ``(B, *input_shape)`` to logits ``(B, K)``, or to a tuple (logits first),
+        a dict with ``"logits"`` or an object with ``.logits``; trained in place.
+    train : DataLoader, Dataset, IterableDataset, TensorDataset or (x, y) tensors
+        Streamed every epoch.  A ``DataLoader`` keeps its sampler (shuffling), batch size,
+        workers, collate function and ``pin_memory``; any other data is batched by
+        ``config.batch_size`` in the order ``order(epoch)`` (default
+        :func:`~netprism.train.data.epoch_order`).  Items are ``(x, y)``, ``(x, y, index)``
+        or dicts (``batch_keys``).
     config : TrainConfig, optional
     val : same types as ``train``, optional
         Evaluated after every epoch (``val_loss``, ``val_accuracy`` in the history).
     callbacks : sequence of Callback
         Objects with any of the :class:`~netprism.train.Callback` hooks.
+    loss_fn : callable, optional
+        ``loss_fn(output, batch) -> (B,)`` per-sample losses from the model's raw output and
+        the :class:`~netprism.train.data.Batch`; default cross-entropy on the logits.
+    output_fn : callable, optional
+        Model output -> logits ``(B, K)`` (metrics, callbacks); default
+        :func:`~netprism.core.outputs.as_logits`.
+    score_data : same types as ``train``, optional
+        What per-sample callbacks score after each epoch, in index order: e.g. the same
+        dataset without random augmentation.  Default: the training data itself.
+    batch_keys : BatchKeys, optional
+        Names of the input/label/index entries of dict items.
+    order : callable, optional
+        ``order(epoch) -> (N,)`` permutation for data that is not a ``DataLoader``.
+    scheduler : callable, optional
+        ``scheduler(optimizer) -> LRScheduler`` stepped once per epoch, replacing
+        ``config.scheduler``.
+    reseed : bool
+        Seed the global RNGs with ``config.seed`` first (``False``: continue the caller's
+        random stream, e.g. one stream across several fits).
     distributed : bool, optional
         ``None`` (default): train with DistributedDataParallel when launched by torchrun
         (the process group is started if needed) or when a multi-rank process group is
         already up; ``False``: train on this process alone even then; ``True``: require it.
-        Distributed, ``config.batch_size`` is the global batch (``batch_size / world_size``
-        per rank), every rank returns the same history, and only rank 0 writes checkpoints
-        and shows progress (see :mod:`netprism.train.distributed`).
+        Distributed, the global batch is split over the ranks (see
+        :mod:`netprism.train.distributed`).
 
     Returns
     -------
     FitResult
-        ``history[e]`` holds ``epoch``, ``loss``, ``accuracy``, ``lr`` (+ validation).
+        ``history[e]`` holds ``epoch``, ``loss``, ``accuracy``, ``lr`` (+ validation);
+        ``seen`` marks the samples that were trained on.
 
     Examples
     --------
@@ -102,57 +142,65 @@ def fit(
     config = config or TrainConfig()
     if config.checkpoint_path is not None:  # an unusable folder fails before any work
         ensure_writable_dir(config.checkpoint_path)
-    x, y = _checked_tensors(train, "train")
-    val_xy = None if val is None else _checked_tensors(val, "val")
+    keys = batch_keys or BatchKeys()
+    source = make_source(
+        train, batch_size=config.batch_size, seed=config.seed, order=order, keys=keys, name="train"
+    )
+    score = _score_source(source, score_data, config, keys)
+    val_source = None if val is None else make_source(val, keys=keys, name="val")
+    _check_index_needs(source, callbacks)
     parallel = dist_train.use_distributed(distributed)
     rank, world = rank_world() if parallel else (0, 1)
     if parallel:
-        dist_train.local_batch_size(config.batch_size, world)  # fail before any work
+        dist_train.check_can_shard(source, config.batch_size, world)  # fail before any work
         dist_train.check_same_checkpointing(config.checkpoint_path is not None)
-    seed_everything(config.seed)
+    if reseed:
+        seed_everything(config.seed)
     device = resolve_device(config.device)
     device = dist_train.rank_device(device) if parallel else device
     model.to(device)
     optimizer = make_optimizer(model, config)
-    scheduler = make_scheduler(optimizer, config)
-    ctx = (
-        dist_train.DistTrainContext(
-            model, optimizer, config, device, x, y, rank=rank, world_size=world
-        )
-        if parallel
-        else TrainContext(model, optimizer, config, device, x, y)
-    )
-    resumed = _maybe_resume(ctx, scheduler, callbacks) if config.resume else None
+    sched = scheduler(optimizer) if scheduler is not None else make_scheduler(optimizer, config)
+    n = source.num_samples
+    ctx = TrainContext(
+        model, optimizer, config, device, source, score, output_fn or as_logits,
+        num_samples=n, seen=None if n is None else torch.zeros(n, dtype=torch.bool),
+        rank=rank, world_size=world,
+    )  # fmt: skip
+    resumed = _maybe_resume(ctx, sched, callbacks) if config.resume else None
     ddp = None
     if parallel:
         dist_train.check_same_epoch(ctx.epoch)
         ddp = dist_train.wrap(model, device)  # after resume: rank 0's weights are broadcast
-    _call(callbacks, "on_fit_start", ctx)
-    epochs = range(ctx.epoch, config.epochs)
+    call_hooks(callbacks, "on_fit_start", ctx)
     quiet = not config.progress or rank != 0
-    bar = tqdm(epochs, desc="fit", unit="epoch", disable=quiet, leave=False)
+    bar = tqdm(
+        range(ctx.epoch, config.epochs), desc="fit", unit="epoch", disable=quiet, leave=False
+    )
+    checks = BatchChecks(model)
+    ran = 0
     for epoch in bar:
         ctx.epoch = epoch
-        metrics = _run_epoch(ctx, callbacks, ddp)
+        metrics = _run_epoch(ctx, callbacks, loss_fn, checks, ddp)
+        checks.active, ran = False, ran + 1
         metrics["lr"] = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        if val_xy is not None:
-            batch = max(256, config.batch_size)
-            ev = evaluate(model, val_xy, batch_size=batch, device=device, distributed=parallel)
+        sched.step()
+        if val_source is not None:
+            ev = evaluate(
+                model, val_source, batch_size=max(256, config.batch_size), device=device,
+                distributed=parallel, output_fn=output_fn,
+            )  # fmt: skip
             metrics.update(val_loss=ev["loss"], val_accuracy=ev["accuracy"])
-        _call(callbacks, "on_epoch_end", ctx, metrics)
+        call_hooks(callbacks, "on_epoch_end", ctx, metrics)
         ctx.history.append(metrics)
         bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['accuracy']:.3f}")
-        if config.checkpoint_path is not None:
-            if parallel:  # rank 0 writes; every rank learns whether it worked
-                save = functools.partial(_save, ctx, scheduler, callbacks)
-                dist_train.save_on_rank0(save, config.checkpoint_path)
-            else:
-                _save(ctx, scheduler, callbacks)
+        _checkpoint(ctx, sched, callbacks, parallel)
         if ctx.stop:
             break
-    _call(callbacks, "on_fit_end", ctx)
-    return FitResult(ctx.history, resumed)
+    call_hooks(callbacks, "on_fit_end", ctx)
+    if ran:
+        _warn_unseen(ctx)
+    return FitResult(ctx.history, resumed, ctx.seen)
 
 
 @torch.no_grad()
@@ -163,40 +211,51 @@ def evaluate(
     batch_size: int = 512,
     device: str | torch.device = "auto",
     distributed: bool | None = None,
+    output_fn: OutputFn | None = None,
+    batch_keys: BatchKeys | None = None,
 ) -> dict[str, float]:
-    """Mean cross-entropy and accuracy of ``model`` on ``data``.
+    """Mean cross-entropy and accuracy of ``model`` on ``data`` (streamed in index order).
 
     Parameters
     ----------
+    data : same types as :func:`fit`'s ``train``
     distributed : bool, optional
         ``None``: when a multi-rank process group is up, each rank scores a contiguous
         shard and the sums are all-reduced (every rank must hold the same model and data);
         ``False``: score everything here.
+    output_fn : callable, optional
+        Model output -> logits (default :func:`~netprism.core.outputs.as_logits`).
 
     Returns
     -------
     dict
         ``{"loss": float, "accuracy": float, "n": int}``.
     """
-    x, y = _checked_tensors(data, "data")
+    source = data if _is_source(data) else make_source(data, keys=batch_keys, name="data")
     dev = resolve_device(device)
-    parallel = resolve_distributed(distributed)
-    first, stop = block_range(len(y), batch_size, *rank_world()) if parallel else (0, len(y))
+    parallel = resolve_distributed(distributed) and source.num_samples is not None
+    n_all = source.num_samples
+    first, stop = (0, n_all)
+    if parallel:
+        assert n_all is not None
+        first, stop = block_range(n_all, batch_size, *rank_world())
+    to_logits = output_fn or as_logits
     was_training = model.training
     model.eval().to(dev)
-    total_loss, correct = 0.0, 0
-    for start in range(first, stop, batch_size):
-        end = min(start + batch_size, stop)
-        xb, yb = x[start:end].to(dev), y[start:end].to(dev)
-        logits = model(xb)
-        total_loss += float(F.cross_entropy(logits, yb, reduction="sum"))
-        correct += int((logits.argmax(dim=1) == yb).sum())
+    total_loss, correct, count = 0.0, 0, 0
+    for batch in source.ordered(batch_size, first, stop):
+        batch = batch.to(dev)
+        logits = to_logits(model(batch.x))
+        total_loss += float(F.cross_entropy(logits, batch.y, reduction="sum"))
+        correct += int((logits.argmax(dim=1) == batch.y).sum())
+        count += len(batch.y)
     model.train(was_training)
     if parallel:
         sums = all_reduce_sum(torch.tensor([total_loss, float(correct)], dtype=torch.float64))
-        total_loss, correct = float(sums[0]), int(sums[1])
-    n = len(y)
-    return {"loss": total_loss / n, "accuracy": correct / n, "n": n}
+        total_loss, correct, count = float(sums[0]), int(sums[1]), int(n_all)  # type: ignore[arg-type]
+    if count == 0:
+        raise ValueError("data is empty: expected at least one sample")
+    return {"loss": total_loss / count, "accuracy": correct / count, "n": count}
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -224,111 +283,98 @@ def make_scheduler(
     return sched.LambdaLR(optimizer, lambda _: 1.0)
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The sample order of ``epoch``: a permutation depending only on ``(seed, epoch)``."""
-    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    return torch.randperm(n, generator=gen)
-
-
-def _run_epoch(ctx: TrainContext, callbacks: Sequence[Any], ddp: Any = None) -> dict[str, float]:
-    _call(callbacks, "on_epoch_start", ctx)
-    model, opt, cfg = ctx.model, ctx.optimizer, ctx.config
-    order = epoch_order(len(ctx.y), cfg.seed, ctx.epoch)
+def _run_epoch(
+    ctx: TrainContext,
+    callbacks: Sequence[Any],
+    loss_fn: LossFn | None,
+    checks: BatchChecks,
+    ddp: Any = None,
+) -> dict[str, float]:
+    call_hooks(callbacks, "on_epoch_start", ctx)
+    plan = ctx.data.plan(ctx.epoch)
     if ddp is not None:
-        assert isinstance(ctx, dist_train.DistTrainContext)
-        total_loss, correct = dist_train.run_epoch(ctx, ddp, order, callbacks, _call)
-        return _epoch_metrics(ctx, total_loss, correct)
-    model.train()
-    total_loss, correct = 0.0, 0
-    for index in order.split(cfg.batch_size):
-        xb, yb = ctx.x[index].to(ctx.device), ctx.y[index].to(ctx.device)
-        logits = model(xb)  # (B, K)
-        losses = F.cross_entropy(
-            logits, yb, reduction="none", label_smoothing=cfg.label_smoothing
-        )  # (B,)
-        opt.zero_grad(set_to_none=True)
-        losses.mean().backward()
-        if cfg.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-        opt.step()
-        out = BatchOutput(index, logits.detach(), yb, losses.detach())
-        _call(callbacks, "on_batch_end", ctx, out)
-        total_loss += float(out.loss.sum())
-        correct += int((out.logits.argmax(dim=1) == yb).sum())
-    return _epoch_metrics(ctx, total_loss, correct)
+        sums = dist_train.run_epoch(ctx, ddp, plan, callbacks, loss_fn, checks)
+        return _epoch_metrics(ctx, *sums)
+    ctx.model.train()
+    # sums stay on the device (no sync per step); fp32 batch sums accumulated in fp64
+    total = torch.zeros((), dtype=torch.float64, device=ctx.device)
+    correct = torch.zeros((), dtype=torch.int64, device=ctx.device)
+    count = 0
+    non_blocking = bool(getattr(ctx.data, "pin_memory", False))
+    for batch in ctx.data.load(plan):
+        batch = batch.to(ctx.device, non_blocking=non_blocking)
+        out = train_step(ctx, ctx.model, batch, callbacks, loss_fn, checks)
+        call_hooks(callbacks, "on_batch_end", ctx, out)
+        total += out.loss.sum().double()
+        correct += _n_correct(out.logits, out.y)
+        count += len(out.loss)
+        if ctx.seen is not None and out.index is not None:
+            ctx.seen[out.index] = True
+    return _epoch_metrics(ctx, float(total), int(correct), count)
 
 
-def _epoch_metrics(ctx: TrainContext, total_loss: float, correct: int) -> dict[str, float]:
-    cfg = ctx.config
-    if not math.isfinite(total_loss):
-        raise FloatingPointError(
-            f"training loss became non-finite in epoch {ctx.epoch}; lower lr (now {cfg.lr})"
-        )
-    n = len(ctx.y)
-    return {"epoch": ctx.epoch, "loss": total_loss / n, "accuracy": correct / n}
+def _n_correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if y.ndim == 1 and not y.is_floating_point():
+        return (logits.argmax(dim=1) == y).sum()
+    return (logits.argmax(dim=1) == y.argmax(dim=1)).sum()  # soft targets: their argmax
 
 
-def _call(callbacks: Iterable[Any], hook: str, *args: Any) -> None:
-    # Callbacks may subclass Callback or just define the hooks they use (duck typing), so
-    # lower layers (core's CurvatureTracker) need not import train.
-    for cb in callbacks:
-        method = getattr(cb, hook, None)
-        if method is not None:
-            method(*args)
-
-
-def _checked_tensors(data: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    x, y = as_tensors(data)
-    if len(x) == 0:
-        raise ValueError(f"{name} is empty: expected at least one sample")
-    if len(x) != len(y):
-        raise ValueError(f"{name}: x and y lengths differ ({len(x)} vs {len(y)})")
-    check_finite(x.float(), f"{name} inputs")
-    if y.is_floating_point() or y.ndim != 1 or int(y.min()) < 0:
+def _epoch_metrics(
+    ctx: TrainContext, total_loss: float, correct: int, count: int
+) -> dict[str, float]:
+    if count == 0:
         raise ValueError(
-            f"{name} labels must be a 1-D tensor of class indices >= 0, "
-            f"got dtype {y.dtype}, shape {tuple(y.shape)}"
+            f"epoch {ctx.epoch} drew no batch: the loader or sampler yielded nothing "
+            "(an empty dataset, or drop_last=True with fewer samples than one batch)"
         )
-    return x.float(), y.long()
+    return {"epoch": ctx.epoch, "loss": total_loss / count, "accuracy": correct / count}
 
 
-def _save(ctx: TrainContext, scheduler: Any, callbacks: Sequence[Any]) -> None:
-    opt_tensors, opt_meta = optimizer_to_flat(ctx.optimizer)
-    rng_tensors, rng_meta = rng_to_flat()
-    tensors = {f"model.{k}": v for k, v in ctx.model.state_dict().items()}
-    tensors.update(opt_tensors)
-    tensors.update(rng_tensors)
-    for i, cb in enumerate(callbacks):
-        if hasattr(cb, "state_dict"):
-            tensors.update({f"callback{i}.{k}": v for k, v in cb.state_dict().items()})
-    meta = {
-        "config": ctx.config.to_dict(),
-        "history": ctx.history,
-        "optimizer": opt_meta,
-        "scheduler": scheduler.state_dict(),
-        "rng": rng_meta,
-    }
-    assert ctx.config.checkpoint_path is not None
-    save_checkpoint(ctx.config.checkpoint_path, ctx.epoch, tensors, meta)
+def _score_source(source: Source, score_data: Any, config: TrainConfig, keys: BatchKeys) -> Source:
+    if score_data is None:
+        return source
+    score = make_source(score_data, batch_size=config.batch_size, keys=keys, name="score_data")
+    if score.num_samples != source.num_samples:
+        raise ValueError(
+            f"score_data must hold the same samples as train, index for index: it has "
+            f"{score.num_samples} samples, train has {source.num_samples}"
+        )
+    return score
 
 
-def _maybe_resume(ctx: TrainContext, scheduler: Any, callbacks: Sequence[Any]) -> int | None:
-    assert ctx.config.checkpoint_path is not None
-    found = latest_checkpoint(ctx.config.checkpoint_path)
-    if found is None:
-        return None
-    tensors, meta = found
-    model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-    ctx.model.load_state_dict(model_state)
-    optimizer_from_flat(ctx.optimizer, tensors, meta["optimizer"])
-    scheduler.load_state_dict(meta["scheduler"])
-    rng_from_flat(tensors, meta["rng"])
-    for i, cb in enumerate(callbacks):
-        prefix = f"callback{i}."
-        if hasattr(cb, "load_state_dict"):
-            cb.load_state_dict(
-                {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-            )
-    ctx.history = list(meta["history"])
-    ctx.epoch = int(meta["epoch"]) + 1
-    return int(meta["epoch"])
+def _check_index_needs(source: Source, callbacks: Sequence[Any]) -> None:
+    if not source.iterable:
+        return
+    needy = [type(cb).__name__ for cb in callbacks if getattr(cb, "needs_index", False)]
+    if needy:
+        raise ValueError(
+            f"{', '.join(needy)} keep per-sample records by dataset index, but an "
+            "IterableDataset has no stable index: pass a map-style Dataset (with __len__ and "
+            "__getitem__) or a DataLoader over one"
+        )
+
+
+def _warn_unseen(ctx: TrainContext) -> None:
+    if ctx.seen is None or bool(ctx.seen.all()):
+        return
+    missing = int((~ctx.seen).sum())
+    warnings.warn(
+        f"{missing} of {len(ctx.seen)} samples were never drawn for training (drop_last=True "
+        "or a sampler that skips samples); FitResult.seen marks them",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
+def _checkpoint(ctx: TrainContext, sched: Any, callbacks: Sequence[Any], parallel: bool) -> None:
+    if ctx.config.checkpoint_path is None:
+        return
+    if parallel:  # rank 0 writes; every rank learns whether it worked
+        save = functools.partial(_save, ctx, sched, callbacks)
+        dist_train.save_on_rank0(save, ctx.config.checkpoint_path)
+    else:
+        _save(ctx, sched, callbacks)
+
+
+def _is_source(data: Any) -> bool:
+    return all(hasattr(data, a) for a in ("plan", "load", "ordered", "num_samples"))
