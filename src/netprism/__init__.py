@@ -27,6 +27,8 @@ _LAZY = {
     "fit": "netprism.train",
     "evaluate": "netprism.train",
     "TrainConfig": "netprism.train",
+    "Callback": "netprism.train",
+    "BatchKeys": "netprism.train",
 }
 
 
@@ -45,4 +47,6 @@ __all__ = [
     "fit",
     "evaluate",
     "TrainConfig",
+    "Callback",
+    "BatchKeys",
 ]

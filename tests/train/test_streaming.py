@@ -338,3 +338,12 @@ def test_netprism_datasets_keep_training_exactly_as_before():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # every sample seen: no warning
         fit(nn.Linear(6, 3), ds, _cfg(epochs=1))
+
+
+def test_materializing_a_shuffled_loader_keeps_dataset_order():
+    from netprism.data.base import as_tensors
+
+    x, y = _data(n=30)
+    loader = DataLoader(_ListDataset(x, y, "indexed"), batch_size=7, shuffle=True)
+    got_x, got_y = as_tensors(loader)
+    assert torch.equal(got_x, x) and torch.equal(got_y, y)

@@ -137,7 +137,12 @@ def _reshaped(info: DatasetInfo, shape: tuple[int, ...]) -> DatasetInfo:
 
 def as_tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Return ``(x, y)`` from a :class:`TensorDataset`, a ``(x, y)`` pair, or any map-style
-    ``Dataset`` / ``DataLoader`` yielding ``(x, y)`` (stacked; meant for small sets)."""
+    ``Dataset`` / ``DataLoader`` yielding ``(x, y)`` or ``(x, y, index)`` items (stacked;
+    meant for small sets).
+
+    A ``DataLoader`` over a map-style dataset is read through its dataset in index order, not
+    in the (possibly shuffled) order the loader yields, so row ``i`` is sample ``i``.
+    """
     if isinstance(data, TensorDataset):
         return data.x, data.y
     if (
@@ -147,11 +152,13 @@ def as_tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
     ):
         return data[0], data[1]
     if isinstance(data, torch.utils.data.DataLoader):
-        xs, ys = zip(*[(xb, yb) for xb, yb in data])
+        if not isinstance(data.dataset, torch.utils.data.IterableDataset):
+            return as_tensors(data.dataset)
+        xs, ys = zip(*[(b[0], b[1]) for b in data])
         return torch.cat(xs), torch.cat(ys)
     if isinstance(data, Dataset):
         n = len(data)  # type: ignore[arg-type]
         check_nonempty(n)
-        xs, ys = zip(*[data[i] for i in range(n)])
+        xs, ys = zip(*[data[i][:2] for i in range(n)])
         return torch.stack([torch.as_tensor(v) for v in xs]), torch.as_tensor(ys)
     raise TypeError(f"expected a Dataset, DataLoader or (x, y) tensors, got {type(data).__name__}")
