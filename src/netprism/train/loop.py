@@ -296,21 +296,18 @@ def _run_epoch(
         sums = dist_train.run_epoch(ctx, ddp, plan, callbacks, loss_fn, checks)
         return _epoch_metrics(ctx, *sums)
     ctx.model.train()
-    # sums stay on the device (no sync per step); fp32 batch sums accumulated in fp64
-    total = torch.zeros((), dtype=torch.float64, device=ctx.device)
-    correct = torch.zeros((), dtype=torch.int64, device=ctx.device)
-    count = 0
+    total, correct, count = 0.0, 0, 0
     non_blocking = bool(getattr(ctx.data, "pin_memory", False))
     for batch in ctx.data.load(plan):
         batch = batch.to(ctx.device, non_blocking=non_blocking)
         out = train_step(ctx, ctx.model, batch, callbacks, loss_fn, checks)
         call_hooks(callbacks, "on_batch_end", ctx, out)
-        total += out.loss.sum().double()
-        correct += _n_correct(out.logits, out.y)
+        total += float(out.loss.sum())  # the step already synchronised (finiteness check)
+        correct += int(_n_correct(out.logits, out.y))
         count += len(out.loss)
-        if ctx.seen is not None and out.index is not None:
-            ctx.seen[out.index] = True
-    return _epoch_metrics(ctx, float(total), int(correct), count)
+    if ctx.seen is not None and plan:  # every planned batch was drawn
+        ctx.seen[torch.cat(plan)] = True
+    return _epoch_metrics(ctx, total, correct, count)
 
 
 def _n_correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
