@@ -8,7 +8,9 @@
   A-GEM", ICLR 2019 (arXiv 1812.00420): an episodic memory of past tasks' samples; with ``g``
   the flattened gradient and ``g_ref`` the gradient of the loss on a memory batch, if
   ``g . g_ref < 0`` replace ``g <- g - (g . g_ref / g_ref . g_ref) g_ref``.
-* **Joint training** -- the multitask upper bound: one model trained on the union of tasks.
+* **Joint training** -- the multitask upper bound: one model trained on the union of tasks
+  (one engine fit, :func:`netprism.train.fit`, with a per-sample loss through each sample's
+  own task head).
 
 The math lives in free functions (:func:`ewc_penalty`, :func:`empirical_fisher`,
 :func:`agem_project`); the classes only sequence them through the runner's hooks.  EWC and
@@ -18,7 +20,8 @@ A-GEM compute losses through the task's head, so they take the stream's ``heads`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -27,15 +30,18 @@ from torch import Tensor, nn
 from netprism.continual.runner import (
     ContinualMethod,
     check_stream,
+    select_head,
     task_accuracy,
     task_class_ids,
     task_logits,
 )
+from netprism.core.outputs import as_logits
 from netprism.core.seed import seed_everything
 from netprism.data.base import TensorDataset
 from netprism.train.config import TrainConfig
+from netprism.train.data import Batch
 from netprism.train.device import resolve_device
-from netprism.train.loop import make_optimizer
+from netprism.train.loop import fit
 
 
 class FineTune(ContinualMethod):
@@ -266,6 +272,51 @@ def _flat(grads: Sequence[Tensor | None], params: Sequence[Tensor]) -> Tensor:
     )
 
 
+def joint_loss(
+    task_of: Tensor, class_ids: Sequence[Tensor | None]
+) -> Callable[[Any, Batch], Tensor]:
+    """The engine ``loss_fn`` of joint training: each sample's cross-entropy through its own
+    task's head.
+
+    Parameters
+    ----------
+    task_of : LongTensor (N,)
+        Task id of every sample of the union, looked up by the batch's dataset ``index``.
+    class_ids : sequence over tasks of Tensor (K_t,) or None
+        Each task's columns of the logits (``None``: all of them, a shared head).
+
+    Returns
+    -------
+    callable
+        ``loss_fn(output, batch) -> (B,)`` per-sample losses.
+
+    Examples
+    --------
+    >>> loss_fn = joint_loss(torch.tensor([0, 1]), [torch.tensor([0, 1]), torch.tensor([2, 3])])
+    >>> logits = torch.tensor([[0.0, 0.0, 9.0, 9.0], [9.0, 9.0, 0.0, 0.0]])
+    >>> batch = Batch(None, torch.tensor([0, 1]), torch.tensor([0, 1]))
+    >>> [round(v, 4) for v in loss_fn(logits, batch).tolist()]  # log 2: 2 classes per task
+    [0.6931, 0.6931]
+    """
+    shared = all(ids is None for ids in class_ids)
+
+    def loss_fn(output: Any, batch: Batch) -> Tensor:
+        logits = as_logits(output)  # (B, K)
+        if shared:
+            return F.cross_entropy(logits, batch.y, reduction="none")
+        if batch.index is None:
+            raise ValueError("joint training needs each sample's dataset index")
+        tasks = task_of[batch.index]  # (B,) on the CPU, like the index
+        losses = logits.new_empty(len(batch.y))
+        for t in tasks.unique().tolist():
+            rows = (tasks == t).nonzero().flatten().to(logits.device)
+            head = select_head(logits[rows], class_ids[t])  # (B_t, K_t)
+            losses[rows] = F.cross_entropy(head, batch.y[rows], reduction="none")
+        return losses
+
+    return loss_fn
+
+
 def joint_training(
     model: nn.Module,
     train_tasks: Sequence[TensorDataset],
@@ -281,8 +332,9 @@ def joint_training(
 ) -> Tensor:
     """Multitask upper bound: train ``model`` on the union of all tasks at once.
 
-    Same optimizer settings as :func:`~netprism.continual.runner.run_stream`; the union is
-    shuffled every epoch and each sample's loss goes through its own task's head.
+    Same optimizer settings as :func:`~netprism.continual.runner.run_stream`, trained by
+    :func:`~netprism.train.fit`; the union is shuffled every epoch (a generator seeded with
+    ``seed``) and each sample's loss goes through its own task's head (:func:`joint_loss`).
 
     Returns
     -------
@@ -298,27 +350,37 @@ def joint_training(
     torch.Size([2])
     """
     class_ids = check_stream(train_tasks, test_tasks, heads)
-    config = TrainConfig(lr=lr, optimizer=optimizer, momentum=0.0, weight_decay=0.0)
     dev = resolve_device(device)
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        momentum=0.0,
+        weight_decay=0.0,
+        optimizer=optimizer,
+        scheduler="none",
+        seed=seed,
+        device=str(dev),
+        progress=False,
+    )
     seed_everything(seed)
-    model.to(dev).train()
     x = torch.cat([d.x for d in train_tasks])  # (N_total, *input_shape)
     y = torch.cat([d.y for d in train_tasks])
-    task = torch.cat([torch.full((len(d),), t) for t, d in enumerate(train_tasks)])
-    opt = make_optimizer(model, config)
+    task_of = torch.cat([torch.full((len(d),), t) for t, d in enumerate(train_tasks)])
     gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        order = torch.randperm(len(y), generator=gen)
-        for start in range(0, len(y), batch_size):
-            idx = order[start : start + batch_size]
-            opt.zero_grad(set_to_none=True)
-            loss = x.new_zeros((), device=dev)
-            for t in task[idx].unique().tolist():
-                sel = idx[task[idx] == t]
-                logits = task_logits(model, x[sel].to(dev), class_ids[t])
-                loss = loss + F.cross_entropy(logits, y[sel].to(dev), reduction="sum")
-            (loss / len(idx)).backward()
-            opt.step()
+
+    def order(epoch: int) -> Tensor:  # called once per epoch, in epoch order
+        return torch.randperm(len(y), generator=gen)
+
+    fit(
+        model,
+        (x, y),
+        config,
+        loss_fn=joint_loss(task_of, class_ids),
+        order=order,
+        reseed=False,
+        distributed=False,
+    )
     return torch.tensor(
         [task_accuracy(model, d, class_ids[j], dev) for j, d in enumerate(test_tasks)]
     )

@@ -1,11 +1,14 @@
 """Train a continual-learning method over a task stream and record the accuracy matrix.
 
-The runner is the one loop every method shares: for each task it calls the method's hooks
-around a plain SGD loop (forward, cross-entropy + optional penalty, backward,
-``after_backward``, step; a fresh optimizer per task as in the GPM code of Saha, Garg & Roy,
-"Gradient Projection Memory for Continual Learning", ICLR 2021, arXiv 2103.09762), then tests
-on every task.  The metrics are those of Lopez-Paz & Ranzato, "Gradient Episodic Memory for
-Continual Learning" (GEM, NeurIPS 2017, arXiv 1706.08840):
+The runner trains every task with the engine, :func:`netprism.train.fit` (forward,
+cross-entropy + optional penalty, backward, ``after_backward``, step; a fresh optimizer per
+task and a constant learning rate, as in the GPM code of Saha, Garg & Roy, "Gradient
+Projection Memory for Continual Learning", ICLR 2021, arXiv 2103.09762), then tests on every
+task.  A :class:`ContinualMethod`'s step hooks reach the engine through
+:class:`MethodCallback` (``penalty`` -> the engine's ``penalty``, ``after_backward`` -> its
+``on_after_backward``); the task's head is the engine's ``output_fn``; the task's shuffling
+is the engine's ``order``.  The metrics are those of Lopez-Paz & Ranzato, "Gradient Episodic
+Memory for Continual Learning" (GEM, NeurIPS 2017, arXiv 1706.08840):
 
 * ``R[i, j]`` -- accuracy on task ``j`` after training task ``i``, shape ``(T, T)``;
 * ``ACC = mean_j R[T-1, j]``;
@@ -20,30 +23,38 @@ task ``t`` reads only the logits of its own classes.  The classes come from the 
 ``extras["global_y"]`` (written by :func:`netprism.data.split_tasks`): local label ``c`` maps
 to global class ``class_ids[c]``, so ``logits[:, class_ids]`` are the task's logits and the
 local labels index them.  Methods receive the unwrapped model in every hook.
+
+Randomness: ``run_stream`` seeds the global RNG once; the tasks' fits continue that stream
+(``reseed=False``), and each task (and each phase of a task) shuffles with its own generator.
+Every fit runs on this process alone (``distributed=False``): a stream is sequential, and the
+experiments share whole seeds out over ``torchrun`` ranks instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from netprism.core.outputs import OutputFn, as_logits
 from netprism.core.seed import seed_everything
 from netprism.data.base import TensorDataset
+from netprism.train.callbacks import Callback, TrainContext
 from netprism.train.config import TrainConfig
+from netprism.train.data import Batch
 from netprism.train.device import resolve_device
-from netprism.train.loop import make_optimizer
+from netprism.train.loop import FitResult, fit
 
 HEADS = (None, "multi")
 
 
-Trainer = Callable[..., None]
+Trainer = Callable[..., Any]
 
 
 class ContinualMethod:
@@ -52,12 +63,15 @@ class ContinualMethod:
     Subclasses override any of ``before_task``, ``penalty`` (a scalar added to the loss, e.g.
     EWC), ``after_backward`` (edit ``.grad`` in place, e.g. GPM projection, A-GEM) and
     ``after_task`` (e.g. GPM memory update, EWC Fisher).  The base class is plain fine-tuning.
+    ``penalty`` and ``after_backward`` run inside the engine's step (:func:`netprism.train.fit`,
+    through :class:`MethodCallback`).
 
     Two more hooks serve methods with several training phases or per-task networks (SPACE):
-    ``fit_task(model, task, data, train)`` receives the runner's training loop as
-    ``train(epochs=None)`` and may call it several times (the default calls ``before_task``,
-    ``train()``, ``after_task``); ``task_context(model, task)`` is entered while task ``task``
-    is evaluated (the default changes nothing).
+    ``fit_task(model, task, data, train)`` receives the runner's training as
+    ``train(epochs=None)`` (one engine fit, returning its ``FitResult``) and may call it several
+    times (the default calls ``before_task``, ``train()``, ``after_task``);
+    ``task_context(model, task)`` is entered while task ``task`` is evaluated (the default
+    changes nothing).
 
     Examples
     --------
@@ -90,6 +104,38 @@ class ContinualMethod:
     def task_context(self, model: nn.Module, task: int) -> Iterator[nn.Module]:
         """The network that answers for task ``task`` while the block runs (the model itself)."""
         yield model
+
+
+class MethodCallback(Callback):
+    """A :class:`ContinualMethod`'s step hooks as an engine callback for task ``task``.
+
+    ``penalty(model)`` becomes the engine's ``penalty(ctx, batch)`` (added to the batch's mean
+    loss) and ``after_backward(model, task, (x, y))`` its ``on_after_backward(ctx, batch)``
+    (after ``backward``, before the optimizer step; may edit ``.grad``, may run its own
+    forward/backward passes as A-GEM does).  The method receives the unwrapped model.
+
+    Examples
+    --------
+    >>> class Count(ContinualMethod):
+    ...     steps = 0
+    ...     def after_backward(self, model, task, batch):
+    ...         self.steps += 1
+    >>> method, (x, y) = Count(), (torch.randn(8, 2), torch.arange(8) % 2)
+    >>> cfg = TrainConfig(epochs=1, batch_size=4, device="cpu", progress=False)
+    >>> _ = fit(nn.Linear(2, 2), (x, y), cfg, callbacks=[MethodCallback(method, task=0)])
+    >>> method.steps
+    2
+    """
+
+    def __init__(self, method: ContinualMethod, task: int) -> None:
+        self.method = method
+        self.task = task
+
+    def penalty(self, ctx: TrainContext, batch: Batch) -> Tensor | None:
+        return self.method.penalty(ctx.model)
+
+    def on_after_backward(self, ctx: TrainContext, batch: Batch) -> None:
+        self.method.after_backward(ctx.model, self.task, (batch.x, batch.y))
 
 
 @dataclass
@@ -195,9 +241,14 @@ def task_class_ids(data: TensorDataset) -> Tensor:
     return ids
 
 
-def task_logits(model: nn.Module, x: Tensor, class_ids: Tensor | None) -> Tensor:
-    """The model's logits for one task: all ``(B, K)`` or the task's columns ``(B, K_t)``."""
-    logits = model(x)  # (B, K)
+def select_head(logits: Tensor, class_ids: Tensor | None) -> Tensor:
+    """A task's logits: all ``(B, K)`` or the task's columns ``(B, K_t)`` of ``logits``.
+
+    Examples
+    --------
+    >>> select_head(torch.arange(6.0).view(2, 3), torch.tensor([2, 0])).tolist()
+    [[2.0, 0.0], [5.0, 3.0]]
+    """
     if class_ids is None:
         return logits
     if int(class_ids.max()) >= logits.shape[1]:
@@ -208,11 +259,45 @@ def task_logits(model: nn.Module, x: Tensor, class_ids: Tensor | None) -> Tensor
     return logits[:, class_ids.to(logits.device)]
 
 
+def task_head(class_ids: Tensor | None) -> OutputFn:
+    """The engine's ``output_fn`` for one task: model output -> the task's logits."""
+    if class_ids is None:
+        return as_logits
+    on_device: dict[torch.device, Tensor] = {}
+
+    def head(output: Any) -> Tensor:
+        logits = as_logits(output)  # (B, K)
+        ids = on_device.get(logits.device)
+        if ids is None:
+            select_head(logits[:0], class_ids)  # checks the head is wide enough
+            ids = on_device[logits.device] = class_ids.to(logits.device)
+        return logits[:, ids]  # (B, K_t)
+
+    return head
+
+
+def task_logits(model: nn.Module, x: Tensor, class_ids: Tensor | None) -> Tensor:
+    """The model's logits for one task: all ``(B, K)`` or the task's columns ``(B, K_t)``."""
+    return select_head(as_logits(model(x)), class_ids)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return torch.device("cpu") if param is None else param.device
+
+
 @torch.no_grad()
 def task_accuracy(
-    model: nn.Module, data: TensorDataset, class_ids: Tensor | None, device: torch.device
+    model: nn.Module,
+    data: TensorDataset,
+    class_ids: Tensor | None,
+    device: torch.device | None = None,
 ) -> float:
-    """Accuracy of ``model`` on one task's data (through the task's head)."""
+    """Accuracy of ``model`` on one task's data (through the task's head).
+
+    Batches go to ``device`` (default: where the model's parameters are).
+    """
+    device = _model_device(model) if device is None else device
     was_training = model.training
     model.eval()
     correct = 0
@@ -267,6 +352,21 @@ def _check_method_heads(method: ContinualMethod, heads: str | None) -> None:
         )
 
 
+def task_config(config: TrainConfig, epochs: int | None = None, device: Any = None) -> TrainConfig:
+    """The engine config of one task's fit: ``config`` with a constant learning rate, no
+    progress bar and no checkpoints (a stream is not resumed task by task); ``epochs`` and
+    ``device`` override ``config``'s when given."""
+    return dataclasses.replace(
+        config,
+        epochs=config.epochs if epochs is None else epochs,
+        device=config.device if device is None else str(device),
+        scheduler="none",
+        progress=False,
+        checkpoint_dir=None,
+        resume=False,
+    )
+
+
 def train_task(
     model: nn.Module,
     data: TensorDataset,
@@ -275,33 +375,42 @@ def train_task(
     class_ids: Tensor | None,
     *,
     config: TrainConfig,
-    device: torch.device,
+    device: torch.device | str | None = None,
     epochs: int | None = None,
     phase: int = 0,
-) -> None:
-    """Train ``model`` on one task with a fresh optimizer (no schedule); hooks included.
+) -> FitResult:
+    """Train ``model`` on one task with :func:`~netprism.train.fit`; hooks included.
 
-    ``epochs`` overrides ``config.epochs`` for a method's later phase (e.g. SPACE's
-    retraining); ``phase`` (0, 1, ...) gives each phase its own shuffling order.
+    A fresh optimizer (``config.optimizer``, ``lr``, ``momentum``, ``weight_decay``) and a
+    constant learning rate per call.  The global RNG is not reseeded (the stream's seed
+    carries on); the samples are shuffled every epoch by a generator seeded with
+    ``(config.seed, task, phase)``.  ``epochs`` overrides ``config.epochs`` for a method's later
+    phase (e.g. SPACE's retraining); ``phase`` (0, 1, ...) gives each phase its own shuffling
+    order.  ``device`` overrides ``config.device``.
+
+    Returns
+    -------
+    FitResult
+        The engine's per-epoch history (loss, accuracy through the task's head).
     """
     if epochs is not None and (not isinstance(epochs, int) or epochs < 0):
         raise ValueError(f"epochs must be a nonnegative int, got {epochs!r}")
-    optimizer = make_optimizer(model, config)
     gen = torch.Generator().manual_seed(config.seed * 1_000_003 + task + 7_919 * phase)
-    model.train()
-    for _ in range(config.epochs if epochs is None else epochs):
-        order = torch.randperm(len(data), generator=gen)
-        for start in range(0, len(data), config.batch_size):
-            idx = order[start : start + config.batch_size]
-            xb, yb = data.x[idx].to(device), data.y[idx].to(device)
-            optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(task_logits(model, xb, class_ids), yb)
-            extra = method.penalty(model)
-            if extra is not None:
-                loss = loss + extra
-            loss.backward()
-            method.after_backward(model, task, (xb, yb))
-            optimizer.step()
+    n = len(data)
+
+    def order(epoch: int) -> Tensor:  # called once per epoch, in epoch order
+        return torch.randperm(n, generator=gen)
+
+    return fit(
+        model,
+        data,
+        task_config(config, epochs, device),
+        callbacks=[MethodCallback(method, task)],
+        output_fn=task_head(class_ids),
+        order=order,
+        reseed=False,
+        distributed=False,
+    )
 
 
 def _trainer(
@@ -311,17 +420,15 @@ def _trainer(
     method: ContinualMethod,
     class_ids: Tensor | None,
     config: TrainConfig,
-    device: torch.device,
 ) -> Trainer:
     """``train(epochs=None)`` for ``fit_task``: each call is a new phase with its own order."""
     calls = [0]
 
-    def train(epochs: int | None = None) -> None:
+    def train(epochs: int | None = None) -> FitResult:
         phase, calls[0] = calls[0], calls[0] + 1
-        train_task(
-            model, data, task, method, class_ids,
-            config=config, device=device, epochs=epochs, phase=phase,
-        )  # fmt: skip
+        return train_task(
+            model, data, task, method, class_ids, config=config, epochs=epochs, phase=phase
+        )
 
     return train
 
@@ -352,11 +459,13 @@ def run_stream(
     method : ContinualMethod, optional
         Defaults to plain fine-tuning.
     epochs, batch_size, lr : int, int, float
-        Per task; plain SGD (no momentum, no weight decay, no schedule) or Adam.
+        Per task; plain SGD (no momentum, no weight decay, no schedule) or Adam, through
+        :func:`~netprism.train.fit` (see :func:`train_task`).
     optimizer : {"sgd", "adam", "adamw"}
     seed : int
         Seeds the global RNG once (dropout, method sampling) and the per-task shuffling.
-    device : str
+    device : str or torch.device
+        Where every task is trained and tested ("auto": CUDA when present).
     heads : {None, "multi"}
         Shared head or one head per task (see the module docstring).
 
@@ -376,6 +485,7 @@ def run_stream(
     method = ContinualMethod() if method is None else method
     class_ids = check_stream(train_tasks, test_tasks, heads)
     _check_method_heads(method, heads)
+    dev = resolve_device(device)
     config = TrainConfig(
         epochs=epochs,
         batch_size=batch_size,
@@ -385,17 +495,16 @@ def run_stream(
         optimizer=optimizer,
         scheduler="none",
         seed=seed,
-        device=str(device),
+        device=str(dev),
         progress=False,
     )
-    dev = resolve_device(device)
     seed_everything(seed)
     model.to(dev)
     n_tasks = len(train_tasks)
     R = torch.zeros(n_tasks, n_tasks)
     start = time.perf_counter()
     for t, data in enumerate(train_tasks):
-        method.fit_task(model, t, data, _trainer(model, data, t, method, class_ids[t], config, dev))
+        method.fit_task(model, t, data, _trainer(model, data, t, method, class_ids[t], config))
         for j, test in enumerate(test_tasks):
             with method.task_context(model, j) as net:
                 R[t, j] = task_accuracy(net, test, class_ids[j], dev)

@@ -344,19 +344,25 @@ class SPACE(ContinualMethod):
                         param[keep[name] :].zero_()
 
     def _reinit_tail(self, layers: dict[str, nn.Module], keep: dict[str, int], task: int) -> None:
-        """Units past ``keep`` get the weights of a freshly initialized copy of their layer."""
+        """Units past ``keep`` get the weights of a freshly initialized copy of their layer.
+
+        The copy is initialized on the CPU from its own seed, inside a forked CPU RNG: the same
+        weights on every device, and no global generator (CPU or CUDA) is touched.
+        """
         for i, (name, module) in enumerate(layers.items()):
             if keep[name] >= _rows(module):
                 continue
-            fresh = copy.deepcopy(module)
+            fresh = copy.deepcopy(module).to("cpu")
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed * 1_000_003 + 7_919 * (task + 1) + i)
+                torch.random.default_generator.manual_seed(
+                    self.seed * 1_000_003 + 7_919 * (task + 1) + i
+                )
                 fresh.reset_parameters()  # type: ignore[operator]
             with torch.no_grad():
                 for attr in ("weight", "bias"):
                     param, init = getattr(module, attr, None), getattr(fresh, attr, None)
                     if isinstance(param, torch.Tensor) and isinstance(init, torch.Tensor):
-                        param[keep[name] :] = init[keep[name] :]
+                        param[keep[name] :] = init[keep[name] :].to(param.device)
 
     # --- cost ----------------------------------------------------------------------------------
     def task_macs(

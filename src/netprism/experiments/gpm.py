@@ -18,9 +18,10 @@ option, so the model keeps its biases; GPM (``freeze_1d=True``) freezes every 1-
 after task 0, so those biases are learned on the first task only.  All accuracies below are
 in percentage points (``R`` is stored as fractions).
 
-Under ``torchrun`` the seeds are shared out over the ranks (the continual runner has its own
-training loop, so each seed's stream runs whole on one rank) and gathered back in order: the
-numbers equal a single-process run.
+Under ``torchrun`` the seeds are shared out over the ranks (the continual runner trains each
+task with the engine's ``fit`` on its own process, ``distributed=False``, so each seed's stream
+runs whole on one rank) and gathered back in order: the numbers equal a single-process run.
+Training and testing run on ``device`` ("auto": CUDA when present).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from netprism.experiments.base import (
 )
 from netprism.io import atomic_write_text
 from netprism.models import create_model
+from netprism.train.device import resolve_device
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class GPMExperimentConfig:
     min_gpm_bwt: float = -10.0  # points
     max_finetune_bwt: float = -25.0  # points
     min_spearman: float = 0.8
-    device: str = "cpu"
+    device: str = "auto"
     data_dir: str | None = None
     threads: int = 1  # torch CPU threads; 1 is fastest for these tiny models, 0 = torch default
 
@@ -121,6 +123,7 @@ def run(config: GPMExperimentConfig, *, out_dir: Path | None = None) -> Result:
 
 
 def _validate(config: GPMExperimentConfig) -> None:
+    resolve_device(config.device)  # an unusable device fails before any work
     check_seeds(config.seeds)
     if config.n_tasks < 2:
         raise ValueError(f"a stream needs at least 2 tasks, got n_tasks={config.n_tasks}")

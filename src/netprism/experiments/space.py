@@ -15,6 +15,9 @@ recorded right after that task and compared bit for bit after every later task.
 Stated difference: SPACE needs the task identity at inference (its sub-network and stored
 head); on the permuted stream GPM answers with one shared head and no task identity, so there
 the comparison favours SPACE.  On the split stream both use the task identity.
+
+Every task is trained by the engine's ``fit`` (through the continual runner) on ``device``
+("auto": CUDA when present); the probes are scored where the model is.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from netprism.experiments._space_report import (
 from netprism.experiments.base import Result, check_seeds, register_experiment, seeded_result
 from netprism.io import atomic_write_text
 from netprism.models import create_model
+from netprism.train.device import resolve_device
 
 STREAMS: dict[str, tuple[Callable[..., Any], str | None]] = {
     "permuted": (permuted_stream, None),
@@ -67,7 +71,7 @@ class SPACEExperimentConfig:
     gpm_threshold: tuple[float, ...] = (0.95, 0.99, 0.99)  # hidden layers + shared head
     streams: tuple[str, ...] = ("permuted", "split")
     max_gap_to_gpm: float = 5.0  # points; "ACC within a few points of GPM" (spec 6.2)
-    device: str = "cpu"
+    device: str = "auto"
     data_dir: str | None = None
     threads: int = 1  # torch CPU threads; 1 is fastest for these tiny models
 
@@ -97,9 +101,10 @@ class RecordingSPACE(SPACE):
     def fit_task(self, model: torch.nn.Module, task: int, data: Any, train: Trainer) -> None:
         super().fit_task(model, task, data, train)
         for j in range(task + 1):
+            device = next(model.parameters()).device
             with self.subnetwork(model, j), torch.no_grad():
                 was_training = model.training
-                out = model.eval()(self.probes[j])
+                out = model.eval()(self.probes[j].to(device))
                 model.train(was_training)
             if j == task:
                 self.reference[j] = out
@@ -134,6 +139,7 @@ def run(config: SPACEExperimentConfig, *, out_dir: Path | None = None) -> Result
 
 
 def _validate(config: SPACEExperimentConfig) -> None:
+    resolve_device(config.device)  # an unusable device fails before any work
     check_seeds(config.seeds)
     if config.n_tasks < 2:
         raise ValueError(f"a stream needs at least 2 tasks, got n_tasks={config.n_tasks}")
