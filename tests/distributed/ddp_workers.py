@@ -108,6 +108,23 @@ def compute(work_dir: Path) -> dict[str, Any]:
         fit(unclipped, (xf, yf), dataclasses.replace(cfg, checkpoint_dir=None, max_grad_norm=None))
         out["unclipped_weights"] = unclipped.state_dict()
 
+    # the user's own shuffled DataLoader: rank 0's plan is shared, records keyed by index
+    from netprism.memorization import TrainingDynamics
+
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(xf, yf), batch_size=BATCH, shuffle=True,
+        generator=torch.Generator().manual_seed(7),
+    )  # fmt: skip
+    lrec, ltracker, ldyn = BatchRecorder(), CurvatureTracker(n_probes=2, batch_size=8), None
+    ldyn = TrainingDynamics(batch_size=16)
+    lmodel = make_mlp()
+    fit(lmodel, loader, train_config(epochs=2), callbacks=[lrec, ltracker, ldyn])
+    out["loader_index"] = torch.cat(lrec.index)
+    out["loader_loss"] = torch.cat(lrec.loss)
+    out["loader_tracker"] = ltracker.scores_.norm.clone()
+    out["loader_dyn_loss"] = ldyn.loss_history_.clone()
+    out["loader_weights"] = {k: v.clone() for k, v in lmodel.state_dict().items()}
+
     scored = make_mlp()
     s = input_curvature(scored, xc, yc, n_probes=3, seed=5, batch_size=8)
     out["curvature"] = torch.stack([s.norm, s.sq_norm, s.trace])  # (3, N_CURV)

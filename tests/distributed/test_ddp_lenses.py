@@ -80,6 +80,27 @@ def test_callbacks_see_the_single_process_batches(runs: dict) -> None:
         torch.testing.assert_close(out["batch_loss"], single["batch_loss"], rtol=1e-5, atol=1e-6)
 
 
+def test_ddp_fit_on_a_shuffled_dataloader_keeps_records_at_their_samples(runs: dict) -> None:
+    single = runs["single"]
+    n_batches = -(-ddp_workers.N_FIT // ddp_workers.BATCH)
+    assert len(single["loader_index"]) == 2 * ddp_workers.N_FIT  # 2 epochs, every sample
+    for out in runs["ranks"]:
+        assert torch.equal(out["loader_index"], single["loader_index"])
+        assert not torch.equal(
+            single["loader_index"][: ddp_workers.N_FIT].sort().values,
+            single["loader_index"][: ddp_workers.N_FIT],
+        )  # shuffled
+        torch.testing.assert_close(out["loader_loss"], single["loader_loss"], rtol=1e-5, atol=1e-6)
+        assert _max_diff(out["loader_weights"], single["loader_weights"]) < 1e-5
+        torch.testing.assert_close(
+            out["loader_tracker"], single["loader_tracker"], rtol=1e-4, atol=1e-6
+        )
+        torch.testing.assert_close(
+            out["loader_dyn_loss"], single["loader_dyn_loss"], rtol=1e-5, atol=1e-6
+        )
+    assert n_batches == 7
+
+
 def test_distributed_evaluate_and_resume(runs: dict) -> None:
     single = runs["single"]
     for out in runs["ranks"]:
