@@ -290,7 +290,7 @@ class CurvatureTracker:
         self._sums = scores if self._sums is None else self._sums + scores
         self.epochs_scored_ += 1
         if self.keep_history:
-            self._history.append(scores[0])
+            self._history.append(scores[0].clone())  # not a view holding all 3 rows
         metrics["curvature_mean"] = float(scores[0].mean())
         self.seconds_ += time.perf_counter() - start
 

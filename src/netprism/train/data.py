@@ -164,6 +164,20 @@ class _PlanSampler:
         return len(self.batches)
 
 
+class _RangeSampler:
+    """Batches ``[start, start + b), ...`` up to ``stop``, generated on demand."""
+
+    def __init__(self, start: int, stop: int, batch_size: int) -> None:
+        self.start, self.stop, self.batch_size = start, stop, batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for first in range(self.start, self.stop, self.batch_size):
+            yield list(range(first, min(first + self.batch_size, self.stop)))
+
+    def __len__(self) -> int:
+        return -(-(self.stop - self.start) // self.batch_size)
+
+
 class LoaderSource:
     """A map-style dataset read through a ``DataLoader`` whose batches follow a plan.
 
@@ -200,7 +214,7 @@ class LoaderSource:
         self._train_loader = self._loader(self._train_sampler)
         self.pin_memory = bool(user_loader is not None and user_loader.pin_memory)
 
-    def _loader(self, sampler: _PlanSampler) -> DataLoader:
+    def _loader(self, sampler: _PlanSampler | _RangeSampler) -> DataLoader:
         user = self.user_loader
         if user is None:
             return DataLoader(self.dataset, batch_sampler=sampler)
@@ -234,15 +248,17 @@ class LoaderSource:
 
     def load(self, plan: Sequence[torch.Tensor]) -> Iterator[Batch]:
         self._train_sampler.batches = [b.tolist() for b in plan]
-        for index, raw in zip(plan, self._train_loader):
-            yield self._checked(parse_batch(raw, self.keys, index))
+        try:
+            for index, raw in zip(plan, self._train_loader):
+                yield self._checked(parse_batch(raw, self.keys, index))
+        finally:
+            self._train_sampler.batches = []  # O(N) index lists live one epoch only
 
     def ordered(self, batch_size: int, start: int = 0, stop: int | None = None) -> Iterator[Batch]:
-        sampler = _PlanSampler()
         stop = self.num_samples if stop is None else stop
-        plan = list(torch.arange(start, stop).split(batch_size))
-        sampler.batches = [b.tolist() for b in plan]
-        for index, raw in zip(plan, self._loader(sampler)):
+        sampler = _RangeSampler(start, stop, batch_size)  # lazily: no O(N) lists
+        for raw, first in zip(self._loader(sampler), range(start, stop, batch_size)):
+            index = torch.arange(first, min(first + batch_size, stop))
             yield self._checked(parse_batch(raw, self.keys, index))
 
     def _checked(self, batch: Batch) -> Batch:
