@@ -18,7 +18,7 @@ from netprism.experiments.base import execute
 NAMES = load_experiments()
 
 # No `device` field yet: threaded when they move onto the engine.
-NO_DEVICE_YET = {"vrm_ood", "hierarchy", "tofu"}
+NO_DEVICE_YET: set[str] = set()  # vrm_ood and hierarchy: threaded in their engine rebase
 
 
 def _params(marks: dict[str, pytest.MarkDecorator]) -> list:

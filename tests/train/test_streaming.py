@@ -347,3 +347,15 @@ def test_materializing_a_shuffled_loader_keeps_dataset_order():
     loader = DataLoader(_ListDataset(x, y, "indexed"), batch_size=7, shuffle=True)
     got_x, got_y = as_tensors(loader)
     assert torch.equal(got_x, x) and torch.equal(got_y, y)
+
+
+def test_a_replaced_batch_must_index_each_sample():
+    from netprism.train import Batch
+
+    class Doubles(Callback):
+        def on_batch_start(self, ctx, batch):
+            return Batch(torch.cat([batch.x, batch.x]), torch.cat([batch.y, batch.y]), batch.index)
+
+    x, y = _data(n=16)
+    with pytest.raises(ValueError, match="Doubles.on_batch_start returned a batch of 32 samples"):
+        fit(nn.Linear(6, 3), (x, y), _cfg(), callbacks=[Doubles()])

@@ -15,6 +15,9 @@ method of one seed sees the same data, split, trunk initialisation and batch ord
 finest head predicts at test time.  Full scale is the same benchmark, larger and over 10 seeds:
 the paper's BREEDS / ImageNet sets are not embedded, and CIFAR-100 (``cifar100_hierarchy``)
 has no level above its 20 superclasses, so it cannot exercise a 3-level tree unaided.
+
+Device: ``--device`` (default ``auto``: CUDA when present) trains every method (on the engine,
+:func:`netprism.train.fit`) and runs the test predictions there.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from netprism.robustness.hierarchy import (
     subpopulation_split,
 )
 from netprism.robustness.hierarchy_train import HierarchicalMLP, conditional_fit, predict_leaves
+from netprism.train import resolve_device
 
 HIER_METHODS = ("sequential", "combined", "bcnn")
 
@@ -70,6 +74,7 @@ class HierarchyExperimentConfig:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     max_seen_drop: float = 1.0  # points; "loses no more than 1 point on seen ones"
     threads: int = 1  # torch CPU threads; 1 is fastest for these tiny models
+    device: str = "auto"  # training and prediction; "auto": CUDA when present
 
 
 SCALES: dict[str, dict[str, Any]] = {
@@ -95,8 +100,9 @@ SCALES: dict[str, dict[str, Any]] = {
 def run(config: HierarchyExperimentConfig, *, out_dir: Path | None = None) -> Result:
     """Flat, sequential, combined and BCNN training on every seed; claims and figures."""
     _validate(config)
+    device = resolve_device(config.device)  # an unavailable device fails before any work
     with torch_threads(config.threads):
-        runs = [_one_seed(config, seed) for seed in config.seeds]
+        runs = [_one_seed(config, seed, device) for seed in config.seeds]
     claims, metrics, baselines = claims_and_metrics(runs, config)
     figures: list[str] = []
     if out_dir is not None:
@@ -137,7 +143,7 @@ def _label_tree(config: HierarchyExperimentConfig) -> LabelTree:
     return LabelTree.from_parents(ds.info.extra["parents"]).truncated(3)
 
 
-def _one_seed(config: HierarchyExperimentConfig, seed: int) -> SeedRun:
+def _one_seed(config: HierarchyExperimentConfig, seed: int, device: torch.device) -> SeedRun:
     kw = _data_kwargs(config)
     train = hierarchical(split="train", seed=seed, **kw)
     test = hierarchical(split="test", seed=seed, **kw)
@@ -166,6 +172,7 @@ def _one_seed(config: HierarchyExperimentConfig, seed: int) -> SeedRun:
             momentum=config.momentum,
             weight_decay=config.weight_decay,
             seed=seed,
+            device=device,
         )
         methods[mode] = _evaluate(model, test.x, test.y, seen_te, unseen_te, tree, history)
     return SeedRun(seed, methods)

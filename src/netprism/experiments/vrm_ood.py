@@ -17,6 +17,10 @@ Stated caveat: VRM's auxiliary class is trained on inputs mixed with N(0, 1) noi
 [0, 1]; the far-OoD Gaussian set is N(0.5, 1) clipped to [0, 1] (the ODIN-era convention), so it
 lies in the vicinity VRM was trained on -- which is the paper's point, and why beating plain
 MSP there is expected.  Uniform noise and the near-OoD sets were never seen in training.
+
+Device: ``--device`` (default ``auto``: CUDA when present) trains the three classifiers (on
+the engine, :func:`netprism.train.fit`) and runs every detector's scoring there; the mixup and
+noise draws are made on the CPU generator whatever the device.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from netprism.robustness.ood import (
     train_vrm,
 )
 from netprism.robustness.ood_metrics import measure_overhead, ood_metrics
+from netprism.train import resolve_device
 
 NEAR_SETS = ("held_out", "inverted", "shuffled", "rotated", "mnist1d")
 MODELS = ("mlp", "lenet")
@@ -89,6 +94,7 @@ class VRMOODConfig:
     timing_inputs: int = 1000
     data_dir: str | None = None
     threads: int = 1  # torch CPU threads; 1 is fastest for these tiny models
+    device: str = "auto"  # training and scoring; "auto": CUDA when present
 
 
 SCALES: dict[str, dict[str, Any]] = {
@@ -115,9 +121,10 @@ SCALES: dict[str, dict[str, Any]] = {
 def run(config: VRMOODConfig, *, out_dir: Path | None = None) -> Result:
     """Train plain / mixup / VRM classifiers per seed, score every OoD set; claims, figures."""
     _validate(config)
+    device = resolve_device(config.device)  # an unavailable device fails before any work
     with torch_threads(config.threads):
         data = _data(config)
-        runs = [_one_seed(config, seed, data) for seed in config.seeds]
+        runs = [_one_seed(config, seed, data, device) for seed in config.seeds]
     claims, metrics, baselines = claims_and_metrics(runs, config)
     figures: list[str] = []
     if out_dir is not None:
@@ -195,7 +202,7 @@ def _detectors(config: VRMOODConfig) -> dict[str, OODDetector]:
     }
 
 
-def _one_seed(config: VRMOODConfig, seed: int, data: _Data) -> SeedRun:
+def _one_seed(config: VRMOODConfig, seed: int, data: _Data, device: torch.device) -> SeedRun:
     k, shape = data.train.num_classes, data.train.input_shape
     mix_cfg = MixupConfig(
         epochs=config.epochs,
@@ -208,9 +215,9 @@ def _one_seed(config: VRMOODConfig, seed: int, data: _Data) -> SeedRun:
         noise_fraction=config.noise_fraction,
         seed=seed,
     )
-    plain = train_plain(_model(config, shape, k, seed), data.train, mix_cfg)
-    mixup = train_mixup(_model(config, shape, k, seed), data.train, mix_cfg)
-    vrm = train_vrm(_model(config, shape, k + 1, seed), data.train, mix_cfg)
+    plain = train_plain(_model(config, shape, k, seed), data.train, mix_cfg, device=device)
+    mixup = train_mixup(_model(config, shape, k, seed), data.train, mix_cfg, device=device)
+    vrm = train_vrm(_model(config, shape, k + 1, seed), data.train, mix_cfg, device=device)
     fitted: dict[str, OODDetector] = {}
     for prefix, model in (("", plain), ("mixup_", mixup)):
         for name, det in _detectors(config).items():
@@ -241,8 +248,9 @@ def _one_seed(config: VRMOODConfig, seed: int, data: _Data) -> SeedRun:
 
 
 def _accuracy(model: nn.Module, test: TensorDataset, k: int) -> float:
+    device = next(model.parameters()).device
     with torch.no_grad():
-        pred = model(test.x)[:, :k].argmax(dim=1)  # VRM: the K real classes only
+        pred = model(test.x.to(device))[:, :k].argmax(dim=1).cpu()  # VRM: the K real classes
     return float((pred == test.y).float().mean())
 
 

@@ -14,21 +14,29 @@ head is right (``V_1 = 1``).  At test time only the finest head is used.
 boundaries below are inferred, not the original epochs).  ``mode="flat"`` trains only the
 finest head: the flat baseline.  Every mode runs through the same loop, data order and
 optimiser, so a comparison differs only in the loss.
+
+Training runs on the engine (:func:`netprism.train.fit`): ``loss_fn`` turns the list of level
+logits into per-sample losses, ``output_fn`` picks the finest level, the schedule is passed as
+``scheduler=``.  ``mode="sequential"`` keeps its one step per level per batch because the
+epoch's plan holds every batch once per level, in a row (coarse to fine), and the loss trains
+the level whose turn it is; the batch order is the same in every mode.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
-from netprism.core.seed import make_generator, seed_everything
+from netprism.core.seed import make_generator
 from netprism.core.validation import check_finite, check_positive_int
 from netprism.data.base import as_tensors
 from netprism.robustness.hierarchy import LabelTree
+from netprism.train import Batch, BatchOutput, Callback, TrainConfig, TrainContext, fit
 
 MODES = ("sequential", "combined", "bcnn", "flat")
 
@@ -161,6 +169,7 @@ def conditional_fit(
     momentum: float = 0.9,
     weight_decay: float = 1e-4,
     seed: int = 0,
+    device: str | torch.device = "auto",
 ) -> list[float]:
     """Train ``model`` (returning per-level logits, coarse to fine) on leaf labels ``y``.
 
@@ -177,74 +186,170 @@ def conditional_fit(
     epochs, batch_size, lr, momentum, weight_decay, seed
         SGD with momentum; the learning rate drops 10x at 1/3 and 2/3 of training (the
         official schedule: every 150 of 450 epochs).
+    device : str or torch.device
+        Where to train (``"auto"``: CUDA when present); the model is moved there.
 
     Returns
     -------
     list of float
-        Mean finest-level training cross-entropy per epoch.
+        Mean finest-level training cross-entropy per epoch: per batch, the finest head's
+        mean cross-entropy before the batch's (last) step, averaged over the batches.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     check_positive_int(epochs, "epochs")
     check_positive_int(batch_size, "batch_size")
     x, y = as_tensors(data)
+    x, y = x.cpu(), y.cpu()  # batches are cut on the CPU; fit moves each to the device
     check_finite(x, "x")
     if len(x) != len(y):
         raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
     tree.check_labels(y, "y")
     targets = [y] if mode == "flat" else tree.level_labels(y)
-    seed_everything(seed)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.MultiStepLR(
-        opt, [max(1, epochs // 3), max(2, 2 * epochs // 3)], 0.1
+    batches = _LevelBatches(len(x), batch_size, seed, len(targets) if mode == "sequential" else 1)
+    # The plan's own generator: iterating a DataLoader draws a worker seed, and the global
+    # stream must stay as the recipe leaves it.
+    loader = DataLoader(
+        _Rows(x, y), batch_sampler=batches, collate_fn=_as_is, generator=torch.Generator()
     )
-    history = []
-    model.train()
-    for epoch in range(epochs):
-        order = torch.randperm(len(x), generator=make_generator(seed * 1000 + epoch))
-        total = 0.0
-        for start in range(0, len(x), batch_size):
-            idx = order[start : start + batch_size]
-            ys = [t[idx] for t in targets]
-            total += _step(model, opt, x[idx], ys, mode, bcnn_weights(epoch, epochs, len(ys)))
-        history.append(total / -(-len(x) // batch_size))
-        sched.step()
+    levels = _LevelTraining(mode, targets, epochs, batches)
+    milestones = [max(1, epochs // 3), max(2, 2 * epochs // 3)]
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        optimizer="sgd",
+        seed=seed,  # fit seeds the global generators with it, as the recipe always did
+        device=str(device),
+        progress=False,
+    )
+    fit(
+        model,
+        loader,
+        config,
+        callbacks=[levels],
+        loss_fn=levels.loss,
+        output_fn=_finest,
+        scheduler=lambda opt: torch.optim.lr_scheduler.MultiStepLR(opt, milestones, 0.1),
+        distributed=False,  # the per-level plan is a single-process recipe
+    )
     model.eval()
-    return history
+    return levels.history
 
 
-def _step(
-    model: nn.Module,
-    opt: torch.optim.Optimizer,
-    xb: torch.Tensor,
-    ys: list[torch.Tensor],
-    mode: str,
-    weights: list[float],
-) -> float:
-    """One batch; returns the finest level's unmasked cross-entropy (for the history)."""
-    if mode == "sequential":
-        # one forward/backward/step per level, coarse to fine; masks from the fresh forward
-        for level in range(len(ys)):
-            logits = _outputs(model, xb, len(ys))
-            loss = level_losses(logits, ys)[level]
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        return float(F.cross_entropy(logits[-1].detach(), ys[-1]))
-    logits = _outputs(model, xb, len(ys))
-    if mode == "combined":
-        loss = torch.stack(level_losses(logits, ys)).sum()
-    else:  # "bcnn" (scheduled weights, no masks) or "flat" (one level, weight 1)
-        parts = level_losses(logits, ys, masked=False)
-        loss = sum((w * p for w, p in zip(weights, parts)), torch.zeros(()))
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    return float(F.cross_entropy(logits[-1].detach(), ys[-1]))
+class _Rows(Dataset):
+    """``(x, y)`` in memory, read a whole batch at a time (``__getitems__``)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[i], self.y[i]
+
+    def __getitems__(self, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.as_tensor(rows, dtype=torch.long)
+        return self.x[idx], self.y[idx]
 
 
-def _outputs(model: nn.Module, xb: torch.Tensor, n_levels: int) -> list[torch.Tensor]:
-    out = model(xb)
+def _as_is(batch: Any) -> Any:
+    return batch
+
+
+class _LevelBatches:
+    """The engine's batch plan: each epoch's batches (order from ``seed * 1000 + epoch``), each
+    repeated ``repeats`` times in a row (one step per level in ``mode="sequential"``)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, repeats: int) -> None:
+        self.n, self.batch_size, self.seed, self.repeats = n, batch_size, seed, repeats
+        self.epoch = 0  # set by _LevelTraining.on_epoch_start, before fit reads the plan
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = torch.randperm(self.n, generator=make_generator(self.seed * 1000 + self.epoch))
+        for idx in order.split(self.batch_size):
+            rows = idx.tolist()
+            for _ in range(self.repeats):
+                yield rows
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size) * self.repeats
+
+    @property
+    def n_batches(self) -> int:
+        """Distinct batches per epoch."""
+        return -(-self.n // self.batch_size)
+
+
+class _LevelTraining(Callback):
+    """The hierarchical losses as engine hooks, and the finest-level loss history.
+
+    ``on_batch_start`` puts the finest-level targets in ``batch.y`` (what the finest head,
+    ``output_fn``, is scored against) and, in ``mode="sequential"``, advances the level
+    counter: the ``r``-th repetition of a batch trains level ``r``.
+    """
+
+    def __init__(
+        self, mode: str, targets: list[torch.Tensor], epochs: int, batches: _LevelBatches
+    ) -> None:
+        self.mode, self.targets, self.epochs, self.batches = mode, targets, epochs, batches
+        self.history: list[float] = []
+        self._epoch, self._step, self._level, self._total = 0, 0, 0, 0.0
+
+    def on_epoch_start(self, ctx: TrainContext) -> None:
+        self.batches.epoch = ctx.epoch
+        self._epoch, self._step, self._total = ctx.epoch, 0, 0.0
+
+    def on_batch_start(self, ctx: TrainContext, batch: Batch) -> Batch:
+        self._level = self._step % self.batches.repeats
+        self._step += 1
+        assert batch.index is not None
+        return Batch(batch.x, self.targets[-1][batch.index].to(ctx.device), batch.index)
+
+    def loss(self, output: Any, batch: Batch) -> torch.Tensor:
+        """Per-sample losses (B,) of the mode; their batch mean is the recipe's loss."""
+        logits = _outputs(output, len(self.targets))
+        assert batch.index is not None
+        ys = [t[batch.index].to(batch.y.device) for t in self.targets]
+        if self.mode == "sequential":  # level l's mean(CE_l * V_l), masks from this forward
+            lvl = self._level
+            masks = validity_masks(logits, ys)
+            return F.cross_entropy(logits[lvl], ys[lvl], reduction="none") * masks[lvl]
+        if self.mode == "combined":  # sum_l mean(CE_l * V_l) = mean of sum_l CE_l * V_l
+            masks = validity_masks(logits, ys)
+            parts = [
+                F.cross_entropy(lg, t, reduction="none") * v for lg, t, v in zip(logits, ys, masks)
+            ]
+            return torch.stack(parts).sum(dim=0)
+        # "bcnn" (scheduled weights, no masks) or "flat" (one level, weight 1)
+        weights = bcnn_weights(self._epoch, self.epochs, len(ys))
+        parts = [F.cross_entropy(lg, t, reduction="none") for lg, t in zip(logits, ys)]
+        zero = torch.zeros(len(ys[0]), device=ys[0].device)
+        return sum((w * p for w, p in zip(weights, parts)), zero)
+
+    def on_batch_end(self, ctx: TrainContext, out: BatchOutput) -> None:
+        if self._level == self.batches.repeats - 1:  # the batch's last step
+            self._total += float(F.cross_entropy(out.logits, out.y))
+
+    def on_epoch_end(self, ctx: TrainContext, metrics: dict[str, Any]) -> None:
+        self.history.append(self._total / self.batches.n_batches)
+        metrics["finest_loss"] = self.history[-1]
+
+
+def _finest(output: Any) -> torch.Tensor:
+    """``output_fn``: the finest (last) level's logits."""
+    if isinstance(output, torch.Tensor):
+        return output
+    levels = list(output)
+    if not levels:
+        raise ValueError("the model returned no level logits")
+    return levels[-1]
+
+
+def _outputs(out: Any, n_levels: int) -> list[torch.Tensor]:
     out = [out] if isinstance(out, torch.Tensor) else list(out)
     if len(out) != n_levels:
         raise ValueError(f"the model must return {n_levels} level logits, got {len(out)}")
@@ -253,13 +358,16 @@ def _outputs(model: nn.Module, xb: torch.Tensor, n_levels: int) -> list[torch.Te
 
 @torch.no_grad()
 def predict_leaves(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Leaf predictions (N,) from the finest (last) head only, as the paper evaluates."""
+    """Leaf predictions (N,) on the CPU from the finest (last) head only, as the paper
+    evaluates; batches are sent to the model's device."""
     model.eval()
+    param = next(model.parameters(), None)
+    device = torch.device("cpu") if param is None else param.device
     preds = []
     for start in range(0, len(x), batch_size):
-        out = model(x[start : start + batch_size])
+        out = model(x[start : start + batch_size].to(device))
         last = out if isinstance(out, torch.Tensor) else out[-1]
-        preds.append(last.argmax(1))
+        preds.append(last.argmax(1).cpu())
     return torch.cat(preds)
 
 

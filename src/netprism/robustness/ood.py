@@ -27,10 +27,16 @@ exact recipe is not public; ``../shared/papers/fl_robustness.md`` section 3):
 - Mahalanobis: class means and a tied (biased, pseudo-inverted) covariance per layer; the
   per-layer distance to the closest class is divided by ``D`` and summed over layers instead
   of Lee et al.'s input preprocessing + logistic-regression combiner (which needs OoD data).
+
+Training runs on the engine (:func:`netprism.train.fit`): the mixup and noise draws happen in
+an ``on_batch_start`` hook that replaces each batch by its mixed inputs and soft targets, and
+``loss_fn`` is the per-sample soft-target cross-entropy.  Scoring sends each batch to the
+model's device and returns CPU scores.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,9 +45,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from netprism.core.capture import capture
-from netprism.core.seed import make_generator, seed_everything
+from netprism.core.outputs import as_logits
+from netprism.core.seed import make_generator
 from netprism.core.validation import NotFittedError, check_fraction, check_positive_int
 from netprism.data.base import as_tensors
+from netprism.train import Batch, Callback, TrainConfig, TrainContext, fit
 
 __all__ = [
     "DETECTORS",
@@ -89,8 +97,9 @@ class OODDetector:
             raise ValueError(f"x must be a non-empty (N, ...) tensor, got {_describe(x)}")
         was_training = self.model_.training
         self.model_.eval()
-        try:
-            parts = [self._score_batch(xb) for xb in x.split(self.batch_size)]
+        device = _model_device(self.model_)
+        try:  # batches go to the model's device; the scores come back to the CPU
+            parts = [self._score_batch(xb.to(device)).cpu() for xb in x.split(self.batch_size)]
         finally:
             self.model_.train(was_training)
         return torch.cat(parts).float()
@@ -109,6 +118,12 @@ class OODDetector:
 
 def _describe(x: Any) -> str:
     return f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    """Where ``model``'s parameters live (the CPU for a model without any)."""
+    param = next(model.parameters(), None)
+    return torch.device("cpu") if param is None else param.device
 
 
 class MSP(OODDetector):
@@ -344,12 +359,20 @@ def intra_class_mixup(
     >>> bool(((xm[ym == 0] <= 1) & (xm[ym == 1] >= 10)).all())
     True
     """
+    a, mixed = _intra_class_mixup(x, y, alpha, gen)
+    return mixed, y[a]
+
+
+def _intra_class_mixup(
+    x: torch.Tensor, y: torch.Tensor, alpha: float, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`intra_class_mixup` returning the rows ``a`` (B,) whose labels the mix keeps."""
     # Two random orders that both sort by class: a[i] and b[i] share a class.
     a = torch.argsort(y + 0.5 * torch.rand(len(y), generator=gen))
     b = torch.argsort(y + 0.5 * torch.rand(len(y), generator=gen))
     lam = torch.distributions.Beta(alpha, alpha).sample((len(y),))
     lam = lam.view(-1, *([1] * (x.ndim - 1)))  # (B, 1, ...)
-    return lam * x[a] + (1 - lam) * x[b], y[a]
+    return a, lam * x[a] + (1 - lam) * x[b]
 
 
 def noise_mixup(
@@ -376,45 +399,118 @@ def noise_mixup(
     return mixed, target
 
 
-def _train(model: nn.Module, data: Any, config: MixupConfig, mode: str) -> nn.Module:
+class _MixupBatches(Callback):
+    """The engine hook that turns each batch of dataset indices into the recipe's batch.
+
+    The draws are made on the CPU in the order the recipe always made them (intra-class
+    partners from ``gen``, then ``lam`` from the global generator; for VRM the noise-mixup
+    ``lam`` then the noise from ``gen``), so a seed gives the same batches on every device.
+    The replacement batch holds the mixed inputs, soft targets (B', width) and, as ``index``,
+    the dataset sample each row was made from (its label's sample for a mixup row; VRM's
+    auxiliary rows come from the batch's first ``m`` samples).
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        config: MixupConfig,
+        mode: str,
+        gen: torch.Generator,
+    ) -> None:
+        self.x, self.y, self.config, self.mode, self.gen = x, y, config, mode, gen
+        self.k = int(y.max()) + 1
+        self.width = self.k + 1 if mode == "vrm" else self.k
+
+    def on_batch_start(self, ctx: TrainContext, batch: Batch) -> Batch:
+        idx = batch.index
+        assert idx is not None  # in-memory tensors always carry their index
+        xb, yb, rows = self.x[idx], self.y[idx], idx
+        if self.mode in ("mixup", "vrm"):
+            a, xb = _intra_class_mixup(xb, yb, self.config.alpha, self.gen)
+            yb, rows = yb[a], idx[a]
+        target = F.one_hot(yb, self.width).float()  # (B, width)
+        if self.mode == "vrm":
+            m = max(1, round(self.config.noise_fraction * len(yb)))
+            xa, ta = noise_mixup(self.x[idx][:m], self.y[idx][:m], self.k, self.config, self.gen)
+            xb, target = torch.cat([xb, xa]), torch.cat([target, ta])  # (B + m, ...)
+            rows = torch.cat([rows, idx[:m]])
+        return Batch(xb.to(ctx.device), target.to(ctx.device), rows)
+
+
+def _soft_cross_entropy(width: int, mode: str) -> Callable[[Any, Batch], torch.Tensor]:
+    """``loss_fn`` of the engine: ``-sum_k t_k log softmax(z)_k`` per sample, (B,)."""
+
+    def loss_fn(output: Any, batch: Batch) -> torch.Tensor:
+        logits = as_logits(output)
+        if logits.shape[1] != width:
+            raise ValueError(f"{mode} training needs {width} outputs, got {logits.shape[1]}")
+        return -(batch.y * F.log_softmax(logits, dim=1)).sum(dim=1)
+
+    return loss_fn
+
+
+def _train(
+    model: nn.Module, data: Any, config: MixupConfig, mode: str, device: str | torch.device
+) -> nn.Module:
     x, y = as_tensors(data)
-    k = int(y.max()) + 1
-    seed_everything(config.seed)  # Beta draws use the global generator
+    x, y = x.cpu(), y.cpu()  # the draws index them on the CPU; fit moves each batch
+    # One CPU generator draws the batch order and the mixup partners and noise; the Beta draws
+    # use the global generator, which fit seeds with config.seed before any of them.
     gen = make_generator(config.seed)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    model.train()
-    for _ in range(config.epochs):
-        for idx in torch.randperm(len(y), generator=gen).split(config.batch_size):
-            xb, yb = x[idx], y[idx]
-            if mode in ("mixup", "vrm"):
-                xb, yb = intra_class_mixup(xb, yb, config.alpha, gen)
-            width = k + 1 if mode == "vrm" else k
-            target = F.one_hot(yb, width).float()
-            if mode == "vrm":
-                m = max(1, round(config.noise_fraction * len(yb)))
-                xa, ta = noise_mixup(x[idx][:m], y[idx][:m], k, config, gen)
-                xb, target = torch.cat([xb, xa]), torch.cat([target, ta])
-            logits = model(xb)
-            if logits.shape[1] != width:
-                raise ValueError(f"{mode} training needs {width} outputs, got {logits.shape[1]}")
-            loss = -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    hook = _MixupBatches(x, y, config, mode, gen)
+    train_config = TrainConfig(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        optimizer="adam",
+        scheduler="none",
+        seed=config.seed,
+        device=str(device),
+        progress=False,
+    )
+    fit(
+        model,
+        (x, y),
+        train_config,
+        callbacks=[hook],
+        loss_fn=_soft_cross_entropy(hook.width, mode),
+        order=lambda epoch: torch.randperm(len(y), generator=gen),
+        distributed=False,  # one process draws the whole batch stream
+    )
     return model.eval()
 
 
-def train_plain(model: nn.Module, data: Any, config: MixupConfig | None = None) -> nn.Module:
+def train_plain(
+    model: nn.Module,
+    data: Any,
+    config: MixupConfig | None = None,
+    *,
+    device: str | torch.device = "auto",
+) -> nn.Module:
     """Empirical risk minimisation with the same optimiser and batches as the VRM variants."""
-    return _train(model, data, config or MixupConfig(), "plain")
+    return _train(model, data, config or MixupConfig(), "plain", device)
 
 
-def train_mixup(model: nn.Module, data: Any, config: MixupConfig | None = None) -> nn.Module:
+def train_mixup(
+    model: nn.Module,
+    data: Any,
+    config: MixupConfig | None = None,
+    *,
+    device: str | torch.device = "auto",
+) -> nn.Module:
     """Intra-class mixup only: "VRM applied to the baselines" (K outputs)."""
-    return _train(model, data, config or MixupConfig(), "mixup")
+    return _train(model, data, config or MixupConfig(), "mixup", device)
 
 
-def train_vrm(model: nn.Module, data: Any, config: MixupConfig | None = None) -> nn.Module:
+def train_vrm(
+    model: nn.Module,
+    data: Any,
+    config: MixupConfig | None = None,
+    *,
+    device: str | torch.device = "auto",
+) -> nn.Module:
     """VRM: intra-class mixup on the K classes plus noise mixup for the auxiliary class.
 
     Parameters
@@ -424,6 +520,8 @@ def train_vrm(model: nn.Module, data: Any, config: MixupConfig | None = None) ->
     data : (x, y) tensors, TensorDataset, Dataset or DataLoader
         In-distribution training data, labels in [0, K).
     config : MixupConfig, optional
+    device : str or torch.device
+        Where to train (``"auto"``: CUDA when present); the model is moved there.
 
     Examples
     --------
@@ -432,4 +530,4 @@ def train_vrm(model: nn.Module, data: Any, config: MixupConfig | None = None) ->
     >>> VRMDetector().fit(net).score(x).shape
     torch.Size([20])
     """
-    return _train(model, data, config or MixupConfig(), "vrm")
+    return _train(model, data, config or MixupConfig(), "vrm", device)

@@ -52,7 +52,8 @@ def train_step(
     for cb in callbacks:
         hook = getattr(cb, "on_batch_start", None)
         replaced = hook(ctx, batch) if hook is not None else None
-        batch = batch if replaced is None else replaced
+        if replaced is not None:
+            batch = _checked_replacement(replaced, cb)
     checks.before_forward(batch, ctx)
     output = checks.forward(forward, batch)
     logits = ctx.output_fn(output)  # (B, K)
@@ -79,6 +80,15 @@ def train_step(
     ctx.optimizer.step()
     call_hooks(callbacks, "on_after_step", ctx, batch)
     return BatchOutput(batch.index, logits.detach(), batch.y, losses.detach())
+
+
+def _checked_replacement(batch: Batch, cb: Any) -> Batch:
+    if batch.index is not None and len(batch.index) != len(batch.y):
+        raise ValueError(
+            f"{type(cb).__name__}.on_batch_start returned a batch of {len(batch.y)} samples "
+            f"with {len(batch.index)} indices: give one index per sample, or index=None"
+        )
+    return batch
 
 
 class BatchChecks:
