@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from netprism.compression.crossbar import (
@@ -37,12 +36,10 @@ from netprism.compression.crossbar import (
     tile_weights,
     untile,
 )
-from netprism.core.seed import seed_everything
 from netprism.core.validation import check_fraction
-from netprism.data.base import as_tensors
 from netprism.train.callbacks import Callback, TrainContext
 from netprism.train.config import TrainConfig
-from netprism.train.loop import FitResult, epoch_order, fit, make_optimizer, make_scheduler
+from netprism.train.loop import FitResult, fit
 
 SCOPES = ("global", "layer")
 
@@ -93,7 +90,7 @@ def column_hoyer(weight: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.T
         False for padded (non-existent) output channels.
     """
     tiles = tile_weights(weight, size)  # (n, T rows, T cols)
-    real = tile_real_mask(weight.shape, size).any(dim=1)  # (n, T)
+    real = tile_real_mask(weight.shape, size).any(dim=1).to(weight.device)  # (n, T)
     return hoyer(tiles, dim=1), real
 
 
@@ -120,7 +117,7 @@ def hoyer_variance(
     >>> float(hoyer_variance([torch.ones(4, 8)], 8))  # identical columns
     0.0
     """
-    total = torch.zeros(())
+    total = torch.zeros((), device=weights[0].device if weights else None)
     for w in weights:
         h, real = column_hoyer(w, size)
         if gate:
@@ -131,6 +128,53 @@ def hoyer_variance(
         sq = ((h - mean[:, None]) ** 2 * m).sum(dim=1)  # (n,)
         total = total + (sq / (count - 1).clamp(min=1)).sum()
     return total
+
+
+class DUBRegularizer(Callback):
+    """D.U.B.'s training penalty as an engine callback: ``lam`` x :func:`hoyer_variance`.
+
+    Every step adds ``lam * hoyer_variance(weights, size, gate=gate)`` of the model's mapped
+    layers (``Conv1d/2d``, ``Linear``) to the batch's mean loss; after every epoch the mean
+    *unscaled* regularizer over the epoch's steps is recorded as ``metrics["reg"]``.
+
+    Examples
+    --------
+    >>> from netprism.train import fit
+    >>> x, y = torch.randn(32, 16), torch.randint(0, 3, (32,))
+    >>> cfg = TrainConfig(epochs=2, lr=1e-2, optimizer="adam", progress=False)
+    >>> out = fit(nn.Linear(16, 3), (x, y), cfg, callbacks=[DUBRegularizer(8, lam=1.0)])
+    >>> sorted(out.history[-1])
+    ['accuracy', 'epoch', 'loss', 'lr', 'reg']
+    """
+
+    def __init__(self, size: int, lam: float = 1e-3, *, gate: bool = True) -> None:
+        if not lam >= 0:
+            raise ValueError(f"lam must be >= 0, got {lam!r}")
+        _check_size(size)
+        self.size, self.lam, self.gate = size, lam, gate
+        self._weights: list[torch.Tensor] = []
+        self._sum: torch.Tensor | None = None
+        self._steps = 0
+
+    def on_fit_start(self, ctx: TrainContext) -> None:
+        # Taken after fit moved the model to its device (``Module.to`` keeps the Parameters).
+        self._weights = list(layer_weights(ctx.model).values())
+
+    def on_epoch_start(self, ctx: TrainContext) -> None:
+        # Summed in float64 on the device: the same sum as adding Python floats, no sync.
+        self._sum = torch.zeros((), dtype=torch.float64, device=ctx.device)
+        self._steps = 0
+
+    def penalty(self, ctx: TrainContext, batch: Any) -> torch.Tensor:
+        reg = hoyer_variance(self._weights, self.size, gate=self.gate)
+        assert self._sum is not None
+        self._sum += reg.detach().double()
+        self._steps += 1
+        return self.lam * reg
+
+    def on_epoch_end(self, ctx: TrainContext, metrics: dict[str, Any]) -> None:
+        assert self._sum is not None
+        metrics["reg"] = float(self._sum) / max(self._steps, 1)
 
 
 def fit_dub(
@@ -144,44 +188,17 @@ def fit_dub(
 ) -> FitResult:
     """Train ``model`` on cross-entropy + ``lam`` x :func:`hoyer_variance` of its mapped layers.
 
-    The loop mirrors :func:`netprism.train.fit` (same optimizer, schedule and per-epoch sample
-    order); every ``Conv1d/2d`` and ``Linear`` weight is regularized.
+    :func:`netprism.train.fit` with a :class:`DUBRegularizer` (same optimizer, schedule,
+    per-epoch sample order, device and data handling); every ``Conv1d/2d`` and ``Linear``
+    weight is regularized.
 
     Returns
     -------
     FitResult
-        ``history[e]`` holds ``epoch``, ``loss`` (CE), ``reg`` (unscaled) and ``accuracy``.
+        ``history[e]`` holds ``epoch``, ``loss`` (CE), ``reg`` (unscaled, mean over the
+        epoch's steps), ``accuracy`` and ``lr``.
     """
-    if not lam >= 0:
-        raise ValueError(f"lam must be >= 0, got {lam!r}")
-    _check_size(size)
-    x, y = as_tensors(train)
-    x, y = x.float(), y.long()
-    seed_everything(config.seed)
-    device = next(model.parameters()).device
-    weights = list(layer_weights(model).values())
-    opt, history = make_optimizer(model, config), []
-    sched = make_scheduler(opt, config)
-    for epoch in range(config.epochs):
-        model.train()
-        ce_sum, reg_sum, correct, steps = 0.0, 0.0, 0, 0
-        for index in epoch_order(len(y), config.seed, epoch).split(config.batch_size):
-            xb, yb = x[index].to(device), y[index].to(device)
-            logits = model(xb)  # (B, K)
-            ce = F.cross_entropy(logits, yb)
-            reg = hoyer_variance(weights, size, gate=gate)
-            opt.zero_grad(set_to_none=True)
-            (ce + lam * reg).backward()
-            opt.step()
-            ce_sum += float(ce.detach()) * len(index)
-            reg_sum, steps = reg_sum + float(reg.detach()), steps + 1
-            correct += int((logits.argmax(1) == yb).sum())
-        sched.step()
-        n = len(y)
-        history.append(
-            {"epoch": epoch, "loss": ce_sum / n, "reg": reg_sum / steps, "accuracy": correct / n}
-        )
-    return FitResult(history)
+    return fit(model, train, config, callbacks=[DUBRegularizer(size, lam, gate=gate)])
 
 
 @dataclass
@@ -211,7 +228,7 @@ def _snap_keep(absw: torch.Tensor, size: int, t: float) -> torch.Tensor:
 
 
 def _kept_count(shape: torch.Size, size: int, keep: torch.Tensor) -> int:
-    real = tile_real_mask(shape, size)  # (n, T, T)
+    real = tile_real_mask(shape, size).to(keep.device)  # (n, T, T)
     rows, cols = real[:, :, 0].sum(1), real[:, 0, :].sum(1)  # (n,), (n,)
     return int((torch.minimum(keep, rows) * cols).sum())
 
@@ -235,7 +252,8 @@ def snap_masks(
     for name, w in weights.items():
         absw = w.detach().abs()
         keep = _snap_keep(absw, size, threshold)  # (n,)
-        key = tile_weights(absw, size).masked_fill(~tile_real_mask(w.shape, size), -1.0)
+        real = tile_real_mask(w.shape, size).to(absw.device)  # (n, T, T)
+        key = tile_weights(absw, size).masked_fill(~real, -1.0)
         order = key.argsort(dim=1, descending=True, stable=True)  # (n, T, T) per column
         rank = order.argsort(dim=1)
         masks[name] = untile(rank < keep[:, None, None], w.shape)
@@ -334,7 +352,7 @@ def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
             raise ValueError(
                 f"mask of {name!r} has shape {tuple(mask.shape)}, weight {tuple(weight.shape)}"
             )
-        weight.mul_(mask.to(weight.dtype))
+        weight.mul_(mask.to(device=weight.device, dtype=weight.dtype))
 
 
 class MaskCallback(Callback):
@@ -344,9 +362,11 @@ class MaskCallback(Callback):
         self.masks = dict(masks)
 
     def on_fit_start(self, ctx: TrainContext) -> None:
+        # Masks move once to the device fit trains on (they may come from a CPU copy).
+        self.masks = {n: m.to(ctx.device) for n, m in self.masks.items()}
         apply_masks(ctx.model, self.masks)
 
-    def on_batch_end(self, ctx: TrainContext, batch: Any) -> None:
+    def on_after_step(self, ctx: TrainContext, batch: Any) -> None:
         apply_masks(ctx.model, self.masks)
 
 
@@ -392,6 +412,7 @@ def levels_keep(levels: torch.Tensor, size: int) -> torch.Tensor:
 
 __all__ = [
     "SCOPES",
+    "DUBRegularizer",
     "MaskCallback",
     "SnapResult",
     "apply_masks",

@@ -55,7 +55,7 @@ from netprism.experiments._dub_crossbar_report import (
 from netprism.experiments.base import Result, check_seeds, register_experiment, seeded_result
 from netprism.io import atomic_write_text
 from netprism.models import create_model
-from netprism.train import TrainConfig, evaluate, fit
+from netprism.train import TrainConfig, evaluate, fit, resolve_device
 
 MODELS = ("digits_cnn", "vgg11")
 WIDTHS = (32, 64, 64, 128, 128)  # conv widths of the calibration's digits CNN
@@ -85,7 +85,7 @@ class DUBCrossbarConfig:
     min_ratio: float = 2.0  # D.U.B. saving / magnitude saving, exp2 model
     max_acc_drop: float = 1.0  # points below dense
     vgg_sizes: tuple[int, ...] = (32, 64, 128, 256)
-    device: str = "cpu"
+    device: str = "auto"
     data_dir: str | None = None
     threads: int = 1
 
@@ -159,6 +159,7 @@ def run(config: DUBCrossbarConfig, *, out_dir: Path | None = None) -> Result:
 
 
 def _validate(config: DUBCrossbarConfig) -> None:
+    resolve_device(config.device)  # an unusable device fails before any model is built
     check_seeds(config.seeds)
     if config.model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {config.model!r}")

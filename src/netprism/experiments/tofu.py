@@ -48,6 +48,7 @@ from netprism.federated.rounds import DOWNLINKS, EncoderConfig, LocalConfig, run
 from netprism.federated.tofu import decode_update, encode_update, hybrid_schedule
 from netprism.io import atomic_write_text
 from netprism.models import create_model
+from netprism.train import resolve_device
 
 MALFORMED = ("nan", "wrong_shape", "huge_norm")
 
@@ -86,6 +87,9 @@ class TOFUExperimentConfig:
     max_acc_gap: float = 3.0  # points, hybrid vs FedAvg
     min_mse_ratio: float = 3.0  # privacy: TOFU-attack MSE / real-attack MSE
     max_bad_gap: float = 2.0  # points, robust run with bad clients vs the clean run
+    # Local training and test evaluation run here; the wire vectors, TOFU's encoder and the
+    # attacks (optimizing inputs, not weights) stay on the CPU.
+    device: str = "auto"
     data_dir: str | None = None
     threads: int = 1  # torch CPU threads; 1 is fastest for these tiny models
 
@@ -137,6 +141,7 @@ def run(config: TOFUExperimentConfig, *, out_dir: Path | None = None) -> Result:
 
 
 def _validate(config: TOFUExperimentConfig) -> None:
+    resolve_device(config.device)  # an unusable device fails before any work
     check_seeds(config.seeds)
     if config.n_clients < 3:
         raise ValueError(
@@ -175,7 +180,13 @@ def _one_seed(config: TOFUExperimentConfig, seed: int) -> SeedRuns:
     )
     local = LocalConfig(config.local_epochs, config.lr, config.batch_size)
     encoder = EncoderConfig(config.n_proxy, config.encoder_steps, config.encoder_lr)
-    common: dict[str, Any] = dict(local=local, encoder=encoder, max_norm=config.max_norm, seed=seed)
+    common: dict[str, Any] = dict(
+        local=local,
+        encoder=encoder,
+        max_norm=config.max_norm,
+        seed=seed,
+        device=resolve_device(config.device),
+    )
     keep = [r for r in config.fidelity_rounds if r < config.rounds]
     logs = {
         "fedavg": run_rounds(

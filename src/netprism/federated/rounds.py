@@ -2,10 +2,11 @@
 
 Garg, Nagaraj & Roy, "TOFU: Towards Obfuscated Federated Updates by Encoding Weight Updates
 into Gradients from Proxy Data" (arXiv 2201.08494).  Every round each client trains locally
-from the global weights, then sends either its full update (``"full"`` round) or a TOFU
-proxy set (``"tofu"`` round); the server decodes, screens (shape, NaN/inf, norm), aggregates
-and applies.  Bytes are counted from the float32 arrays that would cross the wire.  This is
-the in-process twin of :mod:`netprism.federated.flower` for experiments and tests.
+(plain SGD through :func:`netprism.train.fit`) from the global weights, then sends either its
+full update (``"full"`` round) or a TOFU proxy set (``"tofu"`` round); the server decodes,
+screens (shape, NaN/inf, norm), aggregates and applies.  Bytes are counted from the float32
+arrays that would cross the wire.  This is the in-process twin of
+:mod:`netprism.federated.flower` for experiments and tests.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from netprism.data.base import TensorDataset
 from netprism.federated.aggregate import aggregate, screen_updates
 from netprism.federated.gradients import flat_params, load_flat_params
 from netprism.federated.tofu import ProxySet, decode_update, encode_update, fedavg_bytes
+from netprism.train import TrainConfig, fit, resolve_device
 
 BEHAVIOURS = ("honest", "sign_flip", "nan", "wrong_shape", "huge_norm")
 DOWNLINKS = ("full", "tofu")
@@ -79,30 +80,74 @@ def local_update(
     *,
     local: LocalConfig = LocalConfig(),
     seed: int = 0,
+    device: str | torch.device | None = None,
 ) -> torch.Tensor:
     """``W_local - W_global`` ``(P,)`` after local SGD from ``weights`` on ``data``.
 
-    ``model`` is a scratch copy whose parameters are overwritten.
+    Plain SGD (no momentum, no weight decay, constant ``local.lr``) trained by
+    :func:`netprism.train.fit`.  The sample order of every local epoch comes from one
+    generator seeded with ``seed`` that runs on across the epochs; the global RNGs are
+    neither reseeded nor drawn from.  ``model`` is a scratch copy whose parameters are
+    overwritten; it trains on ``device`` (default: where the loaded ``weights`` are), and
+    the update is returned on ``weights``' device.  A client whose training diverges (a
+    non-finite loss) returns an all-NaN update, which the server's screen rejects.
+
+    Examples
+    --------
+    >>> from netprism.data.base import DatasetInfo
+    >>> _ = torch.manual_seed(0)
+    >>> info = DatasetInfo("toy", ("a", "b", "c"), (4,), "example")
+    >>> data = TensorDataset(torch.randn(40, 4), torch.randint(0, 3, (40,)), info)
+    >>> model = nn.Linear(4, 3)
+    >>> update = local_update(model, flat_params(model), data, seed=1)
+    >>> update.shape, bool(update.abs().sum() > 0)
+    (torch.Size([15]), True)
     """
-    load_flat_params(model, weights)
-    model.train()
-    opt = torch.optim.SGD(model.parameters(), lr=local.lr)
+    load_flat_params(model, weights)  # the parameters now live on weights' device
     gen = torch.Generator().manual_seed(seed)
-    for _ in range(local.epochs):
-        order = torch.randperm(len(data), generator=gen)
-        for batch in order.split(local.batch_size):
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(data.x[batch]), data.y[batch]).backward()
-            opt.step()
-    return flat_params(model) - weights
+    n = len(data)
+
+    def order(epoch: int) -> torch.Tensor:  # called once per epoch: one stream across them
+        return torch.randperm(n, generator=gen)
+
+    config = TrainConfig(
+        epochs=local.epochs,
+        batch_size=local.batch_size,
+        lr=local.lr,
+        momentum=0.0,
+        weight_decay=0.0,
+        optimizer="sgd",
+        scheduler="none",
+        seed=seed,
+        device=str(weights.device) if device is None else str(device),
+        progress=False,
+    )
+    try:
+        fit(model, data, config, order=order, reseed=False, distributed=False)
+    except FloatingPointError:  # the engine stops before a non-finite step
+        return torch.full_like(weights, float("nan"))
+    finally:
+        # No stale gradients left on the training device: the next load_flat_params may
+        # put the parameters back on the CPU, where the wire-format weights live.
+        model.zero_grad(set_to_none=True)
+    return flat_params(model).to(weights.device) - weights
 
 
 @torch.no_grad()
-def accuracy_at(model: nn.Module, weights: torch.Tensor, data: TensorDataset) -> float:
-    """Test accuracy in percent of ``model`` at the flat ``weights``."""
+def accuracy_at(
+    model: nn.Module,
+    weights: torch.Tensor,
+    data: TensorDataset,
+    *,
+    device: str | torch.device | None = None,
+) -> float:
+    """Test accuracy in percent of ``model`` at the flat ``weights``, computed on ``device``
+    (default: where ``weights`` are)."""
     load_flat_params(model, weights)
-    model.eval()
-    return 100.0 * float((model(data.x).argmax(1) == data.y).float().mean())
+    dev = weights.device if device is None else resolve_device(device)
+    model.eval().to(dev)
+    x, y = data.x.to(dev), data.y.to(dev)
+    return 100.0 * float((model(x).argmax(1) == y).float().mean())
 
 
 def client_message(
@@ -180,6 +225,7 @@ def run_rounds(
     downlink: str = "full",
     seed: int = 0,
     keep_rounds: Sequence[int] = (),
+    device: str | torch.device | None = None,
 ) -> RoundLog:
     """Run ``len(schedule)`` rounds from ``model``'s current weights (not modified).
 
@@ -197,6 +243,10 @@ def run_rounds(
         Send the new global update to clients in full, or TOFU-encoded (all parties then
         apply the decoded update, so they stay in sync).
     keep_rounds : round indices whose start weights and honest updates are kept.
+    device : str or torch.device, optional
+        Where local training and the test evaluation run ("auto": CUDA when present;
+        default: where ``model`` is).  Weight vectors, updates and TOFU's encoder stay on
+        the CPU: they are what crosses the wire.
     """
     behaviours = list(behaviours or ["honest"] * len(clients))
     if len(behaviours) != len(clients) or any(b not in BEHAVIOURS for b in behaviours):
@@ -206,8 +256,9 @@ def run_rounds(
             f"downlink must be one of {DOWNLINKS} and rounds 'full'/'tofu', "
             f"got {downlink!r}, {sorted(set(schedule))}"
         )
+    dev = resolve_device(device) if device is not None else next(model.parameters()).device
     work = copy.deepcopy(model)
-    weights = flat_params(model)
+    weights = flat_params(model).cpu()
     n_params = weights.numel()
     shape = (n_params, tuple(test.input_shape), test.num_classes)
     log = RoundLog()
@@ -219,7 +270,7 @@ def run_rounds(
         honest: list[torch.Tensor] = []
         for c, data in enumerate(clients):
             update = local_update(
-                work, weights, data, local=local, seed=seed * 10_007 + r * 101 + c
+                work, weights, data, local=local, seed=seed * 10_007 + r * 101 + c, device=dev
             )
             honest.append(update)
             msg_seed = seed * 10_007 + r * 101 + c
@@ -245,7 +296,7 @@ def run_rounds(
         if r in keep_rounds:
             log.snapshots[r] = (start, honest)
         log.kinds.append(kind)
-        log.accuracy.append(accuracy_at(work, weights, test))
+        log.accuracy.append(accuracy_at(work, weights, test, device=dev))
         log.uplink_bytes.append(up)
         log.downlink_bytes.append((down or fedavg_bytes(n_params)) * len(clients))
         log.cosines.append(cosines)
