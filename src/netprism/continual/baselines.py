@@ -31,6 +31,7 @@ from netprism.continual.runner import (
     ContinualMethod,
     check_stream,
     select_head,
+    stream_config,
     task_accuracy,
     task_class_ids,
     task_logits,
@@ -38,7 +39,6 @@ from netprism.continual.runner import (
 from netprism.core.outputs import as_logits
 from netprism.core.seed import seed_everything
 from netprism.data.base import TensorDataset
-from netprism.train.config import TrainConfig
 from netprism.train.data import Batch
 from netprism.train.device import resolve_device
 from netprism.train.loop import fit
@@ -351,18 +351,7 @@ def joint_training(
     """
     class_ids = check_stream(train_tasks, test_tasks, heads)
     dev = resolve_device(device)
-    config = TrainConfig(
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        momentum=0.0,
-        weight_decay=0.0,
-        optimizer=optimizer,
-        scheduler="none",
-        seed=seed,
-        device=str(dev),
-        progress=False,
-    )
+    config = stream_config(epochs, batch_size, lr, optimizer, seed, dev)
     seed_everything(seed)
     x = torch.cat([d.x for d in train_tasks])  # (N_total, *input_shape)
     y = torch.cat([d.y for d in train_tasks])

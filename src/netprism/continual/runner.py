@@ -352,6 +352,25 @@ def _check_method_heads(method: ContinualMethod, heads: str | None) -> None:
         )
 
 
+def stream_config(
+    epochs: int, batch_size: int, lr: float, optimizer: str, seed: int, device: torch.device
+) -> TrainConfig:
+    """The recipe shared by every method of a stream: plain SGD (no momentum, no weight
+    decay) or Adam at a constant ``lr``, no progress bar."""
+    return TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        momentum=0.0,
+        weight_decay=0.0,
+        optimizer=optimizer,
+        scheduler="none",
+        seed=seed,
+        device=str(device),
+        progress=False,
+    )
+
+
 def task_config(config: TrainConfig, epochs: int | None = None, device: Any = None) -> TrainConfig:
     """The engine config of one task's fit: ``config`` with a constant learning rate, no
     progress bar and no checkpoints (a stream is not resumed task by task); ``epochs`` and
@@ -486,18 +505,7 @@ def run_stream(
     class_ids = check_stream(train_tasks, test_tasks, heads)
     _check_method_heads(method, heads)
     dev = resolve_device(device)
-    config = TrainConfig(
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        momentum=0.0,
-        weight_decay=0.0,
-        optimizer=optimizer,
-        scheduler="none",
-        seed=seed,
-        device=str(dev),
-        progress=False,
-    )
+    config = stream_config(epochs, batch_size, lr, optimizer, seed, dev)
     seed_everything(seed)
     model.to(dev)
     n_tasks = len(train_tasks)

@@ -135,14 +135,10 @@ def _reshaped(info: DatasetInfo, shape: tuple[int, ...]) -> DatasetInfo:
     return DatasetInfo(info.name, info.classes, shape, info.source, dict(info.extra))
 
 
-def as_tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return ``(x, y)`` from a :class:`TensorDataset`, a ``(x, y)`` pair, or any map-style
-    ``Dataset`` / ``DataLoader`` yielding ``(x, y)`` or ``(x, y, index)`` items (stacked;
-    meant for small sets).
-
-    A ``DataLoader`` over a map-style dataset is read through its dataset in index order, not
-    in the (possibly shuffled) order the loader yields, so row ``i`` is sample ``i``.
-    """
+def tensor_pair(data: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(x, y)`` when ``data`` already holds them in memory -- a :class:`TensorDataset`, an
+    ``(x, y)`` tuple of tensors or a ``torch.utils.data.TensorDataset`` of two tensors --
+    else ``None``."""
     if isinstance(data, TensorDataset):
         return data.x, data.y
     if (
@@ -151,6 +147,22 @@ def as_tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
         and all(isinstance(t, torch.Tensor) for t in data)
     ):
         return data[0], data[1]
+    if isinstance(data, torch.utils.data.TensorDataset) and len(data.tensors) == 2:
+        return data.tensors[0], data.tensors[1]
+    return None
+
+
+def as_tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``(x, y)`` from a :class:`TensorDataset`, a ``(x, y)`` pair, or any map-style
+    ``Dataset`` / ``DataLoader`` yielding ``(x, y)`` or ``(x, y, index)`` items (stacked;
+    meant for small sets).
+
+    A ``DataLoader`` over a map-style dataset is read through its dataset in index order, not
+    in the (possibly shuffled) order the loader yields, so row ``i`` is sample ``i``.
+    """
+    pair = tensor_pair(data)
+    if pair is not None:
+        return pair
     if isinstance(data, torch.utils.data.DataLoader):
         if not isinstance(data.dataset, torch.utils.data.IterableDataset):
             return as_tensors(data.dataset)

@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from netprism.core.validation import check_finite
+from netprism.data.base import tensor_pair
 
 Order = Callable[[int], torch.Tensor]
 
@@ -325,7 +326,7 @@ def make_source(
         Used in error messages ("train", "val", ...).
     """
     keys = keys or BatchKeys()
-    tensors = _as_tensor_pair(data)
+    tensors = tensor_pair(data)
     if tensors is not None:
         x, y = _checked_tensors(*tensors, name)
         return TensorSource(x, y, batch_size=batch_size, seed=seed, order=order)
@@ -342,22 +343,6 @@ def make_source(
     raise TypeError(
         f"{name} must be a Dataset, a DataLoader or (x, y) tensors, got {type(data).__name__}"
     )
-
-
-def _as_tensor_pair(data: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
-    from netprism.data.base import TensorDataset as NetprismTensorDataset
-
-    if isinstance(data, NetprismTensorDataset):
-        return data.x, data.y
-    if (
-        isinstance(data, tuple)
-        and len(data) == 2
-        and all(isinstance(t, torch.Tensor) for t in data)
-    ):
-        return data[0], data[1]
-    if isinstance(data, torch.utils.data.TensorDataset) and len(data.tensors) == 2:
-        return data.tensors[0], data.tensors[1]
-    return None
 
 
 def _checked_tensors(
