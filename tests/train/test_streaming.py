@@ -10,7 +10,15 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 from netprism.core.curvature import CurvatureTracker
 from netprism.data import load_dataset
 from netprism.memorization import TrainingDynamics
-from netprism.train import BatchKeys, Callback, TrainConfig, epoch_order, evaluate, fit
+from netprism.train import (
+    BatchKeys,
+    Callback,
+    TrainConfig,
+    epoch_order,
+    evaluate,
+    fit,
+    make_source,
+)
 
 
 def _cfg(**kw):
@@ -359,3 +367,20 @@ def test_a_replaced_batch_must_index_each_sample():
     x, y = _data(n=16)
     with pytest.raises(ValueError, match="Doubles.on_batch_start returned a batch of 32 samples"):
         fit(nn.Linear(6, 3), (x, y), _cfg(), callbacks=[Doubles()])
+
+
+def test_scoring_a_dataset_leaves_the_global_random_stream_alone():
+    x, y = _data(n=20)
+    state = torch.get_rng_state()
+    list(make_source(_ListDataset(x, y)).ordered(8))
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_eval_mode_restores_each_submodule():
+    from netprism.core.per_sample import eval_mode
+
+    net = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))
+    net[1].eval()  # a frozen BatchNorm inside a training model
+    with eval_mode(net):
+        assert not net.training
+    assert net.training and not net[1].training

@@ -25,13 +25,15 @@ from netprism.core.validation import check_finite
 
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode for the block and restore its previous mode after."""
-    was_training = model.training
+    """Put ``model`` in eval mode for the block and restore every submodule's mode after
+    (a frozen BatchNorm inside a training model stays in eval mode)."""
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
         yield model
     finally:
-        model.train(was_training)
+        for module, training in modes:
+            module.training = training
 
 
 def check_batch(x: torch.Tensor, y: torch.Tensor) -> None:

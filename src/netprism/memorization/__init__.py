@@ -5,9 +5,11 @@ Samples", ICML 2024 (arXiv 2307.05831), with every peer a user would otherwise p
 
 >>> import netprism as npm
 >>> from netprism.memorization import memorization_scores, find_label_issues
+>>> from netprism.memorization import MemorizationMonitor  # for your own training loop
 """
 
 from netprism.memorization.dynamics import DYNAMICS_SCORES, TrainingDynamics, forgetting_events
+from netprism.memorization.monitor import MemorizationMonitor
 from netprism.memorization.scores import (
     ALL_METHODS,
     CURVATURE_SCORES,
@@ -28,6 +30,7 @@ __all__ = [
     "DEFAULT_LABEL_ISSUE_METHOD",
     "DYNAMICS_SCORES",
     "DuplicateGroup",
+    "MemorizationMonitor",
     "MemorizationScores",
     "TrainingDynamics",
     "default_config",

@@ -86,6 +86,32 @@ class MemorizationScores:
             rows.append(",".join([str(rank), str(idx), *values, _csv_field(reason)]))
         return atomic_write_text(path, "\n".join(rows) + "\n")
 
+    def save(self, path: str | Path) -> Path:
+        """Write to one safetensors file (not the model); see :func:`.scores_io.save_scores`."""
+        from netprism.memorization.scores_io import save_scores
+
+        return save_scores(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path, *, allow_unknown: bool = False) -> MemorizationScores:
+        """Read a :meth:`save` file, checked; see :func:`.scores_io.load_scores`."""
+        from netprism.memorization.scores_io import load_scores
+
+        return load_scores(path, allow_unknown=allow_unknown)
+
+    @classmethod
+    def from_csv(cls, path: str | Path, *, allow_unknown: bool = False) -> MemorizationScores:
+        """Read a :meth:`to_csv` file back by index; see :func:`.scores_io.scores_from_csv`."""
+        from netprism.memorization.scores_io import scores_from_csv
+
+        return scores_from_csv(path, allow_unknown=allow_unknown)
+
+    def to_pandas(self) -> Any:
+        """A DataFrame, one row per sample index; see :func:`.scores_io.scores_to_pandas`."""
+        from netprism.memorization.scores_io import scores_to_pandas
+
+        return scores_to_pandas(self)
+
 
 def _csv_field(text: str) -> str:
     if any(c in text for c in ',"\n'):

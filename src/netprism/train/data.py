@@ -215,10 +215,12 @@ class LoaderSource:
         self._train_loader = self._loader(self._train_sampler)
         self.pin_memory = bool(user_loader is not None and user_loader.pin_memory)
 
-    def _loader(self, sampler: _PlanSampler | _RangeSampler) -> DataLoader:
+    def _loader(
+        self, sampler: _PlanSampler | _RangeSampler, generator: torch.Generator | None = None
+    ) -> DataLoader:
         user = self.user_loader
         if user is None:
-            return DataLoader(self.dataset, batch_sampler=sampler)
+            return DataLoader(self.dataset, batch_sampler=sampler, generator=generator)
         extra: dict[str, Any] = {}
         if user.num_workers > 0:
             extra.update(
@@ -233,7 +235,7 @@ class LoaderSource:
             timeout=user.timeout,
             worker_init_fn=user.worker_init_fn,
             multiprocessing_context=user.multiprocessing_context,
-            generator=user.generator,
+            generator=user.generator if generator is None else generator,
             **extra,
         )
 
@@ -258,7 +260,10 @@ class LoaderSource:
     def ordered(self, batch_size: int, start: int = 0, stop: int | None = None) -> Iterator[Batch]:
         stop = self.num_samples if stop is None else stop
         sampler = _RangeSampler(start, stop, batch_size)  # lazily: no O(N) lists
-        for raw, first in zip(self._loader(sampler), range(start, stop, batch_size)):
+        # A DataLoader draws its workers' base seed when iterated: from a generator of its
+        # own here, so scoring never moves the global random stream training goes on with.
+        own = torch.Generator().manual_seed(self.seed)
+        for raw, first in zip(self._loader(sampler, own), range(start, stop, batch_size)):
             index = torch.arange(first, min(first + batch_size, stop))
             yield self._checked(parse_batch(raw, self.keys, index))
 
