@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet $(TORCH) numpy 2>&1 | { grep -v "is ignored" || true; }
 	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	echo "$(TORCH)" > $(VENV)/torch-constraint.txt
-	$(PIP) install --quiet -c $(VENV)/torch-constraint.txt -e ".[dev,peers]" 2>&1 | { grep -v "is ignored" || true; }
+	$(PIP) install --quiet -c $(VENV)/torch-constraint.txt -e ".[dev,peers,lightning,hf]" 2>&1 | { grep -v "is ignored" || true; }
 	# torchattacks (the PGD reference in tests and benchmarks) pins vision add-ons: no deps
 	$(PIP) install --quiet --no-deps torchattacks 2>&1 | { grep -v "is ignored" || true; }
 	$(PY) -c "import netprism, torch, numpy, safetensors, mnist1d, sklearn; print('netprism', netprism.__version__, 'torch', torch.__version__)"

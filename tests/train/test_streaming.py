@@ -384,3 +384,11 @@ def test_eval_mode_restores_each_submodule():
     with eval_mode(net):
         assert not net.training
     assert net.training and not net[1].training
+
+
+def test_integer_token_inputs_keep_their_dtype():
+    tokens = torch.randint(0, 20, (24, 5))
+    y = torch.randint(0, 3, (24,))
+    model = nn.Sequential(nn.Embedding(20, 4), nn.Flatten(), nn.Linear(20, 3))
+    out = fit(model, (tokens, y), _cfg(epochs=1))
+    assert out.seen.all()

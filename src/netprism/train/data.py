@@ -357,13 +357,15 @@ def _checked_tensors(
         raise ValueError(f"{name} is empty: expected at least one sample")
     if len(x) != len(y):
         raise ValueError(f"{name}: x and y lengths differ ({len(x)} vs {len(y)})")
-    check_finite(x.float(), f"{name} inputs")
+    if x.is_floating_point() or x.dtype in (torch.uint8, torch.bool):  # pixels -> float32
+        x = check_finite(x.float(), f"{name} inputs")
+    # other integer inputs (token ids for an embedding) keep their dtype
     if y.is_floating_point() or y.ndim != 1 or int(y.min()) < 0:
         raise ValueError(
             f"{name} labels must be a 1-D tensor of class indices >= 0, "
             f"got dtype {y.dtype}, shape {tuple(y.shape)}"
         )
-    return x.float(), y.long()
+    return x, y.long()
 
 
 def _check_nonempty(dataset: Any, name: str) -> None:

@@ -1,0 +1,171 @@
+"""MemorizationTrainerCallback on a real Hugging Face Trainer (the `[hf]` extra).
+
+The models are built from configs (no downloads): a small MLP ``PreTrainedModel`` for the
+digits acceptance run, and a one-layer BERT for the keyword-input path.
+"""
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("accelerate")
+
+from transformers import (  # noqa: E402
+    PretrainedConfig,
+    PreTrainedModel,
+    Trainer,
+    TrainingArguments,
+)
+from transformers.modeling_outputs import SequenceClassifierOutput  # noqa: E402
+
+from netprism.core.metrics import auroc  # noqa: E402
+from netprism.data import load_dataset, with_label_noise  # noqa: E402
+from netprism.integrations.transformers import MemorizationTrainerCallback  # noqa: E402
+from netprism.memorization import DEFAULT_LABEL_ISSUE_METHOD, find_label_issues  # noqa: E402
+
+
+class TinyMLPConfig(PretrainedConfig):
+    model_type = "netprism-tiny-mlp"
+
+    def __init__(self, in_features=64, hidden=256, num_labels=10, **kwargs):
+        super().__init__(num_labels=num_labels, **kwargs)
+        self.in_features, self.hidden = in_features, hidden
+
+
+class TinyMLPForImageClassification(PreTrainedModel):
+    config_class = TinyMLPConfig
+    base_model_prefix = "mlp"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.net = torch.nn.Sequential(
+            torch.nn.Flatten(),
+            torch.nn.Linear(config.in_features, config.hidden),
+            torch.nn.ReLU(),
+            torch.nn.Linear(config.hidden, config.num_labels),
+        )
+        self.post_init()
+
+    def _init_weights(self, module):
+        pass  # keep torch's default initialisation
+
+    def forward(self, pixel_values=None, labels=None, **kwargs):
+        logits = self.net(pixel_values)
+        loss = None if labels is None else torch.nn.functional.cross_entropy(logits, labels)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+class Rows(torch.utils.data.Dataset):
+    """The user's dataset: dict rows carrying their index through the default collator."""
+
+    def __init__(self, x, y, input_name="pixel_values"):
+        self.x, self.y, self.input_name = x, y, input_name
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return {self.input_name: self.x[i], "labels": self.y[i], "index": i}
+
+
+class Pairs(torch.utils.data.Dataset):
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]
+
+
+def _args(tmp_path, epochs, **kw):
+    base = dict(
+        output_dir=str(tmp_path), num_train_epochs=epochs, per_device_train_batch_size=64,
+        learning_rate=3e-3, weight_decay=0.0, lr_scheduler_type="cosine", warmup_steps=0,
+        use_cpu=True, report_to=[], save_strategy="no", logging_strategy="no",
+        eval_strategy="no", disable_tqdm=True, dataloader_num_workers=0, seed=0,
+        remove_unused_columns=False,
+    )  # fmt: skip
+    return TrainingArguments(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    transformers.set_seed(0)
+    noisy, flipped = with_label_noise(load_dataset("digits"), 0.1, seed=0)
+    callback = MemorizationTrainerCallback(
+        noisy, methods=("loss", "curvature"), every=5, n_probes=3
+    )
+    model = TinyMLPForImageClassification(TinyMLPConfig())
+    trainer = Trainer(
+        model=model, args=_args(tmp_path_factory.mktemp("hf"), 30),
+        train_dataset=Rows(noisy.x, noisy.y), callbacks=[callback],
+    )  # fmt: skip
+    trainer.train()
+    return noisy, flipped, callback, model
+
+
+def test_trainer_run_finds_planted_label_noise(digits_run):
+    noisy, flipped, callback, _ = digits_run
+    scores = callback.scores()
+    assert len(scores[DEFAULT_LABEL_ISSUE_METHOD]) == len(noisy)
+    assert auroc(flipped, scores[DEFAULT_LABEL_ISSUE_METHOD]) >= 0.95  # the issue's bar
+    top = find_label_issues(scores, fraction=0.1)
+    assert flipped[top].float().mean() > 0.7
+    # The row index went through the collator, out of forward's inputs, into observe.
+    assert bool(torch.isfinite(scores["train_loss"]).all())
+    assert auroc(flipped, scores["train_loss"]) > 0.9
+    assert [int(m["epoch"]) for m in callback.history_] == list(range(30))
+    assert scores.per_epoch["curvature"].shape == (6, len(noisy))
+
+
+def test_index_never_reaches_forward_and_evaluate_still_works(digits_run, tmp_path):
+    noisy, _, callback, model = digits_run
+    seen = []
+    model.register_forward_pre_hook(lambda m, a, kw: seen.append(sorted(kw)), with_kwargs=True)
+    trainer = Trainer(model=model, args=_args(tmp_path, 1), eval_dataset=Rows(noisy.x, noisy.y))
+    metrics = trainer.evaluate()
+    assert metrics["eval_loss"] > 0
+    assert seen and all("index" not in keys for keys in seen)  # our pre-hook ran first
+    callback.detach()
+    assert len(model._forward_pre_hooks) == 1  # only the test's own hook is left
+
+
+def test_keyword_input_model_from_config(tmp_path):
+    """A real architecture (one-layer BERT from a config) scored by ``input_name``."""
+    config = transformers.BertConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=16, num_labels=3,
+    )  # fmt: skip
+    model = transformers.BertForSequenceClassification(config)
+    x, y = torch.randint(1, 50, (24, 8)), torch.randint(0, 3, (24,))
+    # A plain Dataset, not tensors: netprism's tensor path casts inputs to float (token ids
+    # must stay integers), its Dataset path collates items as they are.
+    score_data = Pairs(x, y)
+    callback = MemorizationTrainerCallback(
+        score_data, input_name="input_ids", methods=("loss", "entropy")
+    )
+    args = _args(tmp_path, 2, per_device_train_batch_size=8)
+    Trainer(
+        model=model, args=args, train_dataset=Rows(x, y, "input_ids"), callbacks=[callback]
+    ).train()
+    s = callback.scores()
+    assert sorted(s.names) == ["entropy", "loss", "train_loss"] and s["loss"].shape == (24,)
+    assert bool(torch.isfinite(s["train_loss"]).all())
+
+
+def test_dropped_index_warns_and_epoch_scores_still_come(tmp_path):
+    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    callback = MemorizationTrainerCallback((x, y), methods=("loss",))
+    model = TinyMLPForImageClassification(TinyMLPConfig())
+    args = _args(tmp_path, 1, per_device_train_batch_size=8, remove_unused_columns=True)
+    trainer = Trainer(model=model, args=args, train_dataset=Rows(x, y), callbacks=[callback])
+    with pytest.warns(UserWarning, match="remove_unused_columns"):
+        trainer.train()
+    assert callback.scores().names == ["loss"]
+
+
+def test_monitor_or_score_data_but_not_both():
+    with pytest.raises(ValueError, match="score_data"):
+        MemorizationTrainerCallback()
