@@ -1,9 +1,13 @@
-"""The README's "Your own training loop" examples run as written (each code block in turn)."""
+"""The README's "Your own training loop" examples (plain loop, Lightning, Hugging Face Trainer)
+run as written, each code block in turn; the Lightning and Trainer blocks need their extras."""
 
 import re
 from pathlib import Path
 
 import pytest
+
+# Lightning 2.6's own pytree helper calls an API torch 2.13 deprecates: not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*")
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -16,7 +20,8 @@ def _blocks(section: str) -> list[str]:
 
 
 @pytest.mark.parametrize("index", range(len(_blocks("Your own training loop"))))
-def test_own_loop_example_runs(index, capsys):
+def test_own_loop_example_runs(index, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the Trainer example writes its output folder here
     code = _blocks("Your own training loop")[index]
     for module in re.findall(
         r"^(?:import|from) (lightning|pytorch_lightning|transformers)", code, re.M
@@ -24,5 +29,7 @@ def test_own_loop_example_runs(index, capsys):
         pytest.importorskip(module)
     exec(compile(code, f"README block {index}", "exec"), {"__name__": "readme_example"})
     out = capsys.readouterr().out
-    aurocs = [float(v) for v in re.findall(r"(?:loss|curvature) (\d\.\d+)", out)]
-    assert aurocs and all(a >= 0.8 for a in aurocs), out  # far above chance (0.5)
+    # the default detector (the epoch-averaged loss) must find the planted noise (issue 19's
+    # bar); curvature is printed for the reader (0.77-0.91 with these short recipes)
+    loss_auroc = re.findall(r"loss (\d\.\d+), curvature", out)
+    assert loss_auroc and float(loss_auroc[0]) >= 0.95, out
