@@ -1,8 +1,7 @@
 """Crossbar mapping and the ADC-energy model of analog in-memory accelerators.
 
 Ibrayev, Garg, Chakraborty & Roy, "Pruning for Improved ADC Efficiency in Crossbar-based
-Analog In-memory Accelerators", arXiv 2403.13082 (2024); spec in
-``../shared/papers/snn_crossbar.md`` section 3.
+Analog In-memory Accelerators", arXiv 2403.13082 (2024).
 
 A conv or linear weight is flattened to ``(C_out, C_in*k*k)``; each output channel's fan-in
 vector occupies one crossbar column (crossbar rows = inputs), and the matrix is cut into

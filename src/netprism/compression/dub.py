@@ -1,9 +1,8 @@
 """D.U.B. (Discrete, Unstructured, Balanced) pruning for cheap crossbar ADCs, and its baselines.
 
 Ibrayev, Garg, Chakraborty & Roy, "Pruning for Improved ADC Efficiency in Crossbar-based
-Analog In-memory Accelerators", arXiv 2403.13082 (2024); spec in
-``../shared/papers/snn_crossbar.md`` section 3, calibration recipe in
-``../shared/papers/calib_hardware.md`` part (B).
+Analog In-memory Accelerators", arXiv 2403.13082 (2024).  The recipe (and its
+small-scale calibration on digits) is described in :mod:`netprism.experiments.dub_crossbar`.
 
 1. Train with ``CE + lam * sum_crossbars Var_columns(H(column))``, ``H`` the Hoyer measure
    ``(sum|w|)^2 / (sum w^2 + 1e-6)`` of each column segment, and a one-sided gate: only

@@ -7,7 +7,7 @@ channel-wise PCA of each layer's outputs, mark the layers whose count of signifi
 dimensions rises over the previous layer, raise those layers' weights and input activations to
 k bits and retrain.
 
-The network is the calibration's (``../shared/papers/calib_hardware.md`` part A): ``conv1``
+The network is the one we calibrated on digits: ``conv1``
 (full precision) -> ``h1..h4`` (quantized) -> ``fc`` (full precision); every block is
 ``conv(w_q) -> BN -> [maxpool] -> act_q(next layer's precision)``, so a layer's MACs run at one
 precision for both its weights and its input activations.  Conv1d for 1-D signals (MNIST-1D),

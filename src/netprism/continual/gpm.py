@@ -6,8 +6,8 @@ orthonormal basis ``M`` (D, K) of the inputs it saw (the "core gradient space");
 each weight gradient, reshaped to (out, D), is replaced by ``G - G M M^T`` so that ``W x`` is
 (nearly) unchanged for old inputs ``x``.
 
-Code details followed (see ``../shared/papers/subspace_methods.md`` section 1)
-------------------------------------------------------------------------------
+Code details followed (from the authors' public GPM code)
+---------------------------------------------------------
 - Representation matrix: ONE forward pass (eval mode) over a random subset of the task's
   training data; Linear inputs as rows, Conv inputs as ``unfold`` patches with the layer's own
   stride and padding (D = C_in/groups * kh * kw); no mean-centering (plain SVD).  Conv layers

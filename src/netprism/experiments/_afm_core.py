@@ -1,7 +1,7 @@
 """Studies of the ``afm`` experiment on the byte-level LM: KV sharing, 2-bit QAT, LoRA, speed.
 
-"Apple Intelligence Foundation Language Models: Tech Report 2025" (arXiv 2507.13575); the
-CPU-scale protocol is ``../shared/papers/afm.md`` section 7 (a), (b), (f).  Each function
+"Apple Intelligence Foundation Language Models: Tech Report 2025" (arXiv 2507.13575); this
+module runs the CPU-scale protocol's KV-sharing, QAT and LoRA studies.  Each function
 trains or measures one thing and returns plain numbers; ``afm.py`` turns them into claims.
 """
 

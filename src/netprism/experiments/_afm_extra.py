@@ -1,10 +1,9 @@
 """Studies of the ``afm`` experiment: parallel-track MoE, local/global attention, guided decoding.
 
 "Apple Intelligence Foundation Language Models: Tech Report 2025" (arXiv 2507.13575) and
-"Parallel Track Transformers" (arXiv 2602.07306); protocol ``../shared/papers/afm.md`` 7 (c),
-(d), (e).  One CPU has no interconnect, so parallel tracks are measured by their counted
-synchronizations and their quality only; no speed-up is claimed.
-"""
+"Parallel Track Transformers" (arXiv 2602.07306); the CPU-scale parallel-track, local/global and
+guided-decoding studies. One CPU has no interconnect, so parallel tracks are measured by their
+counted synchronizations and their quality only; no speed-up is claimed."""
 
 from __future__ import annotations
 

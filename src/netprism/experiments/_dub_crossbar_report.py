@@ -29,7 +29,7 @@ LABELS = {
 # The paper's Table: VGG11-CIFAR conv layers -> crossbars per size (snn_crossbar.md section 3).
 VGG11_EXPECTED = {32: 9002, 64: 2251, 128: 564, 256: 144}
 VGG11_WEIGHTS = 9_217_728
-# calib_hardware.md (B), T = 16, 2 seeds: exp2 saving D.U.B. vs magnitude; linear at 75 %.
+# our calibration on digits, T = 16, 2 seeds: exp2 saving D.U.B. vs magnitude; linear at 75 %.
 CALIBRATION = "calibration: 3.84x vs 1.34x at 75 %, 5.95x vs 2.10x at 87.5 %"
 
 

@@ -1,7 +1,7 @@
 """``afm``: the Apple Foundation Models 2025 ideas on a tiny byte-level LM, measured honestly.
 
 "Apple Intelligence Foundation Language Models: Tech Report 2025" (arXiv 2507.13575); the
-protocol is ``../shared/papers/afm.md`` section 7.  Nothing here tests Apple's claims at 3B
+protocol is our CPU-scale one.  Nothing here tests Apple's claims at 3B
 scale: the 37.5 % KV saving, the L/D sync count and the local/global KV formula are arithmetic
 identities, so reproducing them checks the implementation; the quality effects (KV sharing,
 2-bit QAT, parallel tracks, LoRA) are what is uncertain at tiny scale and are reported with

@@ -1,9 +1,8 @@
 """``dct_snn``: DCT temporal coding against rate coding, ANN-to-SNN hybrid training, latency knob.
 
 Garg, Chowdhury & Roy, "DCT-SNN: Using DCT to Distribute Spatial Information over Time for
-Low-Latency Spiking Neural Networks", ICCV 2021, arXiv 2010.01795.  Specs and the digits
-calibration: ``../shared/papers/snn_crossbar.md`` section 1 and ``calib_snn.md`` (rate coding
-ahead of DCT on near-binary 8x8 digits at every T).
+Low-Latency Spiking Neural Networks", ICCV 2021, arXiv 2010.01795.  Our calibration on
+digits found rate coding ahead of DCT on near-binary 8x8 digits at every T.
 
 Per dataset and seed: an MLP ``D-256-256-10`` without biases (as the calibration) is trained on
 pixels (Adam 1e-3, cosine); for each T and each encoder (DCT: 4x4 blocks, 16 zig-zag bases,

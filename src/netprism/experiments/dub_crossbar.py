@@ -1,9 +1,8 @@
 """``dub_crossbar``: D.U.B. pruning for cheap crossbar ADCs against magnitude pruning.
 
-Ibrayev, Garg, Chakraborty & Roy, "Pruning for Improved ADC Efficiency in Crossbar-based
-Analog In-memory Accelerators", arXiv 2403.13082 (2024).  Spec: ``../shared/papers/
-snn_crossbar.md`` section 3; the recipe and its measured numbers: ``../shared/papers/
-calib_hardware.md`` part (B).
+Ibrayev, Garg, Chakraborty & Roy, "Pruning for Improved ADC Efficiency in Crossbar-based Analog
+In-memory Accelerators", arXiv 2403.13082 (2024). The recipe was calibrated on digits at small
+scale before the claims were fixed.
 
 Per seed, a digits CNN (conv 1->32, 32->64, pool, 64->64, 64->128, pool, 128->128, FC->10;
 3x3, pad 1, no bias, BN) is trained dense (Adam 3e-3, cosine).  Every conv and the FC layer

@@ -1,8 +1,7 @@
 """``gpm``: Gradient Projection Memory against the usual baselines on permuted digits.
 
 Saha, Garg & Roy, "Gradient Projection Memory for Continual Learning", ICLR 2021, arXiv
-2103.09762.  The small-scale recipe and its calibration are in
-``../shared/papers/subspace_methods.md`` sections 1.4-1.8 and 6.1: 5 permuted-digit tasks
+2103.09762.  The small-scale recipe, as calibrated: 5 permuted-digit tasks
 (domain-incremental, one shared 10-way head), an MLP 64-100-100-10, plain SGD lr 0.05, batch
 10, 5 epochs per task, representations from 300 samples, thresholds ``[0.95, 0.99, 0.99]``
 (the output layer is projected too, as in the PMNIST code), about ACC 90 / BWT -6 for GPM

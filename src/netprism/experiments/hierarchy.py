@@ -1,8 +1,7 @@
 """``hierarchy``: conditional hierarchical training against subpopulation shift.
 
 Mukherjee, Garg & Roy, "Encoding Hierarchical Information in Neural Networks helps in
-Subpopulation Shift", IEEE TAI 2023, arXiv 2112.10844.  The small-scale check is in
-``../shared/papers/fl_robustness.md`` ("Hierarchical conditional training check"): a planted
+Subpopulation Shift", IEEE TAI 2023, arXiv 2112.10844.  The small-scale check: a planted
 tree-structured Gaussian mixture (4 superclasses x 2 mid nodes x 2 classes = 16 classes, 4
 subpopulations per class, offsets shrinking with depth; ``data/hierarchical.py``), a
 BREEDS-style split (2 seen / 2 unseen subpopulations per class), a 3-head MLP trained with the

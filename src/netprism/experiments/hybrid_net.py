@@ -3,7 +3,7 @@
 Chakraborty, Roy, Garg, Ankit & Roy, "Constructing Energy-efficient Mixed-precision Neural
 Networks through Principal Component Analysis for Edge Intelligence", Nature Machine
 Intelligence 2020, arXiv 1906.01493 (XNOR-Net: Rastegari et al., ECCV 2016, arXiv 1603.05279).
-Recipe and network from the calibration ``../shared/papers/calib_hardware.md`` part (A):
+Recipe and network from our calibration on digits:
 conv1 (FP) -> h1..h4 (quantized) -> fc (FP), Adam lr 3e-3 with a cosine schedule, no weight
 decay; MNIST-1D batch 128 for 20 epochs, digits batch 64; inputs standardised with the
 training set's global mean and std.

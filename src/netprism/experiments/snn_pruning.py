@@ -2,8 +2,8 @@
 
 Chowdhury, Garg & Roy, "Spatio-Temporal Pruning and Quantization for Low-latency Spiking Neural
 Networks", IJCNN 2021, arXiv 2104.12528 (abstract only; the recipe is our design, see
-:mod:`netprism.spiking.pruning`).  Calibration on digits: ``../shared/papers/calib_snn.md`` (d)
-and (e) -- the membrane *after* the reset needed 216 of 256 dimensions and failed the target.
+:mod:`netprism.spiking.pruning`). In our calibration on digits the membrane *after* the reset
+needed 216 of 256 dimensions and failed the target.
 
 Per seed, on digits with direct (analog) input coding:
 

@@ -1,11 +1,11 @@
 """``space``: SPACE's zero forgetting and per-task cost, next to GPM on the same streams.
 
 Saha, Garg, Ankit & Roy, "SPACE: Structured Compression and Sharing of Representational Space
-for Continual Learning", IEEE Access 2021, arXiv 2001.08650.  The small-scale proposal is in
-``../shared/papers/subspace_methods.md`` section 6.2 (untested there): 5 permuted-digit tasks
-and 5 split-digit tasks (2 classes each, one head per task), an MLP 64-100-100-10 whose hidden
-units play the filters, channel-wise PCA at ``var_kept`` 0.95 (first layer) / 0.99, the GPM
-recipe's SGD (lr 0.05, batch 10, 5 epochs per task, the same number of retraining epochs).
+for Continual Learning", IEEE Access 2021, arXiv 2001.08650. The small-scale protocol: 5
+permuted-digit tasks and 5 split-digit tasks (2 classes each, one head per task), an MLP
+64-100-100-10 whose hidden units play the filters, channel-wise PCA at ``var_kept`` 0.95 (first
+layer) / 0.99, the GPM recipe's SGD (lr 0.05, batch 10, 5 epochs per task, the same number of
+retraining epochs).
 
 Measured, per seed (the same initial weights and streams for every method): SPACE, GPM
 (thresholds 0.95 / 0.99 / 0.99; on the split stream the per-task head is not projected) and

@@ -2,7 +2,7 @@
 
 Garg, Nagaraj & Roy, "TOFU: Towards Obfuscated Federated Updates by Encoding Weight Updates
 into Gradients from Proxy Data" (arXiv 2201.08494, IEEE Access 2024).  Small scale follows
-the calibration in ``../shared/papers/fl_robustness.md`` ("TOFU check"): digits 8x8, 5 IID
+our calibration: digits 8x8, 5 IID
 clients, MLP 64-32-10 (2,410 parameters), 1 local epoch of SGD (lr 0.1, batch 32), 60 rounds;
 TOFU with N = 8 proxies and a budgeted encoder (Adam, lr 0.1, 100 steps: 300 was too slow).
 

@@ -1,12 +1,11 @@
 """``trend``: transferability across model variants and TREND's robust ensembles.
 
 Ravikumar, Kodge, Garg & Roy, "TREND: Transferability based Robust ENsemble Design" (IEEE TAI
-2023, arXiv 2008.01524).  Small-scale check of ``../shared/papers/fl_robustness.md``
-("TREND check"): the bundled 8x8 digits, per seed a pool of small models -- a full-precision
-MLP 64-64-32-10 (``fp``), the same with another initialisation (``fp_init``), LeNet
-(``lenet``, architecture), Adam instead of SGD (``adam``), 1/2/4-bit input quantisation
-(``q1``, ``q2``, ``q4``, BPDA identity backward), halftoning (``ht``, sigmoid surrogate) and
-2-bit weights and activations (``wq``).
+2023, arXiv 2008.01524). Small-scale check: the bundled 8x8 digits, per seed a pool of small
+models -- a full-precision MLP 64-64-32-10 (``fp``), the same with another initialisation
+(``fp_init``), LeNet (``lenet``, architecture), Adam instead of SGD (``adam``), 1/2/4-bit input
+quantisation (``q1``, ``q2``, ``q4``, BPDA identity backward), halftoning (``ht``, sigmoid
+surrogate) and 2-bit weights and activations (``wq``).
 
 Measured per seed: the TM matrix (L-inf PGD with random start, an eps sweep, the fitted curve
 read at ``tm_eps``; the eps scale of 8x8 digits is not CIFAR's 8/255); ensemble PGD (D-AG,

@@ -2,7 +2,7 @@
 of Learning in Neural Networks", arXiv 2407.04797 (2024), on MNIST-1D MLPs.
 
 The method is our reconstruction (see :mod:`netprism.compression.utilized_rank`); targets come
-from a calibration run of it (``papers/calib_utilized_rank.md``).  MNIST-1D is generated
+from a calibration run of it made before the claims were fixed.  MNIST-1D is generated
 offline with 12,000 samples split 50/50, so the test set (6,000) resolves a 1-point drop.
 Baselines at the same per-layer rank, measured in the same run: plain weight SVD and
 whitened SVD (the optimum of the data-weighted error).

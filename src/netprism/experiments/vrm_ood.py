@@ -2,10 +2,10 @@
 Mahalanobis, with the cost of each.
 
 Ravikumar, Kodge, Garg & Roy, "Exploring Vicinal Risk Minimization for Lightweight
-Out-of-Distribution Detection", 2020, arXiv 2012.08398.  The small-scale check is in
-``../shared/papers/fl_robustness.md`` ("VRM OoD check"): digits 0-4 in distribution, far OoD =
-Gaussian and uniform noise, near OoD = digits 5-9 and transformed digits.  The paper's exact
-recipe is not public; what is inferred is listed in :mod:`netprism.robustness.ood`.
+Out-of-Distribution Detection", 2020, arXiv 2012.08398. The small-scale check: digits 0-4 in
+distribution, far OoD = Gaussian and uniform noise, near OoD = digits 5-9 and transformed
+digits. The paper's exact recipe is not public; what is inferred is listed in
+:mod:`netprism.robustness.ood`.
 
 Per seed, three classifiers start from the same initial body weights and see the same batches
 (Adam): plain ERM (K outputs), intra-class mixup ("VRM applied to the baselines", K outputs)

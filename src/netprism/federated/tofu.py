@@ -1,13 +1,12 @@
 """TOFU: encode a weight update into the weighted gradient of a few proxy samples, and back.
 
-Garg, Nagaraj & Roy, "TOFU: Towards Obfuscated Federated Updates by Encoding Weight Updates
-into Gradients from Proxy Data" (arXiv 2201.08494, IEEE Access 2024), as summarised in
-``../shared/papers/fl_robustness.md`` section 1.  A client with update ``U_real`` ``(P,)``
-learns ``N`` proxy inputs ``x`` ``(N, *input_shape)``, soft-label logits ``y~`` ``(N, K)`` and
-per-sample weights ``alpha`` ``(N,)`` so that ``U_syn = sum_i alpha_i grad_W
+Garg, Nagaraj & Roy, "TOFU: Towards Obfuscated Federated Updates by Encoding Weight Updates into
+Gradients from Proxy Data" (arXiv 2201.08494, IEEE Access 2024). A client with update ``U_real``
+``(P,)`` learns ``N`` proxy inputs ``x`` ``(N, *input_shape)``, soft-label logits ``y~`` ``(N,
+K)`` and per-sample weights ``alpha`` ``(N,)`` so that ``U_syn = sum_i alpha_i grad_W
 CE(f_W(x_i), softmax(y~_i))`` at the global weights ``W`` points along ``-U_real`` (a descent
-step is minus the gradient), and sends them with one scale ``||U_real||``.  The server
-decodes ``-scale * U_syn / ||U_syn||`` at the same ``W``.
+step is minus the gradient), and sends them with one scale ``||U_real||``. The server decodes
+``-scale * U_syn / ||U_syn||`` at the same ``W``.
 
 Byte accounting (float32 on the wire; recorded, not estimated): FedAvg sends ``4 P`` bytes
 per client and round; TOFU sends ``4 (N (D + K + 1) + 1)``.  The paper's defaults for ``N``,

@@ -12,7 +12,7 @@ Every detector follows one interface: ``fit(model, in_data=None)`` returns ``sel
 What the paper states (abstract): VRM (mixup) smooths class boundaries and improves existing
 detectors; the authors' detector adds one auxiliary "OoD" class (K+1 outputs) trained with
 mixup in two ways, intra-class mixup and mixup with Gaussian noise.  **What is inferred** (the
-exact recipe is not public; ``../shared/papers/fl_robustness.md`` section 3):
+exact recipe is not public, so these are our choices):
 
 - intra-class mixup ``x = lam x_a + (1 - lam) x_b`` with ``y_a == y_b``, ``lam ~ Beta(a, a)``,
   hard target ``y_a``; the partner is drawn from the same class within the mini-batch;

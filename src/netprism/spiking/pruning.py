@@ -2,8 +2,8 @@
 
 Chowdhury, Garg, Roy, "Spatio-Temporal Pruning and Quantization for Low-latency Spiking Neural
 Networks", IJCNN 2021 (arXiv 2104.12528).  Only the abstract is public, so the details below
-are our design, grounded in the predecessors named in ``../shared/papers/snn_crossbar.md``
-section 2:
+are our design, grounded in the group's predecessors (PCA-based network design, Garg, Panda
+& Roy 2019; hybrid ANN-SNN conversion with spike-based fine-tuning, Rathi et al. 2020):
 
 - **spatial**: per LIF layer, PCA (channel-wise for conv) of a per-sample time average over
   ``T`` steps; the new width is the energy rank at a threshold (Garg, Panda & Roy, IEEE Access
