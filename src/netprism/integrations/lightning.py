@@ -42,6 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from netprism.integrations._monitor import resolve_monitor
 from netprism.memorization import MemorizationMonitor, MemorizationScores
 from netprism.train import BatchKeys
 from netprism.train.data import parse_batch
@@ -96,13 +97,9 @@ class MemorizationCallback(Callback):
                 'pip install "netprism[lightning]"'
             ) from _IMPORT_ERROR
         super().__init__()
-        if monitor is None:
-            if score_data is None:
-                raise ValueError("pass score_data (the un-augmented training set) or monitor=")
-            monitor = MemorizationMonitor(score_data, batch_keys=batch_keys, **monitor_kwargs)
-        elif score_data is not None or monitor_kwargs:
-            raise ValueError("pass either monitor= or score_data and monitor settings, not both")
-        self.monitor = monitor
+        if monitor is None:  # the keys also read training batches, with any monitor
+            monitor_kwargs["batch_keys"] = batch_keys
+        self.monitor = resolve_monitor(score_data, monitor, **monitor_kwargs)
         self.batch_keys = batch_keys or BatchKeys()
         self.observe = observe
         self.history_: list[dict[str, float]] = []

@@ -48,6 +48,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from netprism.integrations._monitor import resolve_monitor
 from netprism.memorization import MemorizationMonitor, MemorizationScores
 
 _IMPORT_ERROR: ImportError | None = None
@@ -123,13 +124,7 @@ class MemorizationTrainerCallback(TrainerCallback):
             raise ImportError(
                 'MemorizationTrainerCallback needs transformers: pip install "netprism[hf]"'
             ) from _IMPORT_ERROR
-        if monitor is None:
-            if score_data is None:
-                raise ValueError("pass score_data (the un-augmented training set) or monitor=")
-            monitor = MemorizationMonitor(score_data, **monitor_kwargs)
-        elif score_data is not None or monitor_kwargs:
-            raise ValueError("pass either monitor= or score_data and monitor settings, not both")
-        self.monitor = monitor
+        self.monitor = resolve_monitor(score_data, monitor, **monitor_kwargs)
         self.input_name = input_name
         self.index_key, self.label_key = index_key, label_key
         self.observe = observe

@@ -29,15 +29,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from netprism.core import dist
-from netprism.core.curvature import CurvatureTracker
 from netprism.core.outputs import as_logits
-from netprism.memorization.dynamics import DYNAMICS_SCORES, TrainingDynamics
 from netprism.memorization.scores import (
-    ALL_METHODS,
-    CURVATURE_SCORES,
     DEFAULT_METHODS,
     MemorizationScores,
     _collect,
+    check_methods,
+    recorders,
 )
 from netprism.train import BatchKeys, make_source
 
@@ -124,11 +122,7 @@ class MemorizationMonitor:
         batch_keys: BatchKeys | None = None,
     ) -> None:
         methods = tuple(methods)
-        unknown = sorted(set(methods) - set(ALL_METHODS))
-        if unknown or not methods:
-            raise ValueError(
-                f"methods must be a non-empty subset of {ALL_METHODS}, got unknown {unknown}"
-            )
+        check_methods(methods)
         self.methods = methods
         self.device = None if device is None else torch.device(device)
         self.output_fn = output_fn or as_logits
@@ -140,22 +134,10 @@ class MemorizationMonitor:
                 "IterableDataset"
             )
         self.num_samples: int = self.source.num_samples
-        self.tracker = (
-            CurvatureTracker(
-                every=every,
-                n_probes=n_probes,
-                h=h,
-                backend=backend,
-                seed=seed,
-                batch_size=batch_size,
-                keep_history=True,
-            )  # fmt: skip
-            if set(methods) & set(CURVATURE_SCORES)
-            else None
-        )
-        self.dynamics = (
-            TrainingDynamics(batch_size=batch_size) if set(methods) & set(DYNAMICS_SCORES) else None
-        )
+        self.tracker, self.dynamics = recorders(
+            methods, every=every, n_probes=n_probes, h=h, backend=backend, seed=seed,
+            batch_size=batch_size, dynamics_batch_size=batch_size,
+        )  # fmt: skip
         self.history_: list[dict[str, float]] = []
         n = self.num_samples
         self._loss_sum = torch.zeros(n, dtype=torch.float64)  # observed, merged over ranks

@@ -196,9 +196,7 @@ def memorization_scores(
     >>> sorted(s.names), s["curvature"].shape
     (['curvature', 'loss'], torch.Size([24]))
     """
-    unknown = sorted(set(methods) - set(ALL_METHODS))
-    if unknown or not methods:
-        raise ValueError(f"methods must be a non-empty subset of {ALL_METHODS}, got {unknown}")
+    check_methods(methods)
     config = config or default_config(epochs, seed=seed, device=device)
     seed_everything(config.seed)
     model = (
@@ -206,21 +204,10 @@ def memorization_scores(
         if not isinstance(model_or_factory, nn.Module)
         else (copy.deepcopy(model_or_factory))
     )
-    tracker = dynamics = None
-    callbacks: list[Any] = []
-    if set(methods) & set(CURVATURE_SCORES):
-        tracker = CurvatureTracker(
-            every=every,
-            n_probes=n_probes,
-            h=h,
-            backend=backend,
-            seed=config.seed,
-            keep_history=True,
-        )
-        callbacks.append(tracker)
-    if set(methods) & set(DYNAMICS_SCORES):
-        dynamics = TrainingDynamics()
-        callbacks.append(dynamics)
+    tracker, dynamics = recorders(
+        methods, every=every, n_probes=n_probes, h=h, backend=backend, seed=config.seed
+    )
+    callbacks = [r for r in (tracker, dynamics) if r is not None]
     start = time.perf_counter()
     out = fit(
         model, dataset, config, callbacks=callbacks, score_data=score_data,
@@ -235,6 +222,37 @@ def memorization_scores(
     seconds["train"] = total - sum(seconds.values())
     chosen = {name: scores[name] for name in methods}
     return MemorizationScores(chosen, per_epoch, model, out.history, seconds)
+
+
+def check_methods(methods: Sequence[str]) -> None:
+    """Raise unless ``methods`` is a non-empty subset of :data:`ALL_METHODS`."""
+    unknown = sorted(set(methods) - set(ALL_METHODS))
+    if unknown or not methods:
+        raise ValueError(f"methods must be a non-empty subset of {ALL_METHODS}, got {unknown}")
+
+
+def recorders(
+    methods: Sequence[str],
+    *,
+    every: int,
+    n_probes: int,
+    h: float,
+    backend: str,
+    seed: int,
+    batch_size: int = 256,
+    dynamics_batch_size: int = 1024,
+) -> tuple[CurvatureTracker | None, TrainingDynamics | None]:
+    """The per-epoch recorders ``methods`` need: the curvature tracker (with its history)
+    and/or the training-dynamics records; ``None`` for one that no method needs."""
+    tracker = dynamics = None
+    if set(methods) & set(CURVATURE_SCORES):
+        tracker = CurvatureTracker(
+            every=every, n_probes=n_probes, h=h, backend=backend, seed=seed,
+            batch_size=batch_size, keep_history=True,
+        )  # fmt: skip
+    if set(methods) & set(DYNAMICS_SCORES):
+        dynamics = TrainingDynamics(batch_size=dynamics_batch_size)
+    return tracker, dynamics
 
 
 def _missing_as_nan(score: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
