@@ -392,3 +392,16 @@ def test_integer_token_inputs_keep_their_dtype():
     model = nn.Sequential(nn.Embedding(20, 4), nn.Flatten(), nn.Linear(20, 3))
     out = fit(model, (tokens, y), _cfg(epochs=1))
     assert out.seen.all()
+
+
+def test_order_may_return_the_whole_plan():
+    x, y = _data(n=10)
+    plan = [torch.tensor([3, 1]), torch.tensor([3, 1]), torch.tensor([0, 2, 4, 5, 6, 7, 8, 9])]
+    rec = []
+
+    class Seen(Callback):
+        def on_batch_end(self, ctx, out):
+            rec.append(out.index.tolist())
+
+    out = fit(nn.Linear(6, 3), (x, y), _cfg(epochs=1), order=lambda e: plan, callbacks=[Seen()])
+    assert rec == [b.tolist() for b in plan] and out.seen.all()

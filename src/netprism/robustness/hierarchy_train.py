@@ -24,13 +24,12 @@ the level whose turn it is; the batch order is the same in every mode.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
 
 from netprism.core.seed import make_generator
 from netprism.core.validation import check_finite, check_positive_int
@@ -207,11 +206,6 @@ def conditional_fit(
     tree.check_labels(y, "y")
     targets = [y] if mode == "flat" else tree.level_labels(y)
     batches = _LevelBatches(len(x), batch_size, seed, len(targets) if mode == "sequential" else 1)
-    # The plan's own generator: iterating a DataLoader draws a worker seed, and the global
-    # stream must stay as the recipe leaves it.
-    loader = DataLoader(
-        _Rows(x, y), batch_sampler=batches, collate_fn=_as_is, generator=torch.Generator()
-    )
     levels = _LevelTraining(mode, targets, epochs, batches)
     milestones = [max(1, epochs // 3), max(2, 2 * epochs // 3)]
     config = TrainConfig(
@@ -227,8 +221,9 @@ def conditional_fit(
     )
     fit(
         model,
-        loader,
+        (x, y),
         config,
+        order=batches.plan,
         callbacks=[levels],
         loss_fn=levels.loss,
         output_fn=_finest,
@@ -239,44 +234,16 @@ def conditional_fit(
     return levels.history
 
 
-class _Rows(Dataset):
-    """``(x, y)`` in memory, read a whole batch at a time (``__getitems__``)."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.x, self.y = x, y
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.x[i], self.y[i]
-
-    def __getitems__(self, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = torch.as_tensor(rows, dtype=torch.long)
-        return self.x[idx], self.y[idx]
-
-
-def _as_is(batch: Any) -> Any:
-    return batch
-
-
 class _LevelBatches:
     """The engine's batch plan: each epoch's batches (order from ``seed * 1000 + epoch``), each
     repeated ``repeats`` times in a row (one step per level in ``mode="sequential"``)."""
 
     def __init__(self, n: int, batch_size: int, seed: int, repeats: int) -> None:
         self.n, self.batch_size, self.seed, self.repeats = n, batch_size, seed, repeats
-        self.epoch = 0  # set by _LevelTraining.on_epoch_start, before fit reads the plan
 
-    def __iter__(self) -> Iterator[list[int]]:
-        order = torch.randperm(self.n, generator=make_generator(self.seed * 1000 + self.epoch))
-        for idx in order.split(self.batch_size):
-            rows = idx.tolist()
-            for _ in range(self.repeats):
-                yield rows
-
-    def __len__(self) -> int:
-        return -(-self.n // self.batch_size) * self.repeats
+    def plan(self, epoch: int) -> list[torch.Tensor]:
+        order = torch.randperm(self.n, generator=make_generator(self.seed * 1000 + epoch))
+        return [idx for idx in order.split(self.batch_size) for _ in range(self.repeats)]
 
     @property
     def n_batches(self) -> int:
@@ -300,7 +267,6 @@ class _LevelTraining(Callback):
         self._epoch, self._step, self._level, self._total = 0, 0, 0, 0.0
 
     def on_epoch_start(self, ctx: TrainContext) -> None:
-        self.batches.epoch = ctx.epoch
         self._epoch, self._step, self._total = ctx.epoch, 0, 0.0
 
     def on_batch_start(self, ctx: TrainContext, batch: Batch) -> Batch:

@@ -28,13 +28,26 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 from netprism.core.validation import check_finite
 from netprism.data.base import tensor_pair
 
-Order = Callable[[int], torch.Tensor]
+# ``order(epoch)``: a permutation (N,) cut into batches of the batch size, or the epoch's whole
+# plan as a sequence of index batches (repeats and uneven batches allowed).
+Order = Callable[[int], "torch.Tensor | Sequence[torch.Tensor]"]
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The sample order of ``epoch``: a permutation depending only on ``(seed, epoch)``."""
     gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
     return torch.randperm(n, generator=gen)
+
+
+def planned(
+    order: Order | None, epoch: int, n: int, seed: int, batch_size: int
+) -> list[torch.Tensor]:
+    """The batches of ``epoch``: ``order(epoch)`` (default :func:`epoch_order`), a permutation
+    cut into batches of ``batch_size`` or already a list of index batches."""
+    got = order(epoch) if order is not None else epoch_order(n, seed, epoch)
+    if isinstance(got, torch.Tensor):
+        return list(got.split(batch_size))
+    return [torch.as_tensor(b, dtype=torch.long) for b in got]
 
 
 @dataclass
@@ -138,8 +151,7 @@ class TensorSource:
         self.batch_size, self.seed, self.order = batch_size, seed, order
 
     def plan(self, epoch: int) -> list[torch.Tensor]:
-        perm = self.order(epoch) if self.order else epoch_order(self.num_samples, self.seed, epoch)
-        return list(perm.split(self.batch_size))
+        return planned(self.order, epoch, self.num_samples, self.seed, self.batch_size)
 
     def load(self, plan: Sequence[torch.Tensor]) -> Iterator[Batch]:
         for index in plan:
@@ -242,8 +254,7 @@ class LoaderSource:
     def plan(self, epoch: int) -> list[torch.Tensor]:
         if self.user_loader is not None:  # the user's sampler and batch size decide
             return [torch.as_tensor(list(b), dtype=torch.long) for b in self._user_batches()]
-        perm = self.order(epoch) if self.order else epoch_order(self.num_samples, self.seed, epoch)
-        return list(perm.split(self.batch_size))
+        return planned(self.order, epoch, self.num_samples, self.seed, self.batch_size)
 
     def _user_batches(self) -> Iterable[Sequence[int]]:
         assert self.user_loader is not None

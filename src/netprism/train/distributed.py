@@ -56,6 +56,7 @@ from netprism.core.dist import (
     rank_world,
 )
 from netprism.train.callbacks import BatchOutput, TrainContext
+from netprism.train.step import BatchChecks, LossFn, call_hooks, train_step
 
 __all__ = [
     "init_from_env",
@@ -210,13 +211,11 @@ def run_epoch(
     ddp: DistributedDataParallel,
     plan: list[torch.Tensor],
     callbacks: Sequence[Any],
-    loss_fn: Any,
-    checks: Any,
+    loss_fn: LossFn | None,
+    checks: BatchChecks,
 ) -> tuple[float, int, int]:
     """One sharded epoch over ``plan`` (global batches of dataset indices); returns the
     summed loss, correct count and sample count of the whole epoch (equal on every rank)."""
-    from netprism.train.step import call_hooks, train_step  # step imports callbacks only
-
     world, rank = ctx.world_size, ctx.rank
     plan = [torch.as_tensor(b, dtype=torch.long) for b in all_gather_object(plan)[0]]
     shares = []

@@ -111,7 +111,9 @@ def fit(
     batch_keys : BatchKeys, optional
         Names of the input/label/index entries of dict items.
     order : callable, optional
-        ``order(epoch) -> (N,)`` permutation for data that is not a ``DataLoader``.
+        For data that is not a ``DataLoader``: ``order(epoch)`` returns the epoch's
+        permutation ``(N,)`` (cut into batches of ``config.batch_size``) or its whole plan,
+        a list of index batches (uneven or repeated batches allowed).
     scheduler : callable, optional
         ``scheduler(optimizer) -> LRScheduler`` stepped once per epoch, replacing
         ``config.scheduler``.
