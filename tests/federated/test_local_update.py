@@ -10,7 +10,7 @@ from netprism.data import load_dataset
 from netprism.data.transforms import partition_clients
 from netprism.federated.aggregate import screen_updates
 from netprism.federated.gradients import flat_params, load_flat_params
-from netprism.federated.rounds import LocalConfig, accuracy_at, local_update
+from netprism.federated.rounds import accuracy_at, local_config, local_update
 from netprism.models import create_model
 
 
@@ -42,13 +42,13 @@ def setup():
 def test_matches_the_plain_sgd_loop_bit_for_bit_and_leaves_the_global_rng_alone(setup, epochs):
     model, clients = setup
     weights = flat_params(model)
-    local = LocalConfig(epochs=epochs, lr=0.1, batch_size=32)
+    local = local_config(epochs=epochs, lr=0.1, batch_size=32)
     for c, data in enumerate(clients[:2]):
         torch.manual_seed(123)
         want = _reference_local_sgd(copy.deepcopy(model), weights, data, local, seed=17 + c)
         after_reference = torch.rand(3)
         torch.manual_seed(123)
-        got = local_update(copy.deepcopy(model), weights, data, local=local, seed=17 + c)
+        got = local_update(copy.deepcopy(model), weights, data, local, seed=17 + c)
         assert torch.equal(got, want)
         assert torch.equal(
             torch.rand(3), after_reference
@@ -58,9 +58,7 @@ def test_matches_the_plain_sgd_loop_bit_for_bit_and_leaves_the_global_rng_alone(
 def test_a_diverging_client_sends_a_nan_update_that_the_screen_rejects(setup):
     model, clients = setup
     weights = flat_params(model)
-    update = local_update(
-        copy.deepcopy(model), weights, clients[0], local=LocalConfig(1, 1e30, 32), seed=0
-    )
+    update = local_update(copy.deepcopy(model), weights, clients[0], local_config(lr=1e30), seed=0)
     assert update.shape == weights.shape and bool(update.isnan().all())
     screened = screen_updates([update], [len(clients[0])], weights.numel(), 1e3)
     assert not screened.updates and 0 in dict(screened.rejected)

@@ -22,6 +22,7 @@ from netprism.robustness.variants import (
     build_variant,
     quantize_layers,
     train_variant,
+    variant_config,
 )
 
 EPS = 0.1
@@ -33,7 +34,8 @@ def trained():
     ds = load_dataset("digits")
     x, y = ds.x[:600], ds.y[:600]
     spec = VariantSpec(model_kwargs=(("hidden", (32,)),))
-    model = train_variant(spec, (x, y), num_classes=10, epochs=8, seed=0)
+    config = variant_config(spec.optimizer, epochs=8, seed=0)
+    model = train_variant(spec, (x, y), num_classes=10, config=config)
     test = load_dataset("digits", split="test")
     return model, test.x[:120], test.y[:120]
 

@@ -20,24 +20,26 @@ from netprism.robustness.hierarchy import LabelTree
 from netprism.robustness.hierarchy_train import (
     HierarchicalMLP,
     bcnn_weights,
+    conditional_config,
     conditional_fit,
     level_losses,
     predict_leaves,
 )
 from netprism.robustness.ood import (
-    MixupConfig,
     VRMDetector,
+    VRMSettings,
     intra_class_mixup,
     noise_mixup,
     train_mixup,
     train_plain,
     train_vrm,
+    vrm_config,
 )
 
 # ----------------------------------------------------------------------------- oracles
 
 
-def _reference_mixup_loop(model, x, y, config, mode):
+def _reference_mixup_loop(model, x, y, config, settings, mode):
     k = int(y.max()) + 1
     seed_everything(config.seed)
     gen = make_generator(config.seed)
@@ -47,12 +49,12 @@ def _reference_mixup_loop(model, x, y, config, mode):
         for idx in torch.randperm(len(y), generator=gen).split(config.batch_size):
             xb, yb = x[idx], y[idx]
             if mode in ("mixup", "vrm"):
-                xb, yb = intra_class_mixup(xb, yb, config.alpha, gen)
+                xb, yb = intra_class_mixup(xb, yb, settings.alpha, gen)
             width = k + 1 if mode == "vrm" else k
             target = F.one_hot(yb, width).float()
             if mode == "vrm":
-                m = max(1, round(config.noise_fraction * len(yb)))
-                xa, ta = noise_mixup(x[idx][:m], y[idx][:m], k, config, gen)
+                m = max(1, round(settings.noise_fraction * len(yb)))
+                xa, ta = noise_mixup(x[idx][:m], y[idx][:m], k, settings, gen)
                 xb, target = torch.cat([xb, xa]), torch.cat([target, ta])
             loss = -(target * F.log_softmax(model(xb), dim=1)).sum(dim=1).mean()
             opt.zero_grad()
@@ -119,17 +121,20 @@ def _same_weights(a: nn.Module, b: nn.Module) -> bool:
 def test_mixup_training_on_the_engine_is_bit_identical(mode, aux_target):
     gen = torch.Generator().manual_seed(0)
     x, y = torch.rand(75, 1, 6, 6, generator=gen), torch.arange(75) % 3  # last batch: 11
-    config = MixupConfig(epochs=3, batch_size=16, aux_target=aux_target, weight_decay=1e-4, seed=5)
+    config = vrm_config(epochs=3, batch_size=16, weight_decay=1e-4, seed=5, device="cpu")
+    settings = VRMSettings(aux_target=aux_target)
     torch.manual_seed(0)
     width = 4 if mode == "vrm" else 3
     ref = nn.Sequential(
         nn.Flatten(), nn.Linear(36, 20), nn.ReLU(), nn.Dropout(0.2), nn.Linear(20, width)
     )
     net = copy.deepcopy(ref)
-    _reference_mixup_loop(ref, x, y, config, mode)
+    _reference_mixup_loop(ref, x, y, config, settings, mode)
     after_ref = _rng_state()
-    train = {"plain": train_plain, "mixup": train_mixup, "vrm": train_vrm}[mode]
-    out = train(net, (x, y), config, device="cpu")
+    if mode == "plain":
+        out = train_plain(net, (x, y), config)
+    else:
+        out = {"mixup": train_mixup, "vrm": train_vrm}[mode](net, (x, y), config, settings)
     assert out is net and not net.training
     assert _same_weights(ref, net)
     assert _same_rng(after_ref, _rng_state())  # dropout and Beta draws: the same global stream
@@ -138,10 +143,10 @@ def test_mixup_training_on_the_engine_is_bit_identical(mode, aux_target):
 def test_vrm_rejects_a_wrong_width_and_an_unavailable_device():
     x, y = torch.rand(8, 4), torch.arange(8) % 2
     with pytest.raises(ValueError, match="vrm training needs 3 outputs, got 2"):
-        train_vrm(nn.Linear(4, 2), (x, y), MixupConfig(epochs=1), device="cpu")
+        train_vrm(nn.Linear(4, 2), (x, y), vrm_config(epochs=1, device="cpu"))
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
-            train_vrm(nn.Linear(4, 3), (x, y), MixupConfig(epochs=1), device="cuda")
+            train_vrm(nn.Linear(4, 3), (x, y), vrm_config(epochs=1, device="cuda"))
 
 
 # ----------------------------------------------------------------------------- hierarchy
@@ -170,9 +175,8 @@ def test_conditional_fit_on_the_engine_is_bit_identical(mode, n):
     net = copy.deepcopy(ref)
     h_ref = _reference_conditional_fit(ref, x, y, tree, mode, epochs=4, batch_size=32, seed=3)
     after_ref = _rng_state()
-    history = conditional_fit(
-        net, (x, y), tree, mode=mode, epochs=4, batch_size=32, seed=3, device="cpu"
-    )
+    config = conditional_config(epochs=4, batch_size=32, seed=3, device="cpu")
+    history = conditional_fit(net, (x, y), tree, mode=mode, config=config)
     assert _same_rng(after_ref, _rng_state())
     if mode == "bcnn" and n == 203:
         # BCNN's weighted levels: the engine back-propagates the per-sample mean (1/B, then
@@ -191,7 +195,8 @@ def test_sequential_takes_one_step_per_level_per_batch():
     steps = {"n": 0}
     net = HierarchicalMLP(6, (2, 4, 8), hidden=(8,))
     hook = net.heads[0].register_forward_hook(lambda *_: steps.__setitem__("n", steps["n"] + 1))
-    conditional_fit(net, (x, y), tree, mode="sequential", epochs=2, batch_size=64, device="cpu")
+    config = conditional_config(epochs=2, batch_size=64, device="cpu")
+    conditional_fit(net, (x, y), tree, mode="sequential", config=config)
     hook.remove()
     assert steps["n"] == 2 * 4 * 3  # epochs x batches (200 / 64 -> 4) x levels
 
@@ -199,7 +204,7 @@ def test_sequential_takes_one_step_per_level_per_batch():
 def test_predict_leaves_returns_cpu_predictions():
     tree, x, y = _tree_and_data(40)
     net = HierarchicalMLP(6, (2, 4, 8), hidden=(8,))
-    conditional_fit(net, (x, y), tree, epochs=1, device="cpu")
+    conditional_fit(net, (x, y), tree, config=conditional_config(epochs=1, device="cpu"))
     pred = predict_leaves(net, x)
     assert pred.shape == (40,) and pred.device.type == "cpu"
 
@@ -210,14 +215,14 @@ def test_training_and_scoring_on_cuda_match_the_cpu():
     torch.manual_seed(1)
     cpu = HierarchicalMLP(6, (2, 4, 8), hidden=(16, 16))
     gpu = copy.deepcopy(cpu)
-    h_cpu = conditional_fit(cpu, (x, y), tree, epochs=3, device="cpu")
-    h_gpu = conditional_fit(gpu, (x, y), tree, epochs=3, device="cuda")
+    h_cpu = conditional_fit(cpu, (x, y), tree, config=conditional_config(epochs=3, device="cpu"))
+    h_gpu = conditional_fit(gpu, (x, y), tree, config=conditional_config(epochs=3, device="cuda"))
     assert next(gpu.parameters()).device.type == "cuda"
     assert h_gpu == pytest.approx(h_cpu, rel=1e-3, abs=1e-4)
     agree = (predict_leaves(gpu, x) == predict_leaves(cpu, x)).float().mean()
     assert agree > 0.95
     xi, yi = torch.rand(60, 4), torch.arange(60) % 2
     torch.manual_seed(0)
-    net = train_vrm(nn.Linear(4, 3), (xi, yi), MixupConfig(epochs=2), device="cuda")
+    net = train_vrm(nn.Linear(4, 3), (xi, yi), vrm_config(epochs=2, device="cuda"))
     scores = VRMDetector().fit(net).score(xi)
     assert scores.device.type == "cpu" and scores.shape == (60,)

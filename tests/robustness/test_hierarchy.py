@@ -12,6 +12,7 @@ from netprism.robustness.hierarchy import (
 from netprism.robustness.hierarchy_train import (
     HierarchicalMLP,
     bcnn_weights,
+    conditional_config,
     conditional_fit,
     level_losses,
     predict_leaves,
@@ -183,7 +184,8 @@ def test_every_mode_learns_a_separable_toy_problem(mode):
     t, x, y = _toy_data()
     torch.manual_seed(0)
     model = HierarchicalMLP(5, (4,) if mode == "flat" else (2, 4), hidden=(16, 16))
-    history = conditional_fit(model, (x, y), t, mode=mode, epochs=8, batch_size=32, seed=0)
+    config = conditional_config(epochs=8, batch_size=32, seed=0)
+    history = conditional_fit(model, (x, y), t, mode=mode, config=config)
     assert len(history) == 8 and history[-1] < history[0]
     assert float((predict_leaves(model, x) == y).float().mean()) > 0.9
 
@@ -196,7 +198,8 @@ def test_conditional_fit_rejects_bad_input():
     with pytest.raises(ValueError, match="leaf indices"):
         conditional_fit(model, (x, y + 4), t)
     with pytest.raises(ValueError, match="must return 2 level logits"):
-        conditional_fit(HierarchicalMLP(5, (4,), hidden=(8,)), (x, y), t, epochs=1)
+        flat = HierarchicalMLP(5, (4,), hidden=(8,))
+        conditional_fit(flat, (x, y), t, config=conditional_config(epochs=1))
     with pytest.raises(ValueError, match="same length"):
         conditional_fit(model, (x[:10], y), t)
     with pytest.raises(ValueError, match="head_layers"):
@@ -210,4 +213,4 @@ def test_conditional_fit_takes_a_dataset():
     ds = TensorDataset(x, y, DatasetInfo("toy", t.leaves, (5,), "test"))
     torch.manual_seed(0)
     model = HierarchicalMLP(5, (2, 4), hidden=(8,))
-    assert len(conditional_fit(model, ds, t, epochs=2)) == 2
+    assert len(conditional_fit(model, ds, t, config=conditional_config(epochs=2))) == 2

@@ -14,17 +14,18 @@ from netprism.robustness.ood import (
     Energy,
     Mahalanobis,
     MaxLogit,
-    MixupConfig,
     VRMDetector,
+    VRMSettings,
     class_means_and_tied_cov,
     intra_class_mixup,
     noise_mixup,
     train_plain,
     train_vrm,
+    vrm_config,
 )
 from netprism.robustness.ood_metrics import count_parameters, measure_overhead, ood_metrics
 
-CFG = MixupConfig(epochs=8, seed=0)
+CFG = vrm_config(epochs=8, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +144,7 @@ def test_intra_class_mixup_never_mixes_classes():
 @pytest.mark.parametrize("aux_target", ["hard", "soft"])
 def test_noise_mixup_targets(aux_target):
     gen = torch.Generator().manual_seed(0)
-    cfg = MixupConfig(aux_target=aux_target, clip=(0.0, 1.0))
+    cfg = VRMSettings(aux_target=aux_target, clip=(0.0, 1.0))
     x, y = torch.rand(100, 5), torch.arange(100) % 3
     xa, target = noise_mixup(x, y, 3, cfg, gen)
     assert xa.shape == x.shape and float(xa.min()) >= 0 and float(xa.max()) <= 1
@@ -163,13 +164,13 @@ def test_bad_use_raises_clear_errors():
     with pytest.raises(ValueError, match="non-empty"):
         MSP().fit(nn.Linear(3, 2)).score(torch.zeros(0, 3))
     with pytest.raises(ValueError, match="aux_target must be 'hard' or 'soft', got 'mixed'"):
-        MixupConfig(aux_target="mixed")
+        VRMSettings(aux_target="mixed")
     with pytest.raises(ValueError, match="noise_fraction must lie in"):
-        MixupConfig(noise_fraction=1.5)
+        VRMSettings(noise_fraction=1.5)
     with pytest.raises(ValueError, match="score_mode"):
         VRMDetector(score_mode="entropy")
     with pytest.raises(ValueError, match="vrm training needs 3 outputs, got 2"):
-        train_vrm(nn.Linear(4, 2), (torch.rand(8, 4), torch.arange(8) % 2), MixupConfig(epochs=1))
+        train_vrm(nn.Linear(4, 2), (torch.rand(8, 4), torch.arange(8) % 2), vrm_config(epochs=1))
     lenet = create_model("lenet", input_shape=(1, 8, 8), num_classes=2)
     x, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 0, 1])
     with pytest.raises(ValueError, match="one feature row per sample"):

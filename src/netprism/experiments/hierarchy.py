@@ -44,7 +44,12 @@ from netprism.robustness.hierarchy import (
     mistake_edge_counts,
     subpopulation_split,
 )
-from netprism.robustness.hierarchy_train import HierarchicalMLP, conditional_fit, predict_leaves
+from netprism.robustness.hierarchy_train import (
+    HierarchicalMLP,
+    conditional_config,
+    conditional_fit,
+    predict_leaves,
+)
 from netprism.train import resolve_device
 
 HIER_METHODS = ("sequential", "combined", "bcnn")
@@ -165,13 +170,15 @@ def _one_seed(config: HierarchyExperimentConfig, seed: int, device: torch.device
             (x, y),
             tree,
             mode=mode,
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            lr=config.lr,
-            momentum=config.momentum,
-            weight_decay=config.weight_decay,
-            seed=seed,
-            device=device,
+            config=conditional_config(
+                epochs=config.epochs,
+                batch_size=config.batch_size,
+                lr=config.lr,
+                momentum=config.momentum,
+                weight_decay=config.weight_decay,
+                seed=seed,
+                device=str(device),
+            ),
         )
         methods[mode] = _evaluate(model, test.x, test.y, seen_te, unseen_te, tree, history)
     return SeedRun(seed, methods)

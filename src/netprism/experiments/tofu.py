@@ -44,7 +44,7 @@ from netprism.federated.attacks import (
     reconstruction_quality,
 )
 from netprism.federated.gradients import flat_params, params_from_flat, weighted_gradient
-from netprism.federated.rounds import DOWNLINKS, EncoderConfig, LocalConfig, run_rounds
+from netprism.federated.rounds import DOWNLINKS, EncoderConfig, local_config, run_rounds
 from netprism.federated.tofu import decode_update, encode_update, hybrid_schedule
 from netprism.io import atomic_write_text
 from netprism.models import create_model
@@ -178,10 +178,10 @@ def _one_seed(config: TOFUExperimentConfig, seed: int) -> SeedRuns:
     model = create_model(
         "mlp", input_shape=train.input_shape, num_classes=train.num_classes, hidden=config.hidden
     )
-    local = LocalConfig(config.local_epochs, config.lr, config.batch_size)
+    local = local_config(epochs=config.local_epochs, lr=config.lr, batch_size=config.batch_size)
     encoder = EncoderConfig(config.n_proxy, config.encoder_steps, config.encoder_lr)
     common: dict[str, Any] = dict(
-        local=local,
+        config=local,
         encoder=encoder,
         max_norm=config.max_norm,
         seed=seed,

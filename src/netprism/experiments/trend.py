@@ -50,7 +50,7 @@ from netprism.robustness.ensemble import (
     select_ensemble,
 )
 from netprism.robustness.transfer import pgd_attack, transferability_matrix
-from netprism.robustness.variants import VariantSpec, train_variant
+from netprism.robustness.variants import VariantSpec, train_variant, variant_config
 from netprism.train import resolve_device
 
 REQUIRED = ("fp", "fp_init", "lenet", "q1", "q2")
@@ -176,10 +176,13 @@ def _one_seed(config: TRENDExperimentConfig, seed: int, device: torch.device) ->
             spec,
             (train.x, train.y),
             num_classes=K,
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            seed=seed,
-            device=device,
+            config=variant_config(
+                spec.optimizer,
+                epochs=config.epochs,
+                batch_size=config.batch_size,
+                seed=seed,
+                device=str(device),
+            ),
         )
         for name, spec in _specs(config, seed).items()
     }

@@ -51,12 +51,13 @@ from netprism.robustness.ood import (
     Energy,
     Mahalanobis,
     MaxLogit,
-    MixupConfig,
     OODDetector,
     VRMDetector,
+    VRMSettings,
     train_mixup,
     train_plain,
     train_vrm,
+    vrm_config,
 )
 from netprism.robustness.ood_metrics import measure_overhead, ood_metrics
 from netprism.train import resolve_device
@@ -204,20 +205,23 @@ def _detectors(config: VRMOODConfig) -> dict[str, OODDetector]:
 
 def _one_seed(config: VRMOODConfig, seed: int, data: _Data, device: torch.device) -> SeedRun:
     k, shape = data.train.num_classes, data.train.input_shape
-    mix_cfg = MixupConfig(
+    recipe = vrm_config(
         epochs=config.epochs,
         batch_size=config.batch_size,
         lr=config.lr,
+        seed=seed,
+        device=str(device),
+    )
+    settings = VRMSettings(
         alpha=config.alpha,
         noise_std=config.noise_std,
         aux_target=config.aux_target,
         aux_lambda_max=config.aux_lambda_max,
         noise_fraction=config.noise_fraction,
-        seed=seed,
     )
-    plain = train_plain(_model(config, shape, k, seed), data.train, mix_cfg, device=device)
-    mixup = train_mixup(_model(config, shape, k, seed), data.train, mix_cfg, device=device)
-    vrm = train_vrm(_model(config, shape, k + 1, seed), data.train, mix_cfg, device=device)
+    plain = train_plain(_model(config, shape, k, seed), data.train, recipe)
+    mixup = train_mixup(_model(config, shape, k, seed), data.train, recipe, settings)
+    vrm = train_vrm(_model(config, shape, k + 1, seed), data.train, recipe, settings)
     fitted: dict[str, OODDetector] = {}
     for prefix, model in (("", plain), ("mixup_", mixup)):
         for name, det in _detectors(config).items():

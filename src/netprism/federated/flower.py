@@ -42,8 +42,8 @@ from netprism.federated.gradients import flat_params
 from netprism.federated.rounds import (
     BEHAVIOURS,
     EncoderConfig,
-    LocalConfig,
     accuracy_at,
+    check_local_config,
     client_message,
     local_update,
     server_decode,
@@ -51,6 +51,7 @@ from netprism.federated.rounds import (
 from netprism.federated.tofu import fedavg_bytes, hybrid_schedule
 from netprism.io import atomic_write_text
 from netprism.models import create_model
+from netprism.train import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,12 @@ class TOFUClient(fl.client.NumPyClient):
         The shared architecture (a scratch copy; its weights are overwritten).
     data : TensorDataset
         This client's private samples.
+    config : TrainConfig, optional
+        The local training recipe; default :func:`~netprism.federated.rounds.local_config`
+        (its ``seed`` and ``device`` stay at their defaults, see
+        :func:`~netprism.federated.rounds.check_local_config`).
+    encoder : EncoderConfig, optional
+        TOFU's encoder budget.
     behaviour : str
         "honest", or a planted fault from ``rounds.BEHAVIOURS`` (tests, robustness runs).
     """
@@ -73,14 +80,14 @@ class TOFUClient(fl.client.NumPyClient):
         model: nn.Module,
         data: TensorDataset,
         *,
-        local: LocalConfig | None = None,
+        config: TrainConfig | None = None,
         encoder: EncoderConfig | None = None,
         behaviour: str = "honest",
         seed: int = 0,
     ) -> None:
         self.model = model
         self.data = data
-        self.local = local or LocalConfig()
+        self.config = check_local_config(config, "TOFUClient")
         self.encoder = encoder or EncoderConfig()
         self.behaviour = behaviour
         self.seed = seed
@@ -95,7 +102,7 @@ class TOFUClient(fl.client.NumPyClient):
         kind = str(config.get("kind", "full"))
         rnd = int(config.get("round", 0))
         seed = self.seed * 10_007 + rnd * 101
-        update = local_update(self.model, weights, self.data, local=self.local, seed=seed)
+        update = local_update(self.model, weights, self.data, self.config, seed=seed)
         shape = (weights.numel(), tuple(self.data.input_shape), self.data.num_classes)
         arrays, cos, _ = client_message(
             kind, self.behaviour, update, self.model, weights, shape, self.encoder, seed

@@ -2,7 +2,8 @@
 
 Garg, Nagaraj & Roy, "TOFU: Towards Obfuscated Federated Updates by Encoding Weight Updates
 into Gradients from Proxy Data" (arXiv 2201.08494).  Every round each client trains locally
-(plain SGD through :func:`netprism.train.fit`) from the global weights, then sends either its
+(a :class:`~netprism.train.TrainConfig` recipe through :func:`netprism.train.fit`, by
+default :func:`local_config`'s plain SGD) from the global weights, then sends either its
 full update (``"full"`` round) or a TOFU proxy set (``"tofu"`` round); the server decodes,
 screens (shape, NaN/inf, norm), aggregates and applies.  Bytes are counted from the float32
 arrays that would cross the wire.  This is the in-process twin of
@@ -12,6 +13,7 @@ arrays that would cross the wire.  This is the in-process twin of
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,18 +27,54 @@ from netprism.federated.aggregate import aggregate, screen_updates
 from netprism.federated.gradients import flat_params, load_flat_params
 from netprism.federated.tofu import ProxySet, decode_update, encode_update, fedavg_bytes
 from netprism.train import TrainConfig, fit, resolve_device
+from netprism.train.config import require_train_config
 
 BEHAVIOURS = ("honest", "sign_flip", "nan", "wrong_shape", "huge_norm")
 DOWNLINKS = ("full", "tofu")
 
 
-@dataclass(frozen=True)
-class LocalConfig:
-    """Local SGD on a client: ``epochs`` passes, step size ``lr``, minibatch ``batch_size``."""
+def local_config(*, epochs: int = 1, lr: float = 0.1, batch_size: int = 32) -> TrainConfig:
+    """The default recipe of a client's local training (:func:`local_update`): plain SGD (no
+    momentum, no weight decay) at a constant ``lr``, no progress bar.
 
-    epochs: int = 1
-    lr: float = 0.1
-    batch_size: int = 32
+    Examples
+    --------
+    >>> cfg = local_config(epochs=2)
+    >>> cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.scheduler, cfg.batch_size
+    ('sgd', 0.1, 0.0, 0.0, 'none', 32)
+    """
+    return TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        momentum=0.0,
+        weight_decay=0.0,
+        optimizer="sgd",
+        scheduler="none",
+        progress=False,
+    )
+
+
+# Fields of a local recipe that the federated loop sets itself: name -> (value, why).
+_SET_BY_LOOP: dict[str, tuple[Any, str]] = {
+    "seed": (0, "the sample order's seed is the seed= argument, per client and round"),
+    "device": ("auto", "local training runs on the device= argument"),
+    "checkpoint_dir": (None, "a client's local epochs are not checkpointed"),
+    "resume": (False, "a client's local epochs are not checkpointed"),
+}
+
+
+def check_local_config(config: Any, owner: str = "local_update") -> TrainConfig:
+    """``config`` as a client's local recipe (:func:`local_config` when None).
+
+    Every :class:`~netprism.train.TrainConfig` field is honoured by
+    :func:`netprism.train.fit` (optimizer, momentum, weight decay, scheduler, label
+    smoothing, gradient clipping, progress) except those the loop sets itself: ``seed`` and
+    ``device`` come from the ``seed=`` / ``device=`` arguments, and there are no
+    checkpoints; setting any of them raises a ValueError naming the field.  A value that is
+    not a ``TrainConfig`` raises a TypeError.
+    """
+    return require_train_config(config, local_config(), owner, _SET_BY_LOOP)
 
 
 @dataclass(frozen=True)
@@ -77,15 +115,17 @@ def local_update(
     model: nn.Module,
     weights: torch.Tensor,
     data: TensorDataset,
+    config: TrainConfig | None = None,
     *,
-    local: LocalConfig = LocalConfig(),
     seed: int = 0,
     device: str | torch.device | None = None,
 ) -> torch.Tensor:
-    """``W_local - W_global`` ``(P,)`` after local SGD from ``weights`` on ``data``.
+    """``W_local - W_global`` ``(P,)`` after local training from ``weights`` on ``data``.
 
-    Plain SGD (no momentum, no weight decay, constant ``local.lr``) trained by
-    :func:`netprism.train.fit`.  The sample order of every local epoch comes from one
+    ``config`` is the local recipe trained by :func:`netprism.train.fit`; default
+    :func:`local_config` (plain SGD, no momentum, no weight decay, constant lr).  Its
+    ``seed`` and ``device`` must stay at their defaults (see :func:`check_local_config`):
+    the loop passes them as arguments.  The sample order of every local epoch comes from one
     generator seeded with ``seed`` that runs on across the epochs; the global RNGs are
     neither reseeded nor drawn from.  ``model`` is a scratch copy whose parameters are
     overwritten; it trains on ``device`` (default: where the loaded ``weights`` are), and
@@ -103,6 +143,7 @@ def local_update(
     >>> update.shape, bool(update.abs().sum() > 0)
     (torch.Size([15]), True)
     """
+    config = check_local_config(config)
     load_flat_params(model, weights)  # the parameters now live on weights' device
     gen = torch.Generator().manual_seed(seed)
     n = len(data)
@@ -110,17 +151,8 @@ def local_update(
     def order(epoch: int) -> torch.Tensor:  # called once per epoch: one stream across them
         return torch.randperm(n, generator=gen)
 
-    config = TrainConfig(
-        epochs=local.epochs,
-        batch_size=local.batch_size,
-        lr=local.lr,
-        momentum=0.0,
-        weight_decay=0.0,
-        optimizer="sgd",
-        scheduler="none",
-        seed=seed,
-        device=str(weights.device) if device is None else str(device),
-        progress=False,
+    config = dataclasses.replace(
+        config, seed=seed, device=str(weights.device) if device is None else str(device)
     )
     try:
         fit(model, data, config, order=order, reseed=False, distributed=False)
@@ -216,7 +248,7 @@ def run_rounds(
     test: TensorDataset,
     *,
     schedule: Sequence[str],
-    local: LocalConfig = LocalConfig(),
+    config: TrainConfig | None = None,
     encoder: EncoderConfig = EncoderConfig(),
     aggregator: str = "mean",
     trim: float = 0.2,
@@ -233,6 +265,12 @@ def run_rounds(
     ----------
     schedule : sequence of {"full", "tofu"}
         The kind of each round (see :func:`~netprism.federated.tofu.hybrid_schedule`).
+    config : TrainConfig, optional
+        Every client's local recipe; default :func:`local_config`.  Its ``seed`` and
+        ``device`` must stay at their defaults: the loop derives each client's order seed
+        from ``seed`` and trains on ``device`` (see :func:`check_local_config`).
+    encoder : EncoderConfig
+        TOFU's encoder budget (not a training recipe: it fits proxy data, not the model).
     aggregator : {"mean", "median", "trimmed_mean"}
         FedAvg's sample-weighted mean or a robust rule.
     behaviours : one of ``BEHAVIOURS`` per client, optional
@@ -256,6 +294,7 @@ def run_rounds(
             f"downlink must be one of {DOWNLINKS} and rounds 'full'/'tofu', "
             f"got {downlink!r}, {sorted(set(schedule))}"
         )
+    config = check_local_config(config, "run_rounds")
     dev = resolve_device(device) if device is not None else next(model.parameters()).device
     work = copy.deepcopy(model)
     weights = flat_params(model).cpu()
@@ -270,7 +309,7 @@ def run_rounds(
         honest: list[torch.Tensor] = []
         for c, data in enumerate(clients):
             update = local_update(
-                work, weights, data, local=local, seed=seed * 10_007 + r * 101 + c, device=dev
+                work, weights, data, config, seed=seed * 10_007 + r * 101 + c, device=dev
             )
             honest.append(update)
             msg_seed = seed * 10_007 + r * 101 + c

@@ -15,16 +15,18 @@ boundaries below are inferred, not the original epochs).  ``mode="flat"`` trains
 finest head: the flat baseline.  Every mode runs through the same loop, data order and
 optimiser, so a comparison differs only in the loss.
 
-Training runs on the engine (:func:`netprism.train.fit`): ``loss_fn`` turns the list of level
-logits into per-sample losses, ``output_fn`` picks the finest level, the schedule is passed as
-``scheduler=``.  ``mode="sequential"`` keeps its one step per level per batch because the
-epoch's plan holds every batch once per level, in a row (coarse to fine), and the loss trains
-the level whose turn it is; the batch order is the same in every mode.
+Training runs on the engine (:func:`netprism.train.fit`) with a
+:class:`~netprism.train.TrainConfig` recipe (default :func:`conditional_config`): ``loss_fn``
+turns the list of level logits into per-sample losses, ``output_fn`` picks the finest level,
+the recipe's step schedule is passed as ``scheduler=``.  ``mode="sequential"`` keeps its one
+step per level per batch because the epoch's plan holds every batch once per level, in a row
+(coarse to fine), and the loss trains the level whose turn it is; the batch order is the same
+in every mode.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -36,6 +38,7 @@ from netprism.core.validation import check_finite, check_positive_int
 from netprism.data.base import as_tensors
 from netprism.robustness.hierarchy import LabelTree
 from netprism.train import Batch, BatchOutput, Callback, TrainConfig, TrainContext, fit
+from netprism.train.config import NO_CHECKPOINTS, require_train_config
 
 MODES = ("sequential", "combined", "bcnn", "flat")
 
@@ -156,12 +159,8 @@ def bcnn_weights(epoch: int, epochs: int, n_levels: int) -> list[float]:
     return [0.8 if i == stage else rest for i in range(n_levels)]
 
 
-def conditional_fit(
-    model: nn.Module,
-    data: Any,
-    tree: LabelTree,
+def conditional_config(
     *,
-    mode: str = "sequential",
     epochs: int = 30,
     batch_size: int = 64,
     lr: float = 0.05,
@@ -169,6 +168,38 @@ def conditional_fit(
     weight_decay: float = 1e-4,
     seed: int = 0,
     device: str | torch.device = "auto",
+) -> TrainConfig:
+    """The default recipe of :func:`conditional_fit`: SGD with momentum, the learning rate
+    dropping 10x at 1/3 and 2/3 of training (``scheduler="step"``; the official schedule:
+    every 150 of 450 epochs), no progress bar.
+
+    Examples
+    --------
+    >>> cfg = conditional_config(epochs=9)
+    >>> cfg.optimizer, cfg.scheduler, cfg.lr, cfg.weight_decay, cfg.batch_size
+    ('sgd', 'step', 0.05, 0.0001, 64)
+    """
+    return TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        optimizer="sgd",
+        scheduler="step",
+        seed=seed,
+        device=str(device),
+        progress=False,
+    )
+
+
+def conditional_fit(
+    model: nn.Module,
+    data: Any,
+    tree: LabelTree,
+    *,
+    mode: str = "sequential",
+    config: TrainConfig | None = None,
 ) -> list[float]:
     """Train ``model`` (returning per-level logits, coarse to fine) on leaf labels ``y``.
 
@@ -182,22 +213,33 @@ def conditional_fit(
         one depth; see ``LabelTree.padded``).
     mode : {"sequential", "combined", "bcnn", "flat"}
         See the module docstring; "sequential" is the paper's recipe.
-    epochs, batch_size, lr, momentum, weight_decay, seed
-        SGD with momentum; the learning rate drops 10x at 1/3 and 2/3 of training (the
-        official schedule: every 150 of 450 epochs).
-    device : str or torch.device
-        Where to train (``"auto"``: CUDA when present); the model is moved there.
+    config : TrainConfig, optional
+        The training recipe; default :func:`conditional_config`.  Honoured: epochs, batch
+        size, optimizer, lr, momentum, weight decay, seed (data order and global RNGs),
+        device (the model is moved there), progress, max_grad_norm, and ``scheduler``:
+        ``"step"`` is **this recipe's** step schedule, 10x drops at 1/3 and 2/3 of training
+        (not the engine's 50 % / 75 %), ``"cosine"`` and ``"none"`` are the engine's.
+        Refused with a ValueError: ``label_smoothing`` (the level losses are the method's)
+        and ``checkpoint_dir`` / ``resume`` (the loss history is not checkpointed).
 
     Returns
     -------
     list of float
         Mean finest-level training cross-entropy per epoch: per batch, the finest head's
         mean cross-entropy before the batch's (last) step, averaged over the batches.
+
+    Examples
+    --------
+    >>> tree = LabelTree.from_children({"r": ["a", "b"], "a": ["a0", "a1"], "b": ["b0", "b1"]})
+    >>> x, y = torch.randn(16, 5), torch.arange(16) % 4
+    >>> net = HierarchicalMLP(5, (2, 4), hidden=(8, 8))
+    >>> len(conditional_fit(net, (x, y), tree, config=conditional_config(epochs=2, device="cpu")))
+    2
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    check_positive_int(epochs, "epochs")
-    check_positive_int(batch_size, "batch_size")
+    config = require_train_config(config, conditional_config(), "conditional_fit", _UNSUPPORTED)
+    epochs = config.epochs
     x, y = as_tensors(data)
     x, y = x.cpu(), y.cpu()  # batches are cut on the CPU; fit moves each to the device
     check_finite(x, "x")
@@ -205,33 +247,34 @@ def conditional_fit(
         raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
     tree.check_labels(y, "y")
     targets = [y] if mode == "flat" else tree.level_labels(y)
-    batches = _LevelBatches(len(x), batch_size, seed, len(targets) if mode == "sequential" else 1)
+    repeats = len(targets) if mode == "sequential" else 1
+    batches = _LevelBatches(len(x), config.batch_size, config.seed, repeats)
     levels = _LevelTraining(mode, targets, epochs, batches)
-    milestones = [max(1, epochs // 3), max(2, 2 * epochs // 3)]
-    config = TrainConfig(
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        momentum=momentum,
-        weight_decay=weight_decay,
-        optimizer="sgd",
-        seed=seed,  # fit seeds the global generators with it, as the recipe always did
-        device=str(device),
-        progress=False,
-    )
     fit(
         model,
         (x, y),
-        config,
+        config,  # fit seeds the global generators with config.seed, as the recipe always did
         order=batches.plan,
         callbacks=[levels],
         loss_fn=levels.loss,
         output_fn=_finest,
-        scheduler=lambda opt: torch.optim.lr_scheduler.MultiStepLR(opt, milestones, 0.1),
+        scheduler=_thirds_schedule(epochs) if config.scheduler == "step" else None,
         distributed=False,  # the per-level plan is a single-process recipe
     )
     model.eval()
     return levels.history
+
+
+_UNSUPPORTED = {
+    **NO_CHECKPOINTS,
+    "label_smoothing": (0.0, "the losses are the method's level losses"),
+}
+
+
+def _thirds_schedule(epochs: int) -> Callable[[Any], Any]:
+    """The recipe's ``scheduler=``: 10x drops at 1/3 and 2/3 of ``epochs``."""
+    milestones = [max(1, epochs // 3), max(2, 2 * epochs // 3)]
+    return lambda opt: torch.optim.lr_scheduler.MultiStepLR(opt, milestones, 0.1)
 
 
 class _LevelBatches:

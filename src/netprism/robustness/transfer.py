@@ -224,11 +224,17 @@ def transferability_matrix(
 
     Parameters
     ----------
-    models : dict name -> model (N, ...) in [0, 1] -> logits (N, K), in eval mode
-    x : Tensor (N, ...) in [0, 1]; y : LongTensor (N,)
-    eps : sequence of float, the sweep (>= 2 values) used for the fits
-    eval_eps : float, where TM is read off the fitted curves (TREND: 8/255)
-    attack : Attack, default :func:`pgd_attack` ``(steps=20)``
+    models : dict of str -> nn.Module
+        Each maps inputs (N, ...) in [0, 1] to logits (N, K); in eval mode.
+    x : Tensor (N, ...)
+        Inputs in [0, 1].
+    y : LongTensor (N,)
+    eps : sequence of float
+        The sweep (>= 2 values) used for the fits.
+    eval_eps : float
+        Where TM is read off the fitted curves (TREND: 8/255).
+    attack : Attack
+        Default :func:`pgd_attack` ``(steps=20)``.
 
     Returns
     -------

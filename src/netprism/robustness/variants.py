@@ -6,7 +6,8 @@ optimiser, input quantisation (1-8 bits, uniform binning), halftoning, and weigh
 activation quantisation.  A :class:`VariantSpec` names one; :func:`build_variant` wraps a
 registry model (``netprism.models.create_model``) with the input transform and the
 normalisation (inside the model, so attacks work in [0, 1]); :func:`train_variant` fits it
-with the spec's optimiser and seeds.
+with a :class:`~netprism.train.TrainConfig` recipe (default :func:`variant_config` for the
+spec's optimiser).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from netprism.models import create_model
 from netprism.nn.quant import FULL_PRECISION, QuantAct, QuantConv2d, QuantLinear, check_bits
 from netprism.robustness.adversarial import halftone, quantize_input
 from netprism.train import TrainConfig, fit
+from netprism.train.config import require_train_config
 
 OPTIMIZER_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
 
@@ -172,36 +174,78 @@ def build_variant(
     return PreprocessedModel(net, transform)
 
 
-def train_variant(
-    spec: VariantSpec,
-    train: tuple[torch.Tensor, torch.Tensor],
+def variant_config(
+    optimizer: str = "sgd",
     *,
-    num_classes: int,
     epochs: int = 30,
     batch_size: int = 32,
     lr: float | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
-) -> PreprocessedModel:
-    """Build and fit ``spec`` on ``train = (x (N, ...), y (N,))``; returns it in eval mode,
-    on ``device``.
+) -> TrainConfig:
+    """The default recipe of :func:`train_variant` for a spec's ``optimizer``, as in TREND.
 
-    ``lr`` defaults to 0.05 for SGD (momentum 0.9) and 1e-3 for Adam, as in TREND; ``seed``
-    fixes the data order (the initialisation uses ``spec.init_seed``, on the CPU, so every
-    device starts from the same weights).  ``device`` is where it trains and stays ("auto":
-    CUDA when present); attack it with inputs on that device.
+    ``lr`` defaults to 0.05 for SGD (momentum 0.9, weight decay 5e-4) and 1e-3 for Adam /
+    AdamW (no weight decay); cosine decay, no progress bar.  ``seed`` fixes the data order.
+
+    Examples
+    --------
+    >>> cfg = variant_config("adam", epochs=4)
+    >>> cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.scheduler, cfg.device
+    ('adam', 0.001, 0.0, 'cosine', 'cpu')
     """
-    x, y = train
-    model = build_variant(spec, input_shape=tuple(x.shape[1:]), num_classes=num_classes)
-    config = TrainConfig(
+    if optimizer not in OPTIMIZER_LR:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZER_LR)}, got {optimizer!r}")
+    return TrainConfig(
         epochs=epochs,
         batch_size=batch_size,
-        lr=lr if lr is not None else OPTIMIZER_LR[spec.optimizer],
-        optimizer=spec.optimizer,
-        weight_decay=5e-4 if spec.optimizer == "sgd" else 0.0,
+        lr=lr if lr is not None else OPTIMIZER_LR[optimizer],
+        optimizer=optimizer,
+        weight_decay=5e-4 if optimizer == "sgd" else 0.0,
         seed=seed,
         device=str(device),
         progress=False,
     )
+
+
+def train_variant(
+    spec: VariantSpec,
+    train: tuple[torch.Tensor, torch.Tensor],
+    *,
+    num_classes: int,
+    config: TrainConfig | None = None,
+) -> PreprocessedModel:
+    """Build and fit ``spec`` on ``train = (x (N, ...), y (N,))``; returns it in eval mode.
+
+    Parameters
+    ----------
+    spec : VariantSpec
+        The variant; its ``init_seed`` fixes the initialisation (on the CPU, so every device
+        starts from the same weights) and its ``optimizer`` is a factor of the study.
+    train : (x (N, ...), y (N,)) tensors
+    num_classes : int
+        ``K``, the logits per sample.
+    config : TrainConfig, optional
+        The training recipe; default ``variant_config(spec.optimizer)``.  Every field is
+        honoured by :func:`netprism.train.fit` (``seed``: the data order; ``device``: where
+        it trains and stays, "auto" meaning CUDA when present; attack it with inputs there).
+        ``config.optimizer`` must be ``spec.optimizer`` (ValueError otherwise): the spec
+        names the optimiser.
+
+    Examples
+    --------
+    >>> x, y = torch.rand(16, 1, 8, 8), torch.arange(16) % 10
+    >>> m = train_variant(VariantSpec(), (x, y), num_classes=10, config=variant_config(epochs=1))
+    >>> m(x).shape
+    torch.Size([16, 10])
+    """
+    config = require_train_config(config, variant_config(spec.optimizer), "train_variant", {})
+    if config.optimizer != spec.optimizer:
+        raise ValueError(
+            f"train_variant: TrainConfig.optimizer={config.optimizer!r} differs from the "
+            f"spec's optimizer {spec.optimizer!r}; use variant_config(spec.optimizer, ...)"
+        )
+    x, y = train
+    model = build_variant(spec, input_shape=tuple(x.shape[1:]), num_classes=num_classes)
     fit(model, (x, y), config)
     return model.eval()

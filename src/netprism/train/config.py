@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,3 +94,69 @@ class TrainConfig:
     @property
     def checkpoint_path(self) -> Path | None:
         return None if self.checkpoint_dir is None else Path(self.checkpoint_dir)
+
+
+# Fields no recipe with its own random stream can honour: a checkpoint does not hold that
+# stream, so a resumed run would not be the run it continues.  name -> (the value kept, why).
+NO_CHECKPOINTS: dict[str, tuple[Any, str]] = {
+    "checkpoint_dir": (None, "its batch stream is not saved in a checkpoint"),
+    "resume": (False, "its batch stream is not saved in a checkpoint"),
+}
+
+
+def require_train_config(
+    config: Any,
+    default: TrainConfig,
+    owner: str,
+    unsupported: Mapping[str, tuple[Any, str]] = NO_CHECKPOINTS,
+) -> TrainConfig:
+    """The training recipe a method was given, checked: every method takes it one way.
+
+    Parameters
+    ----------
+    config : TrainConfig or None
+        ``None`` gives ``default``.
+    default : TrainConfig
+        The method's own recipe.
+    owner : str
+        The function's name, for the messages.
+    unsupported : mapping of field name -> (the only value honoured, why)
+        Fields the method cannot honour.
+
+    Returns
+    -------
+    TrainConfig
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not a :class:`TrainConfig`.
+    ValueError
+        ``epochs < 1``, or a field of ``unsupported`` set to another value (named).
+
+    Examples
+    --------
+    >>> require_train_config(None, TrainConfig(epochs=3), "f").epochs
+    3
+    >>> require_train_config({"epochs": 3}, TrainConfig(), "f")
+    Traceback (most recent call last):
+    ...
+    TypeError: f takes config as a netprism.train.TrainConfig or None, got dict
+    """
+    if config is None:
+        config = default
+    if not isinstance(config, TrainConfig):
+        raise TypeError(
+            f"{owner} takes config as a netprism.train.TrainConfig or None, "
+            f"got {type(config).__name__}"
+        )
+    if config.epochs < 1:
+        raise ValueError(f"{owner} needs config.epochs >= 1, got {config.epochs!r}")
+    for name, (allowed, why) in unsupported.items():
+        value = getattr(config, name)
+        if value != allowed:
+            raise ValueError(
+                f"{owner} cannot honour TrainConfig.{name}={value!r} ({why}); "
+                f"leave it at {allowed!r}"
+            )
+    return config
