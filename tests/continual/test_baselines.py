@@ -12,6 +12,7 @@ from netprism.continual.baselines import (
     empirical_fisher,
     joint_training,
 )
+from netprism.continual.recipe import stream_config
 from netprism.continual.runner import run_stream
 from netprism.continual.streams import permuted_stream, split_stream
 from netprism.data import DatasetInfo, TensorDataset
@@ -90,14 +91,25 @@ def test_methods_run_in_runner_and_heads_must_match():
     train, test = permuted_stream("digits", 2)
     for method in (FineTune(), EWC(lam=10.0, fisher_samples=20), AGEM(memory_per_task=20)):
         model = create_model("mlp", input_shape=(1, 8, 8), num_classes=10, hidden=(16,))
-        res = run_stream(model, train, test, method, epochs=1, batch_size=32, lr=0.05)
+        res = run_stream(
+            model, train, test, method, config=stream_config(epochs=1, batch_size=32, lr=0.05)
+        )
         assert res.R.shape == (2, 2) and res.method == method.name
     strain, stest = split_stream("digits", 5)
     model = create_model("mlp", input_shape=(1, 8, 8), num_classes=10, hidden=(16,))
-    res = run_stream(model, strain[:2], stest[:2], AGEM(20, heads="multi"), epochs=1, heads="multi")
+    res = run_stream(
+        model,
+        strain[:2],
+        stest[:2],
+        AGEM(20, heads="multi"),
+        config=stream_config(epochs=1),
+        heads="multi",
+    )
     assert res.R.shape == (2, 2)
     with pytest.raises(ValueError, match="heads"):
-        run_stream(model, strain[:2], stest[:2], EWC(), epochs=1, heads="multi")
+        run_stream(
+            model, strain[:2], stest[:2], EWC(), config=stream_config(epochs=1), heads="multi"
+        )
     with pytest.raises(ValueError):
         EWC(lam=-1.0)
     with pytest.raises(ValueError):
@@ -107,6 +119,8 @@ def test_methods_run_in_runner_and_heads_must_match():
 def test_joint_training_runs_and_learns():
     train, test = permuted_stream("digits", 2)
     model = create_model("mlp", input_shape=(1, 8, 8), num_classes=10, hidden=(32,))
-    acc = joint_training(model, train, test, epochs=2, batch_size=16, lr=0.05, device="cpu")
+    acc = joint_training(
+        model, train, test, config=stream_config(epochs=2, batch_size=16, lr=0.05, device="cpu")
+    )
     assert acc.shape == (2,)
     assert acc.min() > 0.8

@@ -7,12 +7,12 @@ from torch import nn
 
 from netprism.continual import runner
 from netprism.continual.baselines import AGEM, EWC, joint_loss, joint_training
+from netprism.continual.recipe import stream_config, task_config
 from netprism.continual.runner import (
     ContinualMethod,
     MethodCallback,
     run_stream,
     task_accuracy,
-    task_config,
     task_head,
     train_task,
 )
@@ -92,7 +92,14 @@ def test_every_task_phase_is_one_engine_fit(monkeypatch):
     monkeypatch.setattr(runner, "fit", spy)
     train, test = split_stream("digits", 5)
     space = SPACE(var_kept=0.9, head="head", samples=50, retrain_epochs=1)
-    run_stream(_mlp(), train[:2], test[:2], space, epochs=1, batch_size=64, heads="multi")
+    run_stream(
+        _mlp(),
+        train[:2],
+        test[:2],
+        space,
+        config=stream_config(epochs=1, batch_size=64),
+        heads="multi",
+    )
     assert len(calls) == 4  # 2 tasks x (train, retrain)
     for kw in calls:
         assert kw["reseed"] is False and kw["distributed"] is False
@@ -101,15 +108,16 @@ def test_every_task_phase_is_one_engine_fit(monkeypatch):
     assert [kw["callbacks"][0].task for kw in calls] == [0, 0, 1, 1]
 
 
-def test_task_config_is_constant_lr_quiet_and_without_checkpoints(tmp_path):
+def test_task_config_honours_the_recipe_quietly_and_without_checkpoints(tmp_path):
     base = TrainConfig(scheduler="cosine", checkpoint_dir=str(tmp_path), resume=True)
     cfg = task_config(base, epochs=3, device="cpu")
     assert (cfg.scheduler, cfg.progress, cfg.checkpoint_dir, cfg.resume) == (
-        "none",
+        "cosine",
         False,
         None,
         False,
     )
+    assert (cfg.momentum, cfg.weight_decay) == (base.momentum, base.weight_decay)
     assert (cfg.epochs, cfg.device, cfg.lr) == (3, "cpu", base.lr)
 
 
@@ -129,14 +137,20 @@ def test_agem_reference_gradient_runs_inside_the_engine_step():
     class Checked(AGEM):
         def after_backward(self, model, task, batch):
             super().after_backward(model, task, batch)
-            if self.memory_:
+            if getattr(self, "memory_", None):
                 params = [p for p in model.parameters() if p.requires_grad]
                 ref = torch.autograd.grad(self.reference_loss(model), params)
                 dot = sum(float((p.grad * r).sum()) for p, r in zip(params, ref))
                 seen.append(dot)
 
     train, test = permuted_stream("digits", 2, seed=0)
-    run_stream(_mlp(), train, test, Checked(memory_per_task=40, ref_batch_size=40), epochs=1)
+    run_stream(
+        _mlp(),
+        train,
+        test,
+        Checked(memory_per_task=40, ref_batch_size=40),
+        config=stream_config(epochs=1),
+    )
     assert seen  # the hook ran with a memory on task 1, inside fit's step
 
 
@@ -198,7 +212,9 @@ def test_joint_loss_is_each_samples_own_head():
 
 def test_joint_training_multi_head_learns_through_fit():
     train, test = split_stream("digits", 5)
-    acc = joint_training(_mlp(), train, test, epochs=2, batch_size=32, lr=0.1, heads="multi")
+    acc = joint_training(
+        _mlp(), train, test, config=stream_config(epochs=2, batch_size=32, lr=0.1), heads="multi"
+    )
     assert acc.shape == (5,) and float(acc.min()) > 0.8
 
 

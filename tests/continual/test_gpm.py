@@ -53,7 +53,7 @@ def test_projected_step_is_orthogonal_to_memory(dtype):
     for name, module in layers.items():
         dW = (module.weight.detach() - before[name]).reshape(module.weight.shape[0], -1)
         M = gpm.memory_[name].to(dW.dtype)
-        assert gpm.memory_size_()[name] > 0
+        assert gpm.memory_size_[name] > 0
         assert float(dW.norm()) > 0
         assert float((dW @ M).norm()) <= 1e-5 * float(dW.norm())
 
@@ -80,7 +80,7 @@ def test_threshold_one_keeps_old_outputs_of_a_linear_model():
     model = nn.Sequential(nn.Linear(12, 8, bias=False), nn.Linear(8, 4, bias=False))
     x_old, _ = make_lowrank(30, 12, 5, seed=1)  # rank-5 inputs: memory is partial
     gpm = GPM(threshold=1.0, rule="reach", samples=30).update(model, x_old)
-    assert gpm.memory_size_() == {"0": 5, "1": 5}
+    assert gpm.memory_size_ == {"0": 5, "1": 5}
     out_old = model(x_old).detach().clone()
     w0 = model[0].weight.detach().clone()
     gpm.before_task(model, 1, None)
@@ -97,7 +97,7 @@ def test_threshold_rules_on_planted_rank(rule, expected):
     x, _ = make_lowrank(200, 20, 4, seed=0)
     model = nn.Sequential(nn.Linear(20, 3, bias=False))
     gpm = GPM(threshold=0.999, rule=rule, samples=200).update(model, x)
-    assert gpm.memory_size_() == {"0": expected}
+    assert gpm.memory_size_ == {"0": expected}
 
 
 def test_first_task_basis_matches_rules():
@@ -139,7 +139,7 @@ def test_bad_thresholds(bad):
 def test_bad_inputs():
     model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
     with pytest.raises(NotFittedError, match="no memory"):
-        GPM().project_gradients_(model)
+        GPM().project_gradients(model)
     with pytest.raises(ValueError, match="no layer named 'fc9'"):
         GPM(layers="fc9").update(model, torch.randn(5, 4))
     with pytest.raises(ValueError, match="there are 2 layers"):
@@ -153,5 +153,5 @@ def test_bad_inputs():
     gpm = GPM(layers="0").update(model, torch.randn(5, 4))
     with pytest.raises(NotFittedError, match=r"\['2'\] have no memory"):
         gpm.layers = nn.Linear
-        gpm.project_gradients_(model)
+        gpm.project_gradients(model)
     GPM().after_backward(model, 0, None)  # no memory yet: a no-op

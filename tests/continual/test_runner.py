@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from netprism.continual.recipe import stream_config
 from netprism.continual.runner import ContinualMethod, acc_bwt, run_stream
 from netprism.continual.streams import (
     permuted_stream,
@@ -53,7 +54,13 @@ def test_acc_bwt_closed_form():
 def test_shape_diagonal_and_hook_order():
     tasks = _toy(3)
     method = Recorder()
-    res = run_stream(nn.Linear(2, 2), tasks, tasks, method, epochs=1, batch_size=4, device="cpu")
+    res = run_stream(
+        nn.Linear(2, 2),
+        tasks,
+        tasks,
+        method,
+        config=stream_config(epochs=1, batch_size=4, device="cpu"),
+    )
     assert res.R.shape == (3, 3)
     assert ((res.R >= 0) & (res.R <= 1)).all()
     assert res.method == "recorder"
@@ -68,7 +75,9 @@ def test_finetune_forgets_on_permuted_digits():
     torch.manual_seed(0)
     train, test = permuted_stream("digits", 3, seed=0)
     model = create_model("mlp", input_shape=(1, 8, 8), num_classes=10, hidden=(64,))
-    res = run_stream(model, train, test, epochs=2, batch_size=16, lr=0.05, device="cpu")
+    res = run_stream(
+        model, train, test, config=stream_config(epochs=2, batch_size=16, lr=0.05, device="cpu")
+    )
     assert res.R.diagonal().min() > 0.8  # each task is learned ...
     assert res.bwt < 0  # ... and partly forgotten
     assert res.seconds < 10
@@ -77,7 +86,9 @@ def test_finetune_forgets_on_permuted_digits():
 def test_multi_head_split_stream():
     train, test = split_stream("digits", 5)
     model = create_model("mlp", input_shape=(1, 8, 8), num_classes=10, hidden=(32,))
-    res = run_stream(model, train, test, epochs=1, batch_size=32, lr=0.1, heads="multi")
+    res = run_stream(
+        model, train, test, config=stream_config(epochs=1, batch_size=32, lr=0.1), heads="multi"
+    )
     assert res.R.shape == (5, 5)
     assert res.R.diagonal().min() > 0.8  # 2-way tasks through their own logits
 
@@ -123,6 +134,6 @@ def test_validation_errors():
             create_model("mlp", input_shape=(1, 8, 8), num_classes=2, hidden=(4,)),
             train,
             test,
-            epochs=1,
+            config=stream_config(epochs=1),
             heads="multi",
         )

@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from netprism.continual.recipe import stream_config
 from netprism.continual.runner import run_stream
 from netprism.continual.space import SPACE, added_units, first_task_units
 from netprism.continual.streams import permuted_stream, split_stream
@@ -79,7 +80,13 @@ def learned():
         weights.append({n: m.weight[: n0[n]].clone() for n, m in space.unit_layers(model).items()})
 
     space.fit_task = fit_and_record  # type: ignore[method-assign]
-    result = run_stream(net, train, test, space, epochs=3, batch_size=16, lr=0.05, device="cpu")
+    result = run_stream(
+        net,
+        train,
+        test,
+        space,
+        config=stream_config(epochs=3, batch_size=16, lr=0.05, device="cpu"),
+    )
     return net, space, result, logits, weights, test
 
 
@@ -118,14 +125,14 @@ def test_masked_subnetwork_equals_sliced_narrow_network(learned):
         narrow += [lin, nn.ReLU()]
         prev = n
     head = nn.Linear(prev, 10)
-    head.weight.data = space._heads[task]["weight"][:, :prev].clone()
-    head.bias.data = space._heads[task]["bias"].clone()
+    head.weight.data = space.heads_[task]["weight"][:, :prev].clone()
+    head.bias.data = space.heads_[task]["bias"].clone()
     narrow_net = nn.Sequential(*narrow, head)
     with space.subnetwork(net, task), torch.no_grad():
         masked = net(test[task].x)
     torch.testing.assert_close(masked, narrow_net(test[task].x), rtol=1e-5, atol=1e-5)
     # the live head is back after the block
-    assert not torch.equal(net.head.weight, space._heads[task]["weight"])
+    assert not torch.equal(net.head.weight, space.heads_[task]["weight"])
 
 
 def test_task_macs_in_closed_form(learned):
@@ -153,7 +160,12 @@ def test_conv_chain_split_stream_multi_head_zero_forgetting():
     net.add_module("head", nn.Linear(8 * 4 * 4, 10))
     space = SPACE(var_kept=0.95, samples=100)
     result = run_stream(
-        net, train, test, space, epochs=1, batch_size=32, lr=0.05, device="cpu", heads="multi"
+        net,
+        train,
+        test,
+        space,
+        config=stream_config(epochs=1, batch_size=32, lr=0.05, device="cpu"),
+        heads="multi",
     )
     assert result.R[1, 0] == result.R[0, 0]
     x = test[0].x[:1]
@@ -167,7 +179,9 @@ def test_exhausted_layer_reuses_core_and_warns():
     net = _mlp(hidden=(4, 4))
     space = SPACE(var_kept=1.0, rule="reach", retrain_epochs=0)
     with pytest.warns(UserWarning, match="resource exhausted"):
-        run_stream(net, train, test, space, epochs=1, batch_size=64, device="cpu")
+        run_stream(
+            net, train, test, space, config=stream_config(epochs=1, batch_size=64, device="cpu")
+        )
     assert space.units_[-1] == {"1": 4, "3": 4}
     assert any(space.exhausted_[1:])
 

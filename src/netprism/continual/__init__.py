@@ -9,6 +9,33 @@ Kirkpatrick et al., "Overcoming catastrophic forgetting in neural networks"
 Learning" (GEM, NeurIPS 2017, arXiv 1706.08840) for the ACC / BWT metrics.
 
 Modules: ``streams`` (permuted / split / rotated task streams), ``runner`` (``ContinualMethod``,
-``run_stream``, ``StreamResult``), ``baselines`` (fine-tuning, EWC, A-GEM, joint training),
+``run_stream``, ``StreamResult``), ``recipe`` (``stream_config``, the training recipe as one
+``TrainConfig``), ``baselines`` (fine-tuning, EWC, A-GEM, joint training),
 ``gpm``, ``space`` and ``thresholds`` (per-layer, per-task energy thresholds).
+
+>>> from netprism.continual import permuted_stream, run_stream, stream_config, GPM, SPACE
 """
+
+from netprism.continual.baselines import AGEM, EWC, FineTune, joint_training
+from netprism.continual.gpm import GPM
+from netprism.continual.recipe import stream_config
+from netprism.continual.runner import ContinualMethod, StreamResult, acc_bwt, run_stream
+from netprism.continual.space import SPACE
+from netprism.continual.streams import permuted_stream, rotated_stream, split_stream
+
+__all__ = [
+    "AGEM",
+    "ContinualMethod",
+    "EWC",
+    "FineTune",
+    "GPM",
+    "SPACE",
+    "StreamResult",
+    "acc_bwt",
+    "joint_training",
+    "permuted_stream",
+    "rotated_stream",
+    "run_stream",
+    "split_stream",
+    "stream_config",
+]

@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from netprism.continual.recipe import as_tasks, resolve_config, task_config
 from netprism.continual.runner import (
     ContinualMethod,
     check_stream,
     select_head,
-    stream_config,
     task_accuracy,
     task_class_ids,
     task_logits,
@@ -39,8 +39,8 @@ from netprism.continual.runner import (
 from netprism.core.outputs import as_logits
 from netprism.core.seed import seed_everything
 from netprism.data.base import TensorDataset
+from netprism.train.config import TrainConfig
 from netprism.train.data import Batch
-from netprism.train.device import resolve_device
 from netprism.train.loop import fit
 
 
@@ -132,7 +132,12 @@ class EWC(ContinualMethod):
 
     Attributes
     ----------
-    fishers_, anchors_ : list over past tasks of lists of Tensor
+    fishers_ : list over learned tasks of lists of Tensor
+        The diagonal Fisher of every trainable parameter (its shape) after each task.
+    anchors_ : list over learned tasks of lists of Tensor
+        The trainable parameters (their shapes) after each task.
+
+    Both are set by the first ``after_task`` (a fitted method), not before.
     """
 
     name = "ewc"
@@ -148,11 +153,9 @@ class EWC(ContinualMethod):
         self.fisher_samples = fisher_samples
         self.seed = seed
         self.heads = heads
-        self.fishers_: list[list[Tensor]] = []
-        self.anchors_: list[list[Tensor]] = []
 
     def penalty(self, model: nn.Module) -> Tensor | None:
-        if not self.fishers_:
+        if not getattr(self, "fishers_", None):
             return None
         return ewc_penalty(_params(model), self.fishers_, self.anchors_, self.lam)
 
@@ -166,8 +169,9 @@ class EWC(ContinualMethod):
             model, data.x[idx].to(dev), data.y[idx].to(dev), _class_ids(data, self.heads)
         )
         model.train(was_training)
-        self.fishers_.append(fisher)
-        self.anchors_.append([p.detach().clone() for p in _params(model)])
+        anchor = [p.detach().clone() for p in _params(model)]
+        self.fishers_ = [*getattr(self, "fishers_", []), fisher]
+        self.anchors_ = [*getattr(self, "anchors_", []), anchor]
 
 
 def agem_project(g: Tensor, g_ref: Tensor) -> Tensor:
@@ -205,7 +209,10 @@ class AGEM(ContinualMethod):
 
     Attributes
     ----------
-    memory_ : list over past tasks of (x, y, class_ids)
+    memory_ : list over learned tasks of (x, y, class_ids)
+        Each task's stored samples: ``x`` (M, *input_shape), ``y`` (M,) with
+        ``M <= memory_per_task``, and its head's class ids (K_t,) or ``None`` (shared head).
+        Set by the first ``after_task`` (a fitted method), not before.
     """
 
     name = "agem"
@@ -224,12 +231,15 @@ class AGEM(ContinualMethod):
         self.ref_batch_size = ref_batch_size
         self.seed = seed
         self.heads = heads
-        self.memory_: list[tuple[Tensor, Tensor, Tensor | None]] = []
         self._gen = torch.Generator().manual_seed(seed)
 
     def after_task(self, model: nn.Module, task: int, data: TensorDataset) -> None:
         idx = torch.randperm(len(data), generator=self._gen)[: self.memory_per_task]
-        self.memory_.append((data.x[idx], data.y[idx], _class_ids(data, self.heads)))
+        stored = (data.x[idx], data.y[idx], _class_ids(data, self.heads))
+        self.memory_: list[tuple[Tensor, Tensor, Tensor | None]] = [
+            *getattr(self, "memory_", []),
+            stored,
+        ]
 
     def reference_loss(self, model: nn.Module) -> Tensor:
         """Mean cross-entropy on a random batch of the episodic memory."""
@@ -249,7 +259,7 @@ class AGEM(ContinualMethod):
         return total / len(pick)
 
     def after_backward(self, model: nn.Module, task: int, batch: tuple[Tensor, Tensor]) -> None:
-        if not self.memory_:
+        if not getattr(self, "memory_", None):
             return
         params = _params(model)
         ref = torch.autograd.grad(self.reference_loss(model), params, allow_unused=True)
@@ -319,22 +329,20 @@ def joint_loss(
 
 def joint_training(
     model: nn.Module,
-    train_tasks: Sequence[TensorDataset],
-    test_tasks: Sequence[TensorDataset],
+    train_tasks: Sequence[Any],
+    test_tasks: Sequence[Any],
     *,
-    epochs: int = 5,
-    batch_size: int = 64,
-    lr: float = 0.01,
-    optimizer: str = "sgd",
-    seed: int = 0,
-    device: str | torch.device = "auto",
+    config: TrainConfig | None = None,
     heads: str | None = None,
 ) -> Tensor:
     """Multitask upper bound: train ``model`` on the union of all tasks at once.
 
-    Same optimizer settings as :func:`~netprism.continual.runner.run_stream`, trained by
-    :func:`~netprism.train.fit`; the union is shuffled every epoch (a generator seeded with
-    ``seed``) and each sample's loss goes through its own task's head (:func:`joint_loss`).
+    The same recipe as :func:`~netprism.continual.runner.run_stream` (``config``, default
+    :func:`~netprism.continual.recipe.stream_config`, honoured as given), trained by one
+    :func:`~netprism.train.fit` of ``config.epochs`` epochs; the union is shuffled every epoch
+    (a generator seeded with ``config.seed``) and each sample's loss goes through its own
+    task's head (:func:`joint_loss`).  Tasks may be any dataset input that ``run_stream``
+    accepts.
 
     Returns
     -------
@@ -343,20 +351,22 @@ def joint_training(
 
     Examples
     --------
+    >>> from netprism.continual.recipe import stream_config
     >>> from netprism.data import DatasetInfo
     >>> info = DatasetInfo("toy", ("a", "b"), (2,), "x")
     >>> tasks = [TensorDataset(torch.randn(8, 2), torch.arange(8) % 2, info) for _ in range(2)]
-    >>> joint_training(nn.Linear(2, 2), tasks, tasks, epochs=1, device="cpu").shape
+    >>> joint_training(nn.Linear(2, 2), tasks, tasks, config=stream_config(1, device="cpu")).shape
     torch.Size([2])
     """
+    config = resolve_config(config, "joint_training")
+    train_tasks, test_tasks = as_tasks(train_tasks, test_tasks)
     class_ids = check_stream(train_tasks, test_tasks, heads)
-    dev = resolve_device(device)
-    config = stream_config(epochs, batch_size, lr, optimizer, seed, dev)
-    seed_everything(seed)
+    dev = torch.device(config.device)
+    seed_everything(config.seed)
     x = torch.cat([d.x for d in train_tasks])  # (N_total, *input_shape)
     y = torch.cat([d.y for d in train_tasks])
     task_of = torch.cat([torch.full((len(d),), t) for t, d in enumerate(train_tasks)])
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(config.seed)
 
     def order(epoch: int) -> Tensor:  # called once per epoch, in epoch order
         return torch.randperm(len(y), generator=gen)
@@ -364,7 +374,7 @@ def joint_training(
     fit(
         model,
         (x, y),
-        config,
+        task_config(config),
         loss_fn=joint_loss(task_of, class_ids),
         order=order,
         reseed=False,

@@ -46,6 +46,7 @@ from netprism.core.basis import incremental_basis
 from netprism.core.capture import capture, select_layers
 from netprism.core.subspace import energy_rank, subspace_from_matrix
 from netprism.core.validation import NotFittedError, check_positive_int
+from netprism.train.config import TrainConfig
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORMS = (nn.modules.batchnorm._BatchNorm,)
@@ -138,20 +139,27 @@ class GPM(ContinualMethod):
 
     Attributes
     ----------
-    memory_ : dict[str, Tensor (D, K)]
-        Orthonormal float64 basis per protected layer.
-    thresholds_ : list[dict[str, float]]
-        Thresholds used, per task.
-    sizes_ : list[dict[str, int]]
-        Memory columns per layer after each task.
+    memory_ : dict[str, Tensor of shape (D_l, K_l)]
+        Orthonormal float64 basis per protected layer ``l`` (by module name): ``D_l`` its
+        fan-in (``in_features``, or ``C_in / groups * kh * kw`` for a conv), ``K_l`` the
+        columns kept so far (``K_l <= D_l``).
+    memory_size_ : dict[str, int]
+        ``K_l`` per protected layer (the columns of ``memory_``).
+    thresholds_ : list over tasks of dict[str, float]
+        The energy threshold each layer used at each task.
+    sizes_ : list over tasks of dict[str, int]
+        ``K_l`` per layer after each task (``sizes_[-1] == memory_size_``).
     n_tasks_ : int
+        Tasks learned.
+
+    All are set by the first :meth:`update` (a fitted GPM), not before.
 
     Examples
     --------
     >>> net = nn.Sequential(nn.Linear(4, 3, bias=False), nn.ReLU(), nn.Linear(3, 2, bias=False))
     >>> gpm = GPM(threshold=0.9).update(net, torch.randn(20, 4))
-    >>> sorted(gpm.memory_size_()), gpm.memory_["0"].shape[0]
-    (['0', '2'], 4)
+    >>> sorted(gpm.memory_size_), gpm.memory_["0"].shape[0], gpm.n_tasks_
+    (['0', '2'], 4, 1)
     """
 
     name: str = "gpm"
@@ -247,9 +255,10 @@ class GPM(ContinualMethod):
                 new = incremental_basis(memory[name], R, eps)
                 memory[name] = torch.cat([memory[name], new], dim=1)[:, : R.shape[1]]
         self.memory_ = memory
+        self.memory_size_ = {name: int(m.shape[1]) for name, m in memory.items()}
         self.thresholds_ = [*getattr(self, "thresholds_", []), eps_used]
         self.n_tasks_ = task + 1
-        self.sizes_ = [*getattr(self, "sizes_", []), self.memory_size_()]
+        self.sizes_ = [*getattr(self, "sizes_", []), dict(self.memory_size_)]
         self._proj = {}
         self._warn_running_stats(model)
         return self
@@ -266,11 +275,6 @@ class GPM(ContinualMethod):
                 "tasks; GPM's code uses track_running_stats=False",
                 stacklevel=3,
             )
-
-    def memory_size_(self) -> dict[str, int]:
-        """Memory columns K per protected layer."""
-        self._check_fitted()
-        return {name: int(m.shape[1]) for name, m in self.memory_.items()}
 
     def _check_fitted(self) -> None:
         if not getattr(self, "memory_", None):
@@ -296,7 +300,7 @@ class GPM(ContinualMethod):
                 self._proj[name] = (m @ m.T).to(device=w.device, dtype=w.dtype)
         return self._proj
 
-    def project_gradients_(self, model: nn.Module) -> nn.Module:
+    def project_gradients(self, model: nn.Module) -> nn.Module:
         """In place: ``G <- G - G M M^T`` for every protected weight; with ``freeze_1d`` zero
         the gradients of 1-D parameters outside ``exclude``.  Returns ``model``."""
         projectors = self._projectors(model)
@@ -310,7 +314,26 @@ class GPM(ContinualMethod):
                     param.grad.zero_()
         return model
 
+    def project_gradients_(self, model: nn.Module) -> nn.Module:
+        """Deprecated name of :meth:`project_gradients` (a trailing ``_`` marks fitted
+        attributes); removed in the next release."""
+        warnings.warn(
+            "GPM.project_gradients_ is deprecated; use GPM.project_gradients",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.project_gradients(model)
+
     # --- ContinualMethod hooks ---------------------------------------------------------------
+    def check_config(self, config: TrainConfig) -> None:
+        """Warn about weight decay: it is not projected, so it moves old tasks' weights."""
+        if config.weight_decay:
+            warnings.warn(
+                f"GPM with weight_decay={config.weight_decay}: the decay is not projected and "
+                "changes the outputs of old tasks; use weight_decay=0 (stream_config's default)",
+                stacklevel=3,
+            )
+
     def before_task(self, model: nn.Module, task: int, data: Any) -> None:
         """Precompute the projectors once per task (nothing before the first task)."""
         if getattr(self, "memory_", None):
@@ -324,7 +347,7 @@ class GPM(ContinualMethod):
     def after_backward(self, model: nn.Module, task: int, batch: Any) -> None:
         """Project the gradients once at least one task is in memory."""
         if getattr(self, "memory_", None):
-            self.project_gradients_(model)
+            self.project_gradients(model)
 
     def after_task(self, model: nn.Module, task: int, data: Any) -> None:
         """Add the finished task's input spaces to the memory (:meth:`update`)."""

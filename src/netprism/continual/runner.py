@@ -24,6 +24,26 @@ task ``t`` reads only the logits of its own classes.  The classes come from the 
 to global class ``class_ids[c]``, so ``logits[:, class_ids]`` are the task's logits and the
 local labels index them.  Methods receive the unwrapped model in every hook.
 
+Recipe
+------
+The training recipe is one :class:`~netprism.train.TrainConfig`, passed as ``config=``; the
+default, :func:`~netprism.continual.recipe.stream_config`, is plain SGD (no momentum, no
+weight decay, no schedule) at lr 0.01, batch 64, 5 epochs per task, seed 0, device "auto".
+A config is honoured as given (optimizer, momentum, weight decay, schedule, label smoothing,
+gradient clipping): every fit of a task (and of each phase of a task) builds a fresh optimizer
+and, with a ``scheduler``, a fresh schedule over that fit's epochs.  The progress bar is
+switched off, and checkpoints are refused (a stream is not resumed task by task).  A method
+may refuse a recipe that breaks its guarantee (:meth:`ContinualMethod.check_config`; e.g.
+SPACE refuses weight decay).
+
+Data
+----
+Tasks are netprism :class:`~netprism.data.TensorDataset` objects or anything
+:func:`netprism.data.base.as_dataset` accepts (``torch.utils.data.TensorDataset(x, y)``, an
+``(x, y)`` pair, a map-style ``Dataset`` of ``(x, y)`` items); for those the input shape
+comes from ``x`` and the number of classes from the largest label over the whole stream
+(:func:`netprism.data.base.as_datasets`).
+
 Randomness: ``run_stream`` seeds the global RNG once; the tasks' fits continue that stream
 (``reseed=False``), and each task (and each phase of a task) shuffles with its own generator.
 Every fit runs on this process alone (``distributed=False``): a stream is sequential, and the
@@ -33,7 +53,6 @@ experiments share whole seeds out over ``torchrun`` ranks instead.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -42,13 +61,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from netprism.continual.recipe import as_tasks, resolve_config, task_config
 from netprism.core.outputs import OutputFn, as_logits
 from netprism.core.seed import seed_everything
 from netprism.data.base import TensorDataset
 from netprism.train.callbacks import Callback, TrainContext
 from netprism.train.config import TrainConfig
 from netprism.train.data import Batch
-from netprism.train.device import resolve_device
 from netprism.train.loop import FitResult, fit
 
 HEADS = (None, "multi")
@@ -71,7 +90,8 @@ class ContinualMethod:
     ``train(epochs=None)`` (one engine fit, returning its ``FitResult``) and may call it several
     times (the default calls ``before_task``, ``train()``, ``after_task``);
     ``task_context(model, task)`` is entered while task ``task`` is evaluated (the default
-    changes nothing).
+    changes nothing).  ``check_config(config)`` runs once before the stream and may refuse a
+    training recipe (a :class:`~netprism.train.TrainConfig`) that breaks the method.
 
     Examples
     --------
@@ -104,6 +124,9 @@ class ContinualMethod:
     def task_context(self, model: nn.Module, task: int) -> Iterator[nn.Module]:
         """The network that answers for task ``task`` while the block runs (the model itself)."""
         yield model
+
+    def check_config(self, config: TrainConfig) -> None:
+        """Raise (or warn) when the stream's recipe ``config`` breaks the method; default: any."""
 
 
 class MethodCallback(Callback):
@@ -352,40 +375,6 @@ def _check_method_heads(method: ContinualMethod, heads: str | None) -> None:
         )
 
 
-def stream_config(
-    epochs: int, batch_size: int, lr: float, optimizer: str, seed: int, device: torch.device
-) -> TrainConfig:
-    """The recipe shared by every method of a stream: plain SGD (no momentum, no weight
-    decay) or Adam at a constant ``lr``, no progress bar."""
-    return TrainConfig(
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        momentum=0.0,
-        weight_decay=0.0,
-        optimizer=optimizer,
-        scheduler="none",
-        seed=seed,
-        device=str(device),
-        progress=False,
-    )
-
-
-def task_config(config: TrainConfig, epochs: int | None = None, device: Any = None) -> TrainConfig:
-    """The engine config of one task's fit: ``config`` with a constant learning rate, no
-    progress bar and no checkpoints (a stream is not resumed task by task); ``epochs`` and
-    ``device`` override ``config``'s when given."""
-    return dataclasses.replace(
-        config,
-        epochs=config.epochs if epochs is None else epochs,
-        device=config.device if device is None else str(device),
-        scheduler="none",
-        progress=False,
-        checkpoint_dir=None,
-        resume=False,
-    )
-
-
 def train_task(
     model: nn.Module,
     data: TensorDataset,
@@ -400,12 +389,13 @@ def train_task(
 ) -> FitResult:
     """Train ``model`` on one task with :func:`~netprism.train.fit`; hooks included.
 
-    A fresh optimizer (``config.optimizer``, ``lr``, ``momentum``, ``weight_decay``) and a
-    constant learning rate per call.  The global RNG is not reseeded (the stream's seed
-    carries on); the samples are shuffled every epoch by a generator seeded with
-    ``(config.seed, task, phase)``.  ``epochs`` overrides ``config.epochs`` for a method's later
-    phase (e.g. SPACE's retraining); ``phase`` (0, 1, ...) gives each phase its own shuffling
-    order.  ``device`` overrides ``config.device``.
+    A fresh optimizer (``config.optimizer``, ``lr``, ``momentum``, ``weight_decay``) and, with
+    ``config.scheduler``, a fresh schedule per call
+    (:func:`~netprism.continual.recipe.task_config`).  The global RNG is not reseeded (the
+    stream's seed carries on); the samples are shuffled every epoch by a generator seeded with
+    ``(config.seed, task, phase)``.  ``epochs`` overrides
+    ``config.epochs`` for a method's later phase (e.g. SPACE's retraining); ``phase`` (0, 1,
+    ...) gives each phase its own shuffling order.  ``device`` overrides ``config.device``.
 
     Returns
     -------
@@ -454,16 +444,11 @@ def _trainer(
 
 def run_stream(
     model: nn.Module,
-    train_tasks: Sequence[TensorDataset],
-    test_tasks: Sequence[TensorDataset],
+    train_tasks: Sequence[Any],
+    test_tasks: Sequence[Any],
     method: ContinualMethod | None = None,
     *,
-    epochs: int = 5,
-    batch_size: int = 64,
-    lr: float = 0.01,
-    optimizer: str = "sgd",
-    seed: int = 0,
-    device: str | torch.device = "auto",
+    config: TrainConfig | None = None,
     heads: str | None = None,
 ) -> StreamResult:
     """Train ``method`` over a task stream and record the accuracy matrix.
@@ -473,18 +458,18 @@ def run_stream(
     model : nn.Module
         Maps ``(B, *input_shape)`` to ``(B, K)`` logits; trained in place.  With
         ``heads="multi"``, ``K`` is the total number of global classes.
-    train_tasks, test_tasks : sequence of TensorDataset
-        ``T >= 2`` tasks each, same input shape (e.g. from :func:`permuted_stream`).
+    train_tasks, test_tasks : sequence of TensorDataset (or of any dataset input)
+        ``T >= 2`` tasks each, same input shape (e.g. from :func:`permuted_stream`).  Torch
+        ``TensorDataset(x, y)``, ``(x, y)`` pairs and map-style datasets of ``(x, y)`` items
+        are accepted too (see :func:`~netprism.continual.recipe.as_tasks`).
     method : ContinualMethod, optional
         Defaults to plain fine-tuning.
-    epochs, batch_size, lr : int, int, float
-        Per task; plain SGD (no momentum, no weight decay, no schedule) or Adam, through
-        :func:`~netprism.train.fit` (see :func:`train_task`).
-    optimizer : {"sgd", "adam", "adamw"}
-    seed : int
-        Seeds the global RNG once (dropout, method sampling) and the per-task shuffling.
-    device : str or torch.device
-        Where every task is trained and tested ("auto": CUDA when present).
+    config : TrainConfig, optional
+        The recipe of every task, honoured as given (see the module docstring); default
+        :func:`~netprism.continual.recipe.stream_config` (plain SGD, lr 0.01, batch 64, 5
+        epochs per task, seed 0, device "auto").  ``config.seed`` seeds the global RNG once
+        (dropout, method sampling) and the per-task shuffling; ``config.device`` is where
+        every task is trained and tested.
     heads : {None, "multi"}
         Shared head or one head per task (see the module docstring).
 
@@ -498,15 +483,22 @@ def run_stream(
     >>> from netprism.data import DatasetInfo
     >>> info = DatasetInfo("toy", ("a", "b"), (2,), "x")
     >>> tasks = [TensorDataset(torch.randn(8, 2), torch.arange(8) % 2, info) for _ in range(2)]
-    >>> run_stream(nn.Linear(2, 2), tasks, tasks, epochs=1, device="cpu").R.shape
+    >>> from netprism.continual.recipe import stream_config
+    >>> cfg = stream_config(epochs=1, device="cpu")
+    >>> run_stream(nn.Linear(2, 2), tasks, tasks, config=cfg).R.shape
+    torch.Size([2, 2])
+    >>> pairs = [(d.x, d.y) for d in tasks]  # plain (x, y) tensors work as well
+    >>> run_stream(nn.Linear(2, 2), pairs, pairs, config=cfg).R.shape
     torch.Size([2, 2])
     """
     method = ContinualMethod() if method is None else method
+    config = resolve_config(config)
+    train_tasks, test_tasks = as_tasks(train_tasks, test_tasks)
     class_ids = check_stream(train_tasks, test_tasks, heads)
     _check_method_heads(method, heads)
-    dev = resolve_device(device)
-    config = stream_config(epochs, batch_size, lr, optimizer, seed, dev)
-    seed_everything(seed)
+    method.check_config(config)
+    dev = torch.device(config.device)
+    seed_everything(config.seed)
     model.to(dev)
     n_tasks = len(train_tasks)
     R = torch.zeros(n_tasks, n_tasks)

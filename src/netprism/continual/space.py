@@ -34,7 +34,8 @@ Scope, stated: units are the outputs of ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Con
 (``groups=1``) in a chain; activations must map 0 to 0 (ReLU, GELU, tanh, SiLU); batch norm is
 refused (a zeroed channel would come out as its shift ``beta``).  Units are kept by index, not
 rotated into the principal basis (the code's CIFAR variant rotates).  Optimizers must not decay
-weights (the runner uses none), or frozen rows would move.
+weights, or frozen rows would move: :meth:`SPACE.check_config` refuses a recipe with
+``weight_decay > 0``.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from netprism.core.basis import incremental_basis
 from netprism.core.capture import capture
 from netprism.core.subspace import energy_rank
 from netprism.core.validation import NotFittedError, check_positive_int
+from netprism.train.config import TrainConfig
 
 _UNITS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 _NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
@@ -138,12 +140,20 @@ class SPACE(ContinualMethod):
 
     Attributes
     ----------
-    units_ : list[dict[str, int]]
-        Units per layer used by task ``t`` (``n_t``); never decreasing, at most the width.
+    units_ : list over tasks of dict[str, int]
+        ``units_[t][l]``: the units ``n_t`` of layer ``l`` (by module name) that task ``t``
+        uses, the prefix ``[0, n_t)`` of its outputs; never decreasing, at most the width.
     widths_ : dict[str, int]
-    exhausted_ : list[list[str]]
+        Output units (rows of the weight) of every unit layer.
+    exhausted_ : list over tasks of list[str]
         Layers that had no free unit left, per task.
+    heads_ : list over tasks of dict[str, Tensor]
+        The head's ``state_dict`` after each task (e.g. ``"weight"`` (K, C_last), ``"bias"``
+        (K,)), loaded for that task's inference.
     n_tasks_ : int
+        Tasks learned.
+
+    All are set by the first :meth:`fit_task` (a fitted SPACE), not before.
 
     Examples
     --------
@@ -151,8 +161,8 @@ class SPACE(ContinualMethod):
     >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
     >>> space = SPACE(var_kept=0.9, head="2", retrain_epochs=0)
     >>> space.fit_task(net, 0, torch.randn(50, 4), train=lambda epochs=None: None)
-    >>> space.units_[0]["0"] <= 8
-    True
+    >>> space.units_[0]["0"] <= 8, space.widths_, space.n_tasks_
+    (True, {'0': 8}, 1)
     """
 
     name: str = "space"
@@ -180,17 +190,14 @@ class SPACE(ContinualMethod):
         self.samples = samples
         self.rule = rule
         self.seed = seed
-        self.units_: list[dict[str, int]] = []
-        self.exhausted_: list[list[str]] = []
-        self._heads: list[dict[str, torch.Tensor]] = []
         self._open: dict[str, tuple[int, int]] = {}  # trainable unit range per layer
 
     def __repr__(self) -> str:
         return f"SPACE(var_kept={self.var_kept!r}, rule={self.rule!r}, samples={self.samples})"
 
-    @property
-    def n_tasks_(self) -> int:
-        return len(self.units_)
+    def _learned(self) -> int:
+        """Tasks learned so far (0 before fitting, when ``n_tasks_`` does not exist yet)."""
+        return len(getattr(self, "units_", []))
 
     # --- structure ---------------------------------------------------------------------------
     def head_module(self, model: nn.Module) -> tuple[str, nn.Module]:
@@ -225,7 +232,7 @@ class SPACE(ContinualMethod):
                 layers[name] = module
         if not layers:
             raise ValueError("SPACE needs at least one hidden Linear/Conv layer before the head")
-        if self.units_ and set(layers) != set(self.units_[-1]):
+        if self._learned() and set(layers) != set(self.units_[-1]):
             raise ValueError(
                 f"the model's unit layers {sorted(layers)} differ from the ones SPACE learned "
                 f"{sorted(self.units_[-1])}"
@@ -233,12 +240,20 @@ class SPACE(ContinualMethod):
         return layers
 
     # --- ContinualMethod hooks ---------------------------------------------------------------
+    def check_config(self, config: TrainConfig) -> None:
+        """Refuse weight decay: it would move the frozen Core and break zero forgetting."""
+        if config.weight_decay:
+            raise ValueError(
+                f"SPACE needs weight_decay=0 (the frozen Core must not move), got "
+                f"weight_decay={config.weight_decay}"
+            )
+
     def fit_task(self, model: nn.Module, task: int, data: Any, train: Trainer) -> None:
         """Train with the Core frozen, pick the new Core by PCA, prune, retrain, free the tail."""
-        if task != self.n_tasks_:
-            raise ValueError(f"SPACE has learned {self.n_tasks_} task(s); got task {task}")
+        if task != self._learned():
+            raise ValueError(f"SPACE has learned {self._learned()} task(s); got task {task}")
         layers = self.unit_layers(model)
-        core = self.units_[-1] if self.units_ else dict.fromkeys(layers, 0)
+        core = self.units_[-1] if task else dict.fromkeys(layers, 0)
         self._open = {n: (core[n], _rows(m)) for n, m in layers.items()}
         train()
         new, exhausted = self._grow(model, layers, core, data, task)
@@ -248,9 +263,12 @@ class SPACE(ContinualMethod):
             train(self.retrain_epochs)
         self._open = {}
         _, head = self.head_module(model)
-        self._heads.append({k: v.detach().clone() for k, v in head.state_dict().items()})
-        self.units_.append(new)
-        self.exhausted_.append(exhausted)
+        stored = {k: v.detach().clone() for k, v in head.state_dict().items()}
+        self.heads_: list[dict[str, torch.Tensor]] = [*getattr(self, "heads_", []), stored]
+        self.units_: list[dict[str, int]] = [*getattr(self, "units_", []), new]
+        self.exhausted_: list[list[str]] = [*getattr(self, "exhausted_", []), exhausted]
+        self.widths_ = {n: _rows(m) for n, m in layers.items()}
+        self.n_tasks_ = len(self.units_)
         self._reinit_tail(layers, new, task)
 
     def after_backward(self, model: nn.Module, task: int, batch: Any) -> None:
@@ -267,7 +285,7 @@ class SPACE(ContinualMethod):
     @contextlib.contextmanager
     def task_context(self, model: nn.Module, task: int) -> Iterator[nn.Module]:
         """Task ``task``'s own sub-network for a learned task; the live network otherwise."""
-        if task < self.n_tasks_:
+        if task < self._learned():
             with self.subnetwork(model, task) as net:
                 yield net
         else:
@@ -280,9 +298,9 @@ class SPACE(ContinualMethod):
         Outputs of units added after ``task`` are zeroed by forward hooks and the task's
         stored head is loaded; both are undone on exit, even after an exception.
         """
-        if not 0 <= task < self.n_tasks_:
+        if not 0 <= task < self._learned():
             raise NotFittedError(
-                f"SPACE has no sub-network for task {task}: {self.n_tasks_} task(s) learned"
+                f"SPACE has no sub-network for task {task}: {self._learned()} task(s) learned"
             )
         units = self.units_[task]
         handles = []
@@ -292,7 +310,7 @@ class SPACE(ContinualMethod):
         live = {k: v.detach().clone() for k, v in head.state_dict().items()}
         try:
             with torch.no_grad():
-                head.load_state_dict(self._heads[task])
+                head.load_state_dict(self.heads_[task])
             yield model
         finally:
             for h in handles:
@@ -384,8 +402,8 @@ class SPACE(ContinualMethod):
             units, fed by a layer using ``n'`` of ``C'``, costs ``n * fan_in * (n'/C') *
             positions`` (exact for chains, including conv -> flatten -> linear).
         """
-        if task is not None and not 0 <= task < self.n_tasks_:
-            raise NotFittedError(f"no sub-network for task {task}: {self.n_tasks_} learned")
+        if task is not None and not 0 <= task < self._learned():
+            raise NotFittedError(f"no sub-network for task {task}: {self._learned()} learned")
         layers = self.unit_layers(model)
         head_name, head = self.head_module(model)
         chain = {**layers, head_name: head}

@@ -11,7 +11,11 @@
 Every function returns ``(train_tasks, test_tasks)``: two lists of ``TensorDataset`` built with
 the same transformation per task, ready for :func:`netprism.continual.runner.run_stream`.
 ``data`` is a registered dataset name (``"digits"``, ``"mnist1d"``, ``"mnist"``,
-``"imagefolder"`` with ``data_dir``, ...) or a ``(train, test)`` pair of your own datasets.
+``"imagefolder"`` with ``data_dir``, ...) or a ``(train, test)`` pair of your own datasets: each
+a netprism ``TensorDataset``, a ``torch.utils.data.TensorDataset(x, y)``, an ``(x, y)`` pair of
+tensors or arrays, or a map-style ``Dataset`` of ``(x, y)`` items (read by
+:func:`netprism.data.base.as_dataset`; the number of classes is the largest label of either set
+plus one unless ``num_classes`` is given).
 With ``standardize`` (default), inputs are shifted and scaled by the *global* scalar mean and
 std of the training set (as in the GPM calibration on digits); the statistics are taken before
 any permutation (which does not change them) or rotation.
@@ -21,40 +25,55 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from netprism.core.validation import check_positive_int
 from netprism.data import TensorDataset, load_dataset, permuted_tasks, split_tasks
+from netprism.data.base import as_datasets
 
-Source = str | tuple[TensorDataset, TensorDataset]
+Source = str | tuple[Any, Any]
 Stream = tuple[list[TensorDataset], list[TensorDataset]]
 
 
 def load_pair(
-    data: Source, *, data_dir: str | Path | None = None, seed: int = 0, standardize: bool = True
+    data: Source,
+    *,
+    data_dir: str | Path | None = None,
+    seed: int = 0,
+    standardize: bool = True,
+    num_classes: int | None = None,
 ) -> tuple[TensorDataset, TensorDataset]:
     """The ``(train, test)`` datasets of ``data``, optionally globally standardized.
+
+    Parameters
+    ----------
+    data : str or (train, test) pair
+        A registered dataset name, or two datasets in any form
+        :func:`~netprism.data.base.as_dataset` accepts.
+    num_classes : int, optional
+        For datasets that are not netprism ones: the number of classes (default: the largest
+        label of train and test, plus one; required for float labels).
 
     Examples
     --------
     >>> train, test = load_pair("digits")
     >>> abs(float(train.x.mean())) < 1e-5
     True
+    >>> x, y = torch.randn(6, 2), torch.tensor([0, 1, 2, 0, 1, 2])
+    >>> train, test = load_pair(((x, y), (x[:2], y[:2])), standardize=False)
+    >>> train.num_classes, test.num_classes, test.input_shape
+    (3, 3, (2,))
     """
     if isinstance(data, str):
         train = load_dataset(data, split="train", data_dir=data_dir, seed=seed)
         test = load_dataset(data, split="test", data_dir=data_dir, seed=seed)
-    elif (
-        isinstance(data, tuple)
-        and len(data) == 2
-        and all(isinstance(d, TensorDataset) for d in data)
-    ):
-        train, test = data
     else:
-        raise TypeError(f"data must be a dataset name or a (train, test) pair, got {data!r}")
+        train, test = _own_pair(data, num_classes)
     if train.input_shape != test.input_shape:
         raise ValueError(
             f"train and test inputs differ in shape: {train.input_shape} vs {test.input_shape}"
@@ -66,6 +85,19 @@ def load_pair(
     return train, test
 
 
+def _own_pair(data: Any, num_classes: int | None) -> tuple[TensorDataset, TensorDataset]:
+    """A user's ``(train, test)`` pair as netprism datasets sharing one number of classes."""
+    arrays = (torch.Tensor, np.ndarray)
+    if not isinstance(data, tuple) or len(data) != 2 or all(isinstance(d, arrays) for d in data):
+        hint = " (one (x, y) pair is a single set)" if isinstance(data, tuple) else ""
+        raise TypeError(
+            "data must be a dataset name or a (train, test) pair of datasets, e.g. "
+            f"((x_train, y_train), (x_test, y_test)); got {type(data).__name__}{hint}"
+        )
+    train, test = as_datasets(data, num_classes=num_classes, names=("train", "test"))
+    return train, test
+
+
 def permuted_stream(
     data: Source = "digits",
     n_tasks: int = 5,
@@ -74,12 +106,15 @@ def permuted_stream(
     data_dir: str | Path | None = None,
     first_identity: bool = False,
     standardize: bool = True,
+    num_classes: int | None = None,
 ) -> Stream:
     """Permuted-input stream (domain-incremental; shared ``K``-way head).
 
     Parameters
     ----------
-    data : str or (TensorDataset, TensorDataset)
+    data : str or (train, test) pair
+        A registered name, or two datasets in any form of
+        :func:`~netprism.data.base.as_dataset` (see the module docstring).
     n_tasks : int
     seed : int
         Picks the permutations (the same on train and test).
@@ -88,6 +123,8 @@ def permuted_stream(
         permutes every task.
     standardize : bool
         Global scalar standardization with the training set's statistics.
+    num_classes : int, optional
+        For datasets that are not netprism ones (see :func:`load_pair`); every builder takes it.
 
     Examples
     --------
@@ -96,7 +133,9 @@ def permuted_stream(
     (3, (1, 8, 8), 450)
     """
     check_positive_int(n_tasks, "n_tasks")
-    train, test = load_pair(data, data_dir=data_dir, seed=seed, standardize=standardize)
+    train, test = load_pair(
+        data, data_dir=data_dir, seed=seed, standardize=standardize, num_classes=num_classes
+    )
     return (
         permuted_tasks(train, n_tasks, seed=seed, first_identity=first_identity),
         permuted_tasks(test, n_tasks, seed=seed, first_identity=first_identity),
@@ -111,12 +150,14 @@ def split_stream(
     data_dir: str | Path | None = None,
     class_order: list[int] | None = None,
     standardize: bool = True,
+    num_classes: int | None = None,
 ) -> Stream:
     """Class-split stream (task-incremental; run with ``heads="multi"``).
 
     Task ``t`` holds classes ``class_order[t*K/T : (t+1)*K/T]``, relabelled to
     ``0 .. K/T - 1``; ``extras["global_y"]`` keeps the original labels, which the runner uses
-    to pick the task's logits.  ``n_tasks`` must divide ``K``.
+    to pick the task's logits.  ``n_tasks`` must divide ``K``.  ``data`` and ``num_classes`` as
+    in :func:`permuted_stream`.
 
     Examples
     --------
@@ -125,7 +166,9 @@ def split_stream(
     (2, [2, 3])
     """
     check_positive_int(n_tasks, "n_tasks")
-    train, test = load_pair(data, data_dir=data_dir, seed=seed, standardize=standardize)
+    train, test = load_pair(
+        data, data_dir=data_dir, seed=seed, standardize=standardize, num_classes=num_classes
+    )
     return (
         split_tasks(train, n_tasks, relabel=True, class_order=class_order),
         split_tasks(test, n_tasks, relabel=True, class_order=class_order),
@@ -177,12 +220,14 @@ def rotated_stream(
     seed: int = 0,
     data_dir: str | Path | None = None,
     standardize: bool = True,
+    num_classes: int | None = None,
 ) -> Stream:
     """Rotated-image stream (domain-incremental; shared head).
 
     Task ``t`` rotates every image by ``rotation_angles(n_tasks, max_degrees)[t]`` degrees.
     Needs image inputs ``(C, H, W)``; 1-D sets such as ``mnist1d`` raise ``ValueError``.
     Rotation happens on the raw images (zero fill = background), then standardization.
+    ``data`` and ``num_classes`` as in :func:`permuted_stream`.
 
     Examples
     --------
@@ -191,7 +236,9 @@ def rotated_stream(
     ['digits/rot0', 'digits/rot45', 'digits/rot90']
     """
     check_positive_int(n_tasks, "n_tasks")
-    train, test = load_pair(data, data_dir=data_dir, seed=seed, standardize=False)
+    train, test = load_pair(
+        data, data_dir=data_dir, seed=seed, standardize=False, num_classes=num_classes
+    )
     if len(train.input_shape) != 3:
         raise ValueError(
             f"rotation is not applicable to {train.name!r}: it needs image inputs (C, H, W), "

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -174,3 +176,203 @@ def as_tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
         xs, ys = zip(*[data[i][:2] for i in range(n)])
         return torch.stack([torch.as_tensor(v) for v in xs]), torch.as_tensor(ys)
     raise TypeError(f"expected a Dataset, DataLoader or (x, y) tensors, got {type(data).__name__}")
+
+
+def as_dataset(
+    data: Any,
+    *,
+    num_classes: int | None = None,
+    input_shape: Sequence[int] | None = None,
+    name: str | None = None,
+) -> TensorDataset:
+    """``data`` as a netprism :class:`TensorDataset`, inferring the metadata it lacks.
+
+    Every netprism function that takes a dataset accepts what this function accepts.
+
+    Parameters
+    ----------
+    data : TensorDataset, torch.utils.data.TensorDataset, (x, y) pair, Dataset or DataLoader
+        A netprism :class:`TensorDataset` is returned as it is.  Anything else is read into
+        memory: a ``torch.utils.data.TensorDataset(x, y)``, a tuple ``(x, y)`` of tensors or
+        numpy arrays, or any map-style ``Dataset`` (or ``DataLoader``) whose items are
+        ``(x, y)`` or ``(x, y, index)``, stacked by :func:`as_tensors` (meant for small sets).
+        ``x`` has shape ``(N, *input_shape)``, ``y`` holds class indices, shape ``(N,)``.
+    num_classes : int, optional
+        The number of classes ``K``.  Default: ``int(y.max()) + 1`` for integer labels.  Taken
+        from the labels *present*, it is too low when the highest classes are absent (a subset,
+        one task of a stream, a tiny sample): pass it then.  Required for float labels, which
+        must hold whole numbers.  For a netprism dataset it must equal ``data.num_classes``.
+    input_shape : sequence of int, optional
+        Shape of one input; default ``x.shape[1:]``.  A shape with the same number of values
+        reshapes ``x`` (e.g. flat ``(N, 64)`` to ``(1, 8, 8)``).  For a netprism dataset it
+        must equal ``data.input_shape``.
+    name : str, optional
+        Name of the new dataset; default ``"tensors"`` for an ``(x, y)`` pair, else the type of
+        ``data``.
+
+    Returns
+    -------
+    TensorDataset
+        Inputs float32 ``(N, *input_shape)``, labels int64 ``(N,)``, classes named
+        ``"0" .. "K-1"``.
+
+    Raises
+    ------
+    ValueError
+        Empty data, labels that are not 1-D, float labels without ``num_classes`` (or not whole
+        numbers), labels outside ``[0, num_classes)``, or an ``input_shape`` that does not fit.
+    TypeError
+        ``data`` is none of the accepted types.
+
+    Examples
+    --------
+    >>> ds = as_dataset((torch.zeros(4, 3), torch.tensor([0, 2, 1, 2])))
+    >>> ds.num_classes, ds.input_shape, ds.classes
+    (3, (3,), ('0', '1', '2'))
+    >>> as_dataset((torch.zeros(4, 3), torch.tensor([0, 2, 1, 2])), num_classes=10).num_classes
+    10
+    >>> as_dataset((torch.zeros(2, 3), torch.tensor([0.0, 1.0])))
+    Traceback (most recent call last):
+    ...
+    ValueError: cannot infer num_classes of 'tensors' from float labels (dtype torch.float32): \
+pass num_classes=K (the labels must be whole numbers 0 .. K-1)
+    """
+    if isinstance(data, TensorDataset):
+        return _checked_netprism(data, num_classes, input_shape)
+    label = name or ("tensors" if isinstance(data, tuple) else type(data).__name__)
+    x, y = _read_pair(data)
+    if x.ndim == 0 or len(x) == 0:
+        raise ValueError(
+            f"{label!r} is empty: no sample to infer input_shape and num_classes from, and a "
+            "netprism dataset needs at least one sample"
+        )
+    y = _class_labels(y, label, num_classes)
+    k = int(y.max()) + 1 if num_classes is None else num_classes
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    x = _reshaped_inputs(x, input_shape, label)
+    classes = tuple(str(c) for c in range(k))
+    info = DatasetInfo(label, classes, tuple(x.shape[1:]), f"in-memory {type(data).__name__}")
+    return TensorDataset(x, y, info)
+
+
+def as_datasets(
+    items: Sequence[Any],
+    *,
+    num_classes: int | None = None,
+    names: Sequence[str | None] | None = None,
+) -> list[TensorDataset]:
+    """Several datasets that share one label space (a stream's tasks, a train / test pair).
+
+    Each item is converted by :func:`as_dataset`.  Items that are not netprism datasets get
+    ``num_classes`` classes; by default the largest count over all items (netprism ones
+    included), so that a set missing the top classes still matches the others.
+
+    Parameters
+    ----------
+    items : sequence of dataset inputs
+        Anything :func:`as_dataset` accepts.
+    num_classes : int, optional
+        For the items that are not netprism datasets.
+    names : sequence of str or None, optional
+        One name per item (``None``: :func:`as_dataset`'s default).
+
+    Returns
+    -------
+    list of TensorDataset
+
+    Examples
+    --------
+    >>> x = torch.zeros(3, 2)
+    >>> [d.num_classes for d in as_datasets([(x, torch.tensor([0, 1, 1])), (x, torch.zeros(3))],
+    ...                                     num_classes=4)]
+    [4, 4]
+    >>> [d.num_classes for d in as_datasets([(x, torch.tensor([0, 1, 1])),
+    ...                                      (x, torch.tensor([0, 2, 0]))])]
+    [3, 3]
+    """
+    given = [None] * len(items) if names is None else list(names)
+    if len(given) != len(items):
+        raise ValueError(f"names must have one entry per item ({len(items)}), got {len(given)}")
+    own = [isinstance(d, TensorDataset) for d in items]
+    out = [
+        as_dataset(d, num_classes=None if o else num_classes, name=n)
+        for d, o, n in zip(items, own, given)
+    ]
+    if num_classes is not None or all(own):
+        return out
+    k = max(d.num_classes for d in out)
+    return [d if o else _with_classes(d, k) for d, o in zip(out, own)]
+
+
+def _with_classes(data: TensorDataset, k: int) -> TensorDataset:
+    """``data`` with the classes ``"0" .. "k-1"`` (``k`` >= its largest label + 1)."""
+    if data.num_classes == k:
+        return data
+    info = DatasetInfo(
+        data.name, tuple(str(c) for c in range(k)), data.input_shape, data.info.source
+    )
+    return TensorDataset(data.x, data.y, info, data.extras)
+
+
+def _checked_netprism(
+    data: TensorDataset, num_classes: int | None, input_shape: Sequence[int] | None
+) -> TensorDataset:
+    if num_classes is not None and num_classes != data.num_classes:
+        raise ValueError(
+            f"num_classes={num_classes!r} contradicts dataset {data.name!r}, which has "
+            f"{data.num_classes} classes; leave num_classes out for a netprism dataset"
+        )
+    if input_shape is not None and tuple(input_shape) != data.input_shape:
+        raise ValueError(
+            f"input_shape={tuple(input_shape)} contradicts dataset {data.name!r}, whose inputs "
+            f"have shape {data.input_shape}"
+        )
+    return data
+
+
+def _read_pair(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)`` tensors of a pair of tensors / arrays or of :func:`as_tensors`'s inputs."""
+    arrays = (torch.Tensor, np.ndarray)
+    if isinstance(data, tuple) and len(data) == 2 and all(isinstance(v, arrays) for v in data):
+        return torch.as_tensor(data[0]), torch.as_tensor(data[1])
+    try:
+        return as_tensors(data)
+    except TypeError:
+        raise TypeError(
+            "expected a netprism TensorDataset, a torch TensorDataset(x, y), an (x, y) tuple of "
+            f"tensors or arrays, or a Dataset / DataLoader of (x, y) items, got "
+            f"{type(data).__name__}"
+        ) from None
+
+
+def _class_labels(y: torch.Tensor, label: str, num_classes: int | None) -> torch.Tensor:
+    """``y`` as int64 class indices (N,); float labels need ``num_classes`` and whole values."""
+    if y.ndim != 1:
+        raise ValueError(
+            f"labels of {label!r} must be class indices of shape (N,), got shape "
+            f"{tuple(y.shape)} (one-hot labels: pass y.argmax(1))"
+        )
+    if y.is_floating_point() or y.is_complex():
+        if num_classes is None:
+            raise ValueError(
+                f"cannot infer num_classes of {label!r} from float labels (dtype {y.dtype}): "
+                "pass num_classes=K (the labels must be whole numbers 0 .. K-1)"
+            )
+        if y.is_complex() or not torch.equal(y, y.round()):
+            raise ValueError(f"float labels of {label!r} must be whole class numbers 0 .. K-1")
+    return y.long()
+
+
+def _reshaped_inputs(
+    x: torch.Tensor, input_shape: Sequence[int] | None, label: str
+) -> torch.Tensor:
+    if input_shape is None:
+        return x
+    shape = tuple(int(d) for d in input_shape)
+    if math.prod(shape) != math.prod(x.shape[1:]):
+        raise ValueError(
+            f"input_shape={shape} does not fit the inputs of {label!r}, shape {tuple(x.shape)} "
+            f"({math.prod(x.shape[1:])} values per sample)"
+        )
+    return x.reshape(len(x), *shape)

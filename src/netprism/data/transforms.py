@@ -4,32 +4,51 @@ Label noise and conflicting duplicates feed the memorization work (Garg et al., 
 Through the Lens of Curvature of Loss Function Around Samples", arXiv 2307.05831); task streams
 feed continual learning (GPM, arXiv 2103.09762); client partitions feed federated learning
 (TOFU, arXiv 2201.08494; Dirichlet split after Hsu et al. 2019).
+
+Every transform takes a netprism ``TensorDataset`` or any input of
+:func:`netprism.data.base.as_dataset` (a ``torch.utils.data.TensorDataset(x, y)``, an ``(x, y)``
+pair of tensors or arrays, a map-style ``Dataset`` of ``(x, y)`` items) and returns netprism
+datasets.  For such inputs the number of classes is the largest label plus one: when the top
+classes are absent (a subset, a few samples) that is lower than the true count, and label noise
+or conflicting labels would only use the classes up to the largest present; pass
+``num_classes=`` then.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
 
 from netprism.core.validation import check_fraction, check_positive_int
-from netprism.data.base import DatasetInfo, TensorDataset
+from netprism.data.base import DatasetInfo, TensorDataset, as_dataset
 
 NOISE_KINDS = ("symmetric", "pairflip")
 
 
 def with_label_noise(
-    ds: TensorDataset, rate: float, *, kind: str = "symmetric", seed: int = 0
+    ds: Any,
+    rate: float,
+    *,
+    kind: str = "symmetric",
+    seed: int = 0,
+    num_classes: int | None = None,
 ) -> tuple[TensorDataset, torch.Tensor]:
     """Flip exactly ``round(rate * N)`` labels, chosen uniformly at random.
 
     Parameters
     ----------
-    ds : TensorDataset
+    ds : TensorDataset or any input of :func:`~netprism.data.base.as_dataset`
+        ``N`` samples, ``x`` (N, *input_shape), ``y`` (N,).
     rate : float in [0, 1)
     kind : {"symmetric", "pairflip"}
         "symmetric" moves a flipped label to one of the other ``K - 1`` classes uniformly;
         "pairflip" moves class ``k`` to ``(k + 1) mod K``.
     seed : int
+    num_classes : int, optional
+        ``K`` for a dataset that is not a netprism one (default: largest label + 1, too low
+        when the top classes are absent; required for float labels).
 
     Returns
     -------
@@ -37,11 +56,19 @@ def with_label_noise(
         Same inputs, noisy labels; the clean labels are kept in ``noisy.extras["clean_y"]``.
     flipped : BoolTensor (N,)
         True where the label was changed (every flipped label differs from the clean one).
+
+    Examples
+    --------
+    >>> x, y = torch.zeros(10, 2), torch.arange(10) % 2
+    >>> noisy, flipped = with_label_noise((x, y), 0.3, seed=0, num_classes=4)
+    >>> int(flipped.sum()), noisy.num_classes, bool((noisy.y[flipped] != y[flipped]).all())
+    (3, 4, True)
     """
     check_fraction(rate, "rate")
     if kind not in NOISE_KINDS:
         raise ValueError(f"kind must be one of {NOISE_KINDS}, got {kind!r}")
-    n, k = len(ds), ds.num_classes
+    ds = as_dataset(ds, num_classes=num_classes)
+    n, k = len(ds), _two_classes(ds, "label noise")
     gen = torch.Generator().manual_seed(seed)
     chosen = torch.randperm(n, generator=gen)[: round(rate * n)]
     y = ds.y.clone()
@@ -57,9 +84,18 @@ def with_label_noise(
 
 
 def with_conflicting_duplicates(
-    ds: TensorDataset, n: int, *, seed: int = 0
+    ds: Any, n: int, *, seed: int = 0, num_classes: int | None = None
 ) -> tuple[TensorDataset, torch.Tensor]:
     """Append ``n`` exact copies of randomly chosen samples, each with a different label.
+
+    Parameters
+    ----------
+    ds : TensorDataset or any input of :func:`~netprism.data.base.as_dataset`
+    n : int
+        Duplicates, ``1 <= n <= N``.
+    seed : int
+    num_classes : int, optional
+        ``K`` for a dataset that is not a netprism one (see :func:`with_label_noise`).
 
     Returns
     -------
@@ -70,11 +106,12 @@ def with_conflicting_duplicates(
         and different labels.
     """
     check_positive_int(n, "n")
+    ds = as_dataset(ds, num_classes=num_classes)
     if n > len(ds):
         raise ValueError(f"n must be <= the dataset size {len(ds)}, got {n}")
     gen = torch.Generator().manual_seed(seed)
     src = torch.randperm(len(ds), generator=gen)[:n]
-    shift = torch.randint(1, ds.num_classes, (n,), generator=gen)
+    shift = torch.randint(1, _two_classes(ds, "conflicting labels"), (n,), generator=gen)
     new_y = (ds.y[src] + shift) % ds.num_classes
     x = torch.cat([ds.x, ds.x[src]])
     y = torch.cat([ds.y, new_y])
@@ -85,14 +122,16 @@ def with_conflicting_duplicates(
 
 
 def permuted_tasks(
-    ds: TensorDataset, n_tasks: int, *, seed: int = 0, first_identity: bool = True
+    ds: Any, n_tasks: int, *, seed: int = 0, first_identity: bool = True
 ) -> list[TensorDataset]:
     """Domain-incremental stream: task ``t`` applies a fixed pixel permutation to every input.
 
     The permutations depend only on ``seed``, so calling this on the train and test sets with
-    the same seed gives matching tasks.  Labels (the shared head) are unchanged.
+    the same seed gives matching tasks.  Labels (the shared head) are unchanged.  ``ds`` is a
+    netprism dataset or any input of :func:`~netprism.data.base.as_dataset`.
     """
     check_positive_int(n_tasks, "n_tasks")
+    ds = as_dataset(ds)
     d = ds.x[0].numel()
     gen = torch.Generator().manual_seed(seed)
     tasks = []
@@ -104,14 +143,22 @@ def permuted_tasks(
 
 
 def split_tasks(
-    ds: TensorDataset, n_tasks: int, *, relabel: bool = True, class_order: list[int] | None = None
+    ds: Any,
+    n_tasks: int,
+    *,
+    relabel: bool = True,
+    class_order: list[int] | None = None,
+    num_classes: int | None = None,
 ) -> list[TensorDataset]:
     """Class-split stream: task ``t`` holds the ``t``-th group of ``K / n_tasks`` classes.
 
     With ``relabel`` the labels become ``0 .. K/n_tasks - 1`` within a task (task-incremental,
-    one head per task); the original labels stay in ``extras["global_y"]``.
+    one head per task); the original labels stay in ``extras["global_y"]``.  ``ds`` is a
+    netprism dataset or any input of :func:`~netprism.data.base.as_dataset` (``num_classes``:
+    its ``K``, see :func:`with_label_noise`).
     """
     check_positive_int(n_tasks, "n_tasks")
+    ds = as_dataset(ds, num_classes=num_classes)
     k = ds.num_classes
     order = list(range(k)) if class_order is None else list(class_order)
     if sorted(order) != list(range(k)):
@@ -132,6 +179,16 @@ def split_tasks(
     return tasks
 
 
+def _two_classes(ds: TensorDataset, what: str) -> int:
+    """``K`` of ``ds``, which must be >= 2 for a label to move to another class."""
+    if ds.num_classes < 2:
+        raise ValueError(
+            f"{what} needs at least 2 classes, {ds.name!r} has {ds.num_classes}; "
+            "pass num_classes=K for data whose labels do not show every class"
+        )
+    return ds.num_classes
+
+
 def _relabelled(part: TensorDataset, y: torch.Tensor, classes: tuple[str, ...]) -> TensorDataset:
     info = DatasetInfo(
         part.name, classes, part.input_shape, part.info.source, dict(part.info.extra)
@@ -140,13 +197,15 @@ def _relabelled(part: TensorDataset, y: torch.Tensor, classes: tuple[str, ...]) 
 
 
 def partition_clients(
-    ds: TensorDataset, n: int, *, alpha: float | None = None, seed: int = 0, min_size: int = 1
+    ds: Any, n: int, *, alpha: float | None = None, seed: int = 0, min_size: int = 1
 ) -> list[TensorDataset]:
     """Split ``ds`` across ``n`` clients: IID when ``alpha`` is None, else Dirichlet(alpha)
     label skew per class (smaller ``alpha`` = more skewed).  Every client gets at least
-    ``min_size`` samples; the partition covers each sample exactly once.
+    ``min_size`` samples; the partition covers each sample exactly once.  ``ds`` is a netprism
+    dataset or any input of :func:`~netprism.data.base.as_dataset`.
     """
     check_positive_int(n, "n")
+    ds = as_dataset(ds)
     if n * min_size > len(ds):
         raise ValueError(f"cannot give {n} clients >= {min_size} samples from {len(ds)}")
     if alpha is not None and not alpha > 0:

@@ -34,6 +34,7 @@ import torch
 
 from netprism.continual.baselines import AGEM, EWC, FineTune, joint_training
 from netprism.continual.gpm import GPM
+from netprism.continual.recipe import stream_config
 from netprism.continual.runner import ContinualMethod, StreamResult, run_stream
 from netprism.continual.streams import permuted_stream
 from netprism.core.seed import seed_everything, torch_threads
@@ -177,29 +178,22 @@ def _one_seed(config: GPMExperimentConfig, seed: int) -> SeedRuns:
     num_classes = train[0].num_classes
     if num_classes != 10:
         raise ValueError(f"the shared head has 10 outputs, {config.dataset!r} has {num_classes}")
-    kw: dict[str, Any] = dict(
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        optimizer="sgd",
-        seed=seed,
-        device=config.device,
-    )
+    recipe = stream_config(config.epochs, config.batch_size, config.lr, "sgd", seed, config.device)
     streams: dict[str, StreamResult] = {}
     memory: list[dict[str, int]] = []
     fan_in: dict[str, int] = {}
     for name, method in _methods(config, seed).items():
         model = _model(config, shape, seed)
-        streams[name] = run_stream(model, train, test, method, **kw)
+        streams[name] = run_stream(model, train, test, method, config=recipe)
         if isinstance(method, GPM):  # memory columns K per layer after each task, and D
             memory = list(method.sizes_)
             layers = method.protected_layers(model).items()
             fan_in = {n: int(m.weight[0].numel()) for n, m in layers}  # type: ignore[index]
-    joint = joint_training(_model(config, shape, seed), train, test, **kw)
+    joint = joint_training(_model(config, shape, seed), train, test, config=recipe)
     sweep: dict[float, StreamResult] = {}
     for eps in config.sweep_thresholds:
         model = _model(config, shape, seed)
-        sweep[eps] = run_stream(model, train, test, _gpm(config, eps, seed), **kw)
+        sweep[eps] = run_stream(model, train, test, _gpm(config, eps, seed), config=recipe)
     assert set(streams) == set(METHODS)
     return SeedRuns(seed, streams, joint, sweep, memory, fan_in)
 

@@ -32,6 +32,7 @@ import torch
 
 from netprism.continual.baselines import FineTune
 from netprism.continual.gpm import GPM
+from netprism.continual.recipe import stream_config
 from netprism.continual.runner import ContinualMethod, StreamResult, Trainer, run_stream
 from netprism.continual.space import SPACE
 from netprism.continual.streams import permuted_stream, split_stream
@@ -194,13 +195,8 @@ def _one_stream(config: SPACEExperimentConfig, seed: int, kind: str) -> StreamRu
         if heads is None
         else 1 + max(int(t.extras["global_y"].max()) for t in train)
     )
-    kw: dict[str, Any] = dict(
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        seed=seed,
-        device=config.device,
-        heads=heads,
+    recipe = stream_config(
+        config.epochs, config.batch_size, config.lr, seed=seed, device=config.device
     )
     results: dict[str, StreamResult] = {}
     space: RecordingSPACE | None = None
@@ -208,7 +204,7 @@ def _one_stream(config: SPACEExperimentConfig, seed: int, kind: str) -> StreamRu
     for name, method in _methods(config, seed, heads, [t.x for t in test]).items():
         seed_everything(seed)
         model = create_model("mlp", input_shape=shape, num_classes=classes, hidden=config.hidden)
-        results[name] = run_stream(model, train, test, method, **kw)
+        results[name] = run_stream(model, train, test, method, config=recipe, heads=heads)
         if isinstance(method, RecordingSPACE):
             space = method
             full = method.task_macs(model, example)["total"]
