@@ -1,8 +1,9 @@
+import importlib
+
 import pytest
 import torch
 from torch import nn
 
-import netprism.compression.utilized_rank as ur
 from netprism.compression.factorize import Factorized, weighted_error
 from netprism.compression.utilized_rank import (
     decompose,
@@ -13,6 +14,9 @@ from netprism.compression.utilized_rank import (
     utilized_rank,
 )
 from netprism.data.embedded import make_lowrank
+
+# the package exports the function utilized_rank, which hides the module as an attribute
+ur = importlib.import_module("netprism.compression.utilized_rank")
 
 
 def _mlp(d_in=12, width=24, d_out=5, seed=0):
@@ -128,7 +132,8 @@ def test_unfactorizable_layers_raise_or_are_skipped():
     with pytest.raises(ValueError, match="cannot factorize grouped conv '2'"):
         utilized_rank(net, x, layers="2")
     report = utilized_rank(net, x)  # selected by type: the grouped conv is skipped
-    assert report.skipped == ("2",) and "2" not in report.ranks
+    assert list(report.skipped) == ["2"] and "2" not in report.ranks
+    assert report.skipped["2"].startswith("grouped conv (groups=2): the two thin layers")
     with pytest.raises(ValueError, match="cannot factorize '1' of type ReLU"):
         decompose(net, x, layers="1")
     with pytest.raises(ValueError, match="no factorizable layers"):

@@ -1,8 +1,9 @@
 """Low-rank factor math for utilized-rank compression: three ways to split ``W ~ U V``.
 
 Pure functions on float64 tensors (weights ``W`` (D_out, D_in), input second moments ``C_x``
-(D_in, D_in)) plus :class:`Factorized`, the two-thin-layer module that replaces a ``Linear``
-or ``Conv2d``.  Used by :mod:`netprism.compression.utilized_rank`.
+(D_in, D_in)) plus :class:`Factorized`, the two-thin-layer module that replaces a ``Linear``,
+``Conv1d`` or ``Conv2d``, and :func:`unsupported_reason`, why any other layer is left out.
+Used by :mod:`netprism.compression.utilized_rank`.
 
 Papers
 ------
@@ -28,16 +29,78 @@ from torch.utils.data import DataLoader, Dataset
 Factors = tuple[torch.Tensor, torch.Tensor]  # up (D_out, R), down (R, D_in)
 
 
-def weight_matrix(layer: nn.Module) -> torch.Tensor:
-    """The weight of a ``Linear`` or ungrouped ``Conv2d`` as a float64 matrix (D_out, D_in).
+SUPPORTED = "nn.Linear and ungrouped nn.Conv1d / nn.Conv2d"
+_CONVS = (nn.Conv1d, nn.Conv2d)
+_NORMS = (
+    nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm,
+    nn.LocalResponseNorm,
+)  # fmt: skip
+_REASONS: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (
+        nn.modules.conv._ConvTransposeNd,
+        "transposed conv: each input position scatters into an output window, so its inputs "
+        "are not unfold patches of one weight matrix",
+    ),
+    (nn.Conv3d, "3-D conv: patches are captured for 1-D and 2-D convs only"),
+    (
+        (nn.Embedding, nn.EmbeddingBag),
+        "embedding lookup: its inputs are indices, not vectors, so it has no input subspace",
+    ),
+    (nn.Bilinear, "bilinear map of two inputs: no single input subspace"),
+    (
+        nn.MultiheadAttention,
+        "fused attention: the packed q/k/v in_proj_weight is applied inside "
+        "F.multi_head_attention_forward, not by an nn.Linear (use separate nn.Linear layers)",
+    ),
+    (
+        nn.RNNBase,
+        "recurrent layer: its weights act on inputs and hidden states inside a fused kernel",
+    ),
+    (_NORMS, "normalization: a per-feature scale, not a linear map between feature spaces"),
+    (nn.PReLU, "activation slope: a per-channel scale, not a linear map between spaces"),
+)
 
-    Conv weights (C_out, C_in, kh, kw) flatten to (C_out, C_in*kh*kw), the feature order of
-    :func:`netprism.core.capture.conv_patches`.
+
+def unsupported_reason(layer: nn.Module) -> str | None:
+    """Why ``layer`` cannot be analysed and factorized, or None when it can.
+
+    Supported: ``Linear``, ungrouped ``Conv1d`` / ``Conv2d`` (any stride, padding, dilation)
+    and :class:`Factorized`.
 
     Examples
     --------
-    >>> weight_matrix(nn.Conv2d(3, 4, 3)).shape
-    torch.Size([4, 27])
+    >>> unsupported_reason(nn.Conv1d(4, 8, 3)) is None
+    True
+    >>> unsupported_reason(nn.Conv2d(4, 4, 3, groups=4)).split(":")[0]
+    'depthwise conv (groups=4)'
+    """
+    if isinstance(layer, Factorized | nn.Linear):
+        return None
+    if isinstance(layer, _CONVS):
+        if layer.groups == 1:
+            return None
+        kind = "depthwise" if layer.groups == layer.in_channels else "grouped"
+        return (
+            f"{kind} conv (groups={layer.groups}): the two thin layers would mix groups "
+            "(project() handles it group by group)"
+        )
+    for types, reason in _REASONS:
+        if isinstance(layer, types):
+            return reason
+    return f"{type(layer).__name__} is not supported (only {SUPPORTED} are)"
+
+
+def weight_matrix(layer: nn.Module) -> torch.Tensor:
+    """The weight of a ``Linear`` or ungrouped ``Conv1d`` / ``Conv2d`` as a float64 matrix
+    (D_out, D_in).
+
+    Conv weights (C_out, C_in, kh, kw) flatten to (C_out, C_in*kh*kw) and (C_out, C_in, k) to
+    (C_out, C_in*k): the feature order of :func:`netprism.core.capture.conv_patches`.
+
+    Examples
+    --------
+    >>> weight_matrix(nn.Conv2d(3, 4, 3)).shape, weight_matrix(nn.Conv1d(3, 4, 5)).shape
+    (torch.Size([4, 27]), torch.Size([4, 15]))
     """
     check_factorizable(layer)
     w = layer.dense_weight() if isinstance(layer, Factorized) else _weight(layer).detach()
@@ -45,21 +108,17 @@ def weight_matrix(layer: nn.Module) -> torch.Tensor:
 
 
 def check_factorizable(layer: nn.Module, name: str = "layer") -> None:
-    """Raise ``ValueError`` unless ``layer`` is a ``Linear``, ungrouped ``Conv2d`` or
-    :class:`Factorized`."""
-    if isinstance(layer, Factorized | nn.Linear):
+    """Raise ``ValueError`` (with :func:`unsupported_reason`) unless ``layer`` is a ``Linear``,
+    an ungrouped ``Conv1d`` / ``Conv2d`` or a :class:`Factorized`."""
+    reason = unsupported_reason(layer)
+    if reason is None:
         return
-    if isinstance(layer, nn.Conv2d):
-        if layer.groups != 1:
-            raise ValueError(
-                f"cannot factorize grouped conv {name!r} (groups={layer.groups}): the two thin "
-                "layers would mix groups; exclude it with layers=..."
-            )
-        return
-    raise ValueError(
-        f"cannot factorize {name!r} of type {type(layer).__name__}: only nn.Linear and "
-        "ungrouped nn.Conv2d are supported"
-    )
+    if isinstance(layer, _CONVS):
+        raise ValueError(
+            f"cannot factorize grouped conv {name!r} (groups={layer.groups}): the two thin "
+            "layers would mix groups; exclude it with layers=..."
+        )
+    raise ValueError(f"cannot factorize {name!r} of type {type(layer).__name__}: {reason}")
 
 
 def eigh_desc(sym: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -172,7 +231,8 @@ class Factorized(nn.Sequential):
     """Two thin layers ``down`` (D_in -> R, no bias) then ``up`` (R -> D_out, with bias).
 
     ``Linear`` becomes ``Linear(D_in, R) -> Linear(R, D_out)``; ``Conv2d`` becomes
-    ``Conv2d(C_in, R, k, stride, padding, dilation) -> Conv2d(R, C_out, 1)``.
+    ``Conv2d(C_in, R, k, stride, padding, dilation) -> Conv2d(R, C_out, 1)``, and ``Conv1d``
+    likewise with ``Conv1d``.
 
     Examples
     --------
@@ -186,27 +246,15 @@ class Factorized(nn.Sequential):
     def from_factors(cls, layer: nn.Module, up: torch.Tensor, down: torch.Tensor) -> Factorized:
         """Replace ``layer`` by ``up @ down`` (up (D_out, R), down (R, D_in)); keep its bias."""
         check_factorizable(layer)
-        rank = up.shape[1]
         ref = _weight(layer)
-        bias = layer.bias is not None
-        first: nn.Linear | nn.Conv2d
-        second: nn.Linear | nn.Conv2d
         if isinstance(layer, nn.Linear):
-            first = nn.Linear(layer.in_features, rank, bias=False)
-            second = nn.Linear(rank, layer.out_features, bias=bias)
-            first.weight.data = down.to(ref).contiguous()
-            second.weight.data = up.to(ref).contiguous()
+            first, second = _linear_pair(layer, up.shape[1])
         else:
-            conv = cast(nn.Conv2d, layer)
-            first = nn.Conv2d(
-                conv.in_channels, rank, cast(Any, conv.kernel_size), cast(Any, conv.stride),
-                cast(Any, conv.padding), cast(Any, conv.dilation), bias=False,
-                padding_mode=conv.padding_mode,
-            )  # fmt: skip
-            second = nn.Conv2d(rank, conv.out_channels, 1, bias=bias)
-            first.weight.data = down.reshape(rank, *ref.shape[1:]).to(ref).contiguous()
-            second.weight.data = up.reshape(*up.shape, 1, 1).to(ref).contiguous()
-        if bias:
+            first, second = _conv_pair(cast(nn.Conv1d | nn.Conv2d, layer), up.shape[1])
+        for module, factor in ((first, down), (second, up)):
+            w = _weight(module)
+            w.data = factor.reshape(w.shape).to(ref).contiguous()
+        if layer.bias is not None:
             cast(torch.Tensor, second.bias).data = cast(torch.Tensor, layer.bias).detach().clone()
         out = cls()
         out.add_module("down", first.to(ref.device))
@@ -224,6 +272,23 @@ class Factorized(nn.Sequential):
         up = up.reshape(up.shape[0], -1)  # (D_out, R)
         down = _weight(self.get_submodule("down")).detach().reshape(self.rank, -1)  # (R, D_in)
         return up @ down
+
+
+def _linear_pair(layer: nn.Linear, rank: int) -> tuple[nn.Module, nn.Module]:
+    """``Linear(D_in, R, bias=False)`` and ``Linear(R, D_out)`` (bias as ``layer``)."""
+    first = nn.Linear(layer.in_features, rank, bias=False)
+    return first, nn.Linear(rank, layer.out_features, bias=layer.bias is not None)
+
+
+def _conv_pair(conv: nn.Conv1d | nn.Conv2d, rank: int) -> tuple[nn.Module, nn.Module]:
+    """The conv's geometry with R output channels (no bias), then a 1x1 conv R -> C_out."""
+    kind = nn.Conv1d if isinstance(conv, nn.Conv1d) else nn.Conv2d
+    first = kind(
+        conv.in_channels, rank, cast(Any, conv.kernel_size), cast(Any, conv.stride),
+        cast(Any, conv.padding), cast(Any, conv.dilation), bias=False,
+        padding_mode=conv.padding_mode,
+    )  # fmt: skip
+    return first, kind(rank, conv.out_channels, 1, bias=conv.bias is not None)
 
 
 def _weight(module: nn.Module) -> torch.Tensor:

@@ -21,7 +21,7 @@ from netprism.core.subspace import StreamingCovariance
 
 
 def grouped_second_moments(
-    model: nn.Module, convs: dict[str, nn.Conv2d], data: Any, *, batch_size: int = 256
+    model: nn.Module, convs: dict[str, nn.Conv1d | nn.Conv2d], data: Any, *, batch_size: int = 256
 ) -> dict[str, list[torch.Tensor]]:
     """Per-group uncentered input second moments ``[(F, F)] * g`` of each grouped conv.
 
@@ -44,7 +44,7 @@ def grouped_second_moments(
 
 
 def project_grouped_conv(
-    conv: nn.Conv2d,
+    conv: nn.Conv1d | nn.Conv2d,
     moments: list[torch.Tensor],
     threshold: float,
     project_layer: Callable[..., torch.Tensor],

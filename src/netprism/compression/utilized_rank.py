@@ -14,9 +14,13 @@ second moments ``C_x = X^T X / N`` of the layer inputs (conv: unfolded patches);
 side from ``C_y = W C_x W^T`` (pre-bias); ``k`` = the smallest count whose cumulative energy
 reaches the threshold, capped at the numerical rank (``lambda > D eps64 lambda_max``); the
 factor form ``(V_T A Sigma)(B^T U_S^T)``; factorizing only where ``r (D_in + D_out) <
-D_in D_out``; MLU over every selected Linear/Conv2d.  Grouped convs are projected group by
-group (:func:`project`) but never factorized (the thin layers would mix groups): skipped by the
-report and :func:`decompose` when layers are selected by type, rejected when named.
+D_in D_out``; MLU over every analysed Linear/Conv1d/Conv2d (a Conv1d is a Conv2d of height 1:
+its rows are (N*L_out, C_in*k) patches).  Grouped convs are projected group by group
+(:func:`project`) but never factorized (the thin layers would mix groups).
+
+Nothing is left out silently: a layer the report cannot analyse (grouped conv, Embedding,
+ConvTranspose, norm, ...) is listed in :attr:`RankReport.skipped` with the reason, see
+:func:`skipped_layers`; named explicitly, it raises.
 
 Baselines at the same per-layer rank: plain weight SVD and whitened SVD (the optimum of the
 data-weighted error), see :mod:`netprism.compression.factorize`.
@@ -35,6 +39,7 @@ import torch
 from torch import nn
 
 from netprism.compression.factorize import (
+    SUPPORTED,
     Factorized,
     check_factorizable,
     eigh_desc,
@@ -43,6 +48,7 @@ from netprism.compression.factorize import (
     parameter_count,
     projection_factors,
     saves_params,
+    unsupported_reason,
     weight_matrix,
     weight_svd_factors,
     weighted_error,
@@ -54,7 +60,7 @@ from netprism.core.subspace import _check_threshold, energy_rank
 
 Method = Literal["projection", "weight_svd", "whitened_svd"]
 METHODS: tuple[Method, ...] = ("projection", "weight_svd", "whitened_svd")
-DEFAULT_LAYERS = (nn.Linear, nn.Conv2d)
+DEFAULT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
 @dataclass(eq=False)
@@ -116,17 +122,25 @@ class LayerRank:
 class RankReport:
     """Per-layer utilized ranks at one threshold; ``mlu`` is the mean utilization.
 
+    Attributes
+    ----------
+    threshold : float
+    layers : tuple of LayerRank
+        The analysed layers, in module order.
+    skipped : dict name -> reason
+        Every layer left out and why (see :func:`skipped_layers`); ``str(report)`` shows both.
+
     Examples
     --------
-    >>> net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
-    >>> rep = utilized_rank(net, torch.randn(50, 4), threshold=1.0)
-    >>> [layer.k_s for layer in rep.layers], round(rep.mlu, 2)
-    ([4, 3], 1.0)
+    >>> net = nn.Sequential(nn.Embedding(9, 4), nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    >>> rep = utilized_rank(net, torch.randint(0, 9, (50,)), threshold=1.0)
+    >>> [layer.k_s for layer in rep.layers], round(rep.mlu, 2), list(rep.skipped)
+    ([4, 3], 1.0, ['0'])
     """
 
     threshold: float
     layers: tuple[LayerRank, ...]
-    skipped: tuple[str, ...] = field(default=())
+    skipped: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def mlu(self) -> float:
@@ -143,8 +157,90 @@ class RankReport:
             "threshold": self.threshold,
             "mlu": self.mlu,
             "layers": [dataclasses.asdict(la) for la in self.layers],
-            "skipped": list(self.skipped),
+            "skipped": dict(self.skipped),
         }
+
+    def to_text(self) -> str:
+        """A table of :attr:`layers`, then the skipped layers with their reasons."""
+        head = ("layer", "kind", "d_in", "d_out", "k_S", "k_T", "r", "util", "W rank", "factor")
+        rows = [head] + [
+            (la.name or "<model>", la.kind)
+            + tuple(str(v) for v in (la.d_in, la.d_out, la.k_s, la.k_t, la.rank))
+            + (f"{la.utilization:.3f}", str(la.weight_rank), "yes" if la.factorizable else "no")
+            for la in self.layers
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+        lines = [
+            f"utilized rank at threshold {self.threshold:g}: MLU {self.mlu:.3f} over "
+            f"{len(self.layers)} layer(s)"
+        ]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+        lines.append(f"skipped {len(self.skipped)} layer(s)" + (":" if self.skipped else ""))
+        lines += [f"  {name or '<model>'}: {why}" for name, why in self.skipped.items()]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+def _by_type(layers: Any) -> bool:
+    return isinstance(layers, type) or (
+        isinstance(layers, tuple) and all(isinstance(t, type) for t in layers)
+    )
+
+
+def _has_weights(module: nn.Module) -> bool:
+    """Whether the module itself holds a weight (``weight``, ``in_proj_weight``, ...)."""
+    return any("weight" in name for name, _ in module.named_parameters(recurse=False))
+
+
+def _reason(model: nn.Module, name: str, module: nn.Module) -> str | None:
+    """:func:`unsupported_reason`, plus the ``out_proj`` a fused attention never calls."""
+    parent, _, child = name.rpartition(".")
+    if child == "out_proj" and isinstance(model.get_submodule(parent), nn.MultiheadAttention):
+        return (
+            "out_proj of nn.MultiheadAttention: the fused forward uses its weight directly, "
+            "so its inputs cannot be captured"
+        )
+    return unsupported_reason(module)
+
+
+def _split_layers(model: nn.Module, layers: Any) -> tuple[dict[str, nn.Module], dict[str, str]]:
+    """``(analysable selected layers, skipped name -> reason)``, both in module order."""
+    selected = select_layers(model, layers)
+    default = isinstance(layers, tuple) and layers == DEFAULT_LAYERS
+    keep, skipped = {}, {}
+    for name, module in model.named_modules():
+        if name not in selected:
+            if default and _has_weights(module):
+                skipped[name] = _reason(model, name, module) or "not selected"
+            continue
+        reason = _reason(model, name, module)
+        if reason is None:
+            keep[name] = module
+        elif _by_type(layers):
+            skipped[name] = reason
+        else:
+            check_factorizable(module, name)
+            raise ValueError(f"cannot analyse {name!r}: {reason}")
+    return keep, skipped
+
+
+def skipped_layers(model: nn.Module, layers: Any = DEFAULT_LAYERS) -> dict[str, str]:
+    """The layers :func:`utilized_rank` leaves out, name -> reason, in module order.
+
+    Selected by type, the selected layers it cannot analyse (grouped convs, attention's
+    ``out_proj``, ...); with the default ``layers``, also every other module that holds a
+    weight (Embedding, ConvTranspose, Bilinear, norms, ...).  Named explicitly, an
+    unsupported layer raises ``ValueError`` instead.
+
+    Examples
+    --------
+    >>> net = nn.Sequential(nn.Conv1d(2, 4, 3), nn.BatchNorm1d(4), nn.Conv1d(4, 4, 3, groups=2))
+    >>> {name: why.split(":")[0] for name, why in skipped_layers(net).items()}
+    {'1': 'normalization', '2': 'grouped conv (groups=2)'}
+    """
+    return _split_layers(model, layers)[1]
 
 
 def layer_statistics(
@@ -153,24 +249,15 @@ def layer_statistics(
     """One streaming pass: each selected layer's weight and input second moment.
 
     ``layers`` as :func:`netprism.core.capture.select_layers`.  Selected by type, layers that
-    cannot be factorized (grouped convs, other types) are left out; named, they raise.
+    cannot be analysed are left out (:func:`skipped_layers` says which and why); named, they
+    raise.
     """
-    selected = select_layers(model, layers)
-    by_type = isinstance(layers, type) or (
-        isinstance(layers, tuple) and all(isinstance(t, type) for t in layers)
-    )
-    keep = {}
-    for name, module in selected.items():
-        try:
-            check_factorizable(module, name)
-        except ValueError:
-            if not by_type:
-                raise
-            continue
-        keep[name] = module
+    keep, skipped = _split_layers(model, layers)
     if not keep:
+        why = "; ".join(f"{n!r}: {r}" for n, r in skipped.items())
         raise ValueError(
-            f"no factorizable layers (nn.Linear, ungrouped nn.Conv2d) selected by {layers!r}"
+            f"no factorizable layers ({SUPPORTED}) selected by {layers!r}"
+            + (f"; skipped {why}" if why else "")
         )
     covs = layer_covariances(model, list(keep), data, what="inputs", batch_size=batch_size)
     return {
@@ -202,21 +289,24 @@ def utilized_rank(
         Calibration inputs (every token / conv patch is a row).
     threshold : float in (0, 1]
         Energy kept in S and T; 1.0 keeps every direction above rounding noise.
-    layers : layer spec, default (nn.Linear, nn.Conv2d)
+    layers : layer spec, default (nn.Linear, nn.Conv1d, nn.Conv2d)
+        Layers selected by type that cannot be analysed are listed in ``skipped``; with
+        the default, so is every other layer that holds a weight (:func:`skipped_layers`).
     stats : dict from :func:`layer_statistics`, optional
-        Reuse a pass over ``data`` (then ``data`` is ignored).
+        Reuse a pass over ``data`` (then ``data`` is ignored; ``skipped`` is the layers of
+        :func:`skipped_layers` ``(model, layers)`` absent from ``stats``).
     rank_rtol : float
         ``weight_rank`` counts singular values of W above ``rank_rtol * sigma_max``.
 
     Returns
     -------
     RankReport
+        ``str(report)`` renders the table and the skipped layers with their reasons.
     """
     threshold = _check_threshold(threshold)
-    skipped: tuple[str, ...] = ()
     if stats is None:
         stats = layer_statistics(model, data, layers=layers)
-        skipped = tuple(n for n in select_layers(model, layers) if n not in stats)
+    skipped = {n: r for n, r in skipped_layers(model, layers).items() if n not in stats}
     rows = []
     for name, st in stats.items():
         d_out, d_in = st.weight.shape
@@ -269,15 +359,21 @@ def project(
 ) -> nn.Module:
     """A deep copy of ``model`` whose selected weights are ``P_T W P_S`` (dense, same shapes).
 
-    Grouped convs are projected group by group (:mod:`netprism.compression.grouped`).  At
+    Grouped Conv1d/Conv2d are projected group by group (:mod:`netprism.compression.grouped`);
+    other layers selected by type that cannot be analysed (:func:`skipped_layers`) are left
+    unchanged.  At
     ``threshold=1.0`` it reproduces the outputs on the calibration data up to rounding (not on
     held-out data, which can excite directions the calibration set never did).
     """
     threshold = _check_threshold(threshold)
     selected = select_layers(model, layers)
-    grouped = {n: m for n, m in selected.items() if isinstance(m, nn.Conv2d) and m.groups > 1}
+    grouped = {
+        n: m for n, m in selected.items() if isinstance(m, (nn.Conv1d, nn.Conv2d)) and m.groups > 1
+    }
     if stats is None:
         rest = [n for n in selected if n not in grouped]
+        if _by_type(layers):  # as layer_statistics: leave out what cannot be analysed
+            rest = [n for n in rest if _reason(model, n, selected[n]) is None]
         stats = layer_statistics(model, data, layers=rest) if rest else {}
     moments = grouped_second_moments(model, grouped, data) if grouped else {}
     new = copy.deepcopy(model)
@@ -432,5 +528,6 @@ __all__ = [
     "parameter_count",
     "project",
     "project_layer",
+    "skipped_layers",
     "utilized_rank",
 ]
