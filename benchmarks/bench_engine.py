@@ -469,7 +469,7 @@ def reset_peak_rss() -> bool:
 
 def memory_worker(cfg: dict[str, Any]) -> dict[str, Any]:
     """One memorization_scores run in a fresh process; peak RSS and score bytes."""
-    from netprism.memorization import memorization_scores
+    from netprism.memorization import default_config, memorization_scores
 
     torch.set_num_threads(cfg["threads"])
     torch.manual_seed(0)
@@ -477,17 +477,14 @@ def memory_worker(cfg: dict[str, Any]) -> dict[str, Any]:
     # Warm-up on 2 batches: one-time costs (the first optimizer imports torch._dynamo, ~130 MB
     # and seconds) land before the measurement; then the RSS high-water mark is reset.
     warm = DataLoader(OnTheFly(2 * BATCH, seed=1), batch_size=BATCH, shuffle=True)
-    memorization_scores(
-        model, warm, epochs=1, methods=("curvature", "loss"), n_probes=1, device="cpu"
-    )
+    one_epoch = default_config(epochs=1, device="cpu")
+    memorization_scores(model, warm, one_epoch, methods=("curvature", "loss"), n_probes=1)
     reset = reset_peak_rss()
     ds = OnTheFly(cfg["n"])
     loader = DataLoader(ds, batch_size=BATCH, shuffle=True, num_workers=0)
     base = vm_status("VmRSS")
     t0 = time.perf_counter()
-    res = memorization_scores(
-        model, loader, epochs=1, methods=("curvature", "loss"), n_probes=1, device="cpu"
-    )
+    res = memorization_scores(model, loader, one_epoch, methods=("curvature", "loss"), n_probes=1)
     seconds = time.perf_counter() - t0
     peak = vm_status("VmHWM")
     arrays = [*res.scores.values(), *res.per_epoch.values()]

@@ -48,6 +48,33 @@ def test_duplicates_found(tiny):
     assert "| curvature |" in (out / "auroc_tables.md").read_text()
 
 
+def test_estimated_label_issue_sets_are_measured(tiny):
+    result, out = tiny
+    table = (out / "auroc_tables.md").read_text()
+    assert "| estimated set (no size given) |" in table
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if " on " in line}
+    assert set(rows) == {
+        "loss on digits", "curvature on digits", "cleanlab find_label_issues on digits",
+    }  # fmt: skip
+    cells = rows["loss on digits"].strip("|").split("|")
+    precision, recall = (float(c.split("±")[0]) for c in cells[4:6])
+    # the default detector's estimated set holds most planted flips (>= 0.5 of them) and is
+    # mostly flips (far above the 10 % base rate), after 20 tiny epochs
+    assert recall > 0.5 and precision > 0.3
+
+
+def test_set_quality_counts_hits():
+    import torch
+
+    from netprism.experiments._memorization_runs import set_quality
+
+    found = torch.tensor([True, True, False, False, True])
+    planted = torch.tensor([True, False, False, True, True])
+    assert set_quality(found, planted) == {
+        "size": 3, "planted": 3, "precision": 2 / 3, "recall": 2 / 3,
+    }  # fmt: skip
+
+
 def test_figures_and_csv_written(tiny):
     result, out = tiny
     for name in result.figures:

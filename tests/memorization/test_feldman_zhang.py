@@ -162,9 +162,15 @@ def test_confident_learning_finds_flipped_labels(noisy, pred_probs):
     scores = confident_learning_scores(ds.y, pred_probs)
     assert scores.shape == (len(ds),)
     assert auroc(flipped, scores) > 0.8
-    issues = confident_learning_issues(ds.y, pred_probs)
+    issues = confident_learning_issues(ds.y, pred_probs, return_mask=True)
     assert issues.dtype == torch.bool and issues.shape == (len(ds),)
     assert int((issues & flipped).sum()) >= int(flipped.sum()) // 2
+    ranked = confident_learning_issues(ds.y, pred_probs)  # default: indices, worst first
+    assert (
+        ranked.dtype == torch.long
+        and sorted(ranked.tolist()) == issues.nonzero().flatten().tolist()
+    )
+    assert bool((scores[ranked].diff() <= 1e-12).all())  # ordered by 1 - self-confidence
 
 
 def test_confident_learning_input_errors():

@@ -54,7 +54,9 @@ def test_user_model_is_not_modified():
     model = torch.nn.Linear(4, 2)
     before = model.weight.clone()
     x, y = torch.randn(20, 4), torch.randint(0, 2, (20,))
-    out = memorization_scores(model, (x, y), epochs=2, n_probes=1, methods=("loss",))
+    out = memorization_scores(
+        model, (x, y), default_config(epochs=2), n_probes=1, methods=("loss",)
+    )
     assert torch.equal(model.weight, before) and out.model is not model
     assert out.names == ["loss"]
 
@@ -84,10 +86,26 @@ def test_forgetting_and_cartography_closed_form():
     assert s["aum"].tolist() == [-1.0, 1.0, -2.0, -0.5]
 
 
+def test_find_label_issues_estimates_the_planted_set():
+    gen = torch.Generator().manual_seed(0)
+    clean = 0.05 * torch.rand(950, generator=gen)  # a tight low-loss mode
+    noisy = 1.5 + torch.rand(50, generator=gen)  # a broad high-loss mode
+    loss = torch.cat([clean, noisy])[torch.randperm(1000, generator=gen)]
+    planted = loss > 1.0
+    found = find_label_issues({"loss": loss})  # neither fraction nor threshold: estimated
+    assert sorted(found.tolist()) == planted.nonzero().flatten().tolist()
+    assert bool((loss[found].diff() <= 0).all())  # ranked, most suspicious first
+    assert torch.equal(find_label_issues({"loss": loss}, return_mask=True), planted)
+    assert len(find_label_issues({"loss": torch.ones(5)})) == 0  # no second mode: no issues
+
+
 def test_find_label_issues_selection_modes_and_errors():
     scores = {"loss": torch.tensor([0.5, 3.0, 0.1, 2.0, 1.0]), "curvature": torch.arange(5.0)}
-    assert find_label_issues(scores).tolist() == [1, 3, 4, 0, 2]
+    assert find_label_issues(scores, threshold=-1.0).tolist() == [1, 3, 4, 0, 2]  # all, ranked
     assert find_label_issues(scores, fraction=0.4).tolist() == [1, 3]
+    assert find_label_issues(scores, fraction=0.4, return_mask=True).tolist() == [
+        False, True, False, True, False,
+    ]  # fmt: skip
     assert find_label_issues(scores, threshold=1.0).tolist() == [1, 3, 4]
     assert find_label_issues(scores, method="curvature", fraction=0.2).tolist() == [4]
     for bad in (0.0, 1.0, -0.2, 1.5):
@@ -104,9 +122,13 @@ def test_find_label_issues_selection_modes_and_errors():
 def test_no_epochs_and_unknown_method_are_errors():
     x, y = torch.randn(10, 3), torch.randint(0, 2, (10,))
     with pytest.raises(ValueError, match="epochs"):
-        memorization_scores(torch.nn.Linear(3, 2), (x, y), epochs=0)
+        memorization_scores(torch.nn.Linear(3, 2), (x, y), default_config(epochs=0))
     with pytest.raises(ValueError, match="methods must be"):
-        memorization_scores(torch.nn.Linear(3, 2), (x, y), epochs=1, methods=("magic",))
+        memorization_scores(torch.nn.Linear(3, 2), (x, y), default_config(1), methods=("magic",))
+    with pytest.raises(TypeError, match="takes config as a netprism.train.TrainConfig"):
+        memorization_scores(torch.nn.Linear(3, 2), (x, y), {"epochs": 1})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="epochs"):  # the recipe is passed one way: config
+        memorization_scores(torch.nn.Linear(3, 2), (x, y), epochs=1)  # type: ignore[call-arg]
 
 
 def test_conflicting_duplicates_recovered_as_groups():
@@ -114,13 +136,21 @@ def test_conflicting_duplicates_recovered_as_groups():
     aug, dup = with_conflicting_duplicates(ds, 6, seed=2)
     scores = torch.rand(len(aug), generator=torch.Generator().manual_seed(0))
     scores[dup.flatten()] += 1.0  # the memorization score ranks duplicates high
-    groups = find_conflicting_duplicates(aug, {"curvature": scores})
+    groups = find_conflicting_duplicates(aug, {"curvature": scores}, return_groups=True)
     found = {frozenset(g.indices.tolist()) for g in groups}
     planted = {frozenset(pair.tolist()) for pair in dup}
     assert planted <= found  # every planted pair is a group (exact copies: distance 0)
     for g in groups:
         assert len(set(g.labels.tolist())) > 1 and g.max_distance <= 1e-9
     assert [g.score for g in groups] == sorted((g.score for g in groups), reverse=True)
+    ranked = find_conflicting_duplicates(aug, {"curvature": scores})  # the default: indices
+    members = torch.cat([g.indices for g in groups])
+    assert sorted(ranked.tolist()) == sorted(members.tolist())
+    assert bool((scores[ranked].diff() <= 0).all())  # most suspicious first
+    mask = find_conflicting_duplicates(aug, {"curvature": scores}, return_mask=True)
+    assert mask.dtype == torch.bool and mask.nonzero().flatten().tolist() == sorted(ranked.tolist())
+    with pytest.raises(ValueError, match="not both"):
+        find_conflicting_duplicates(aug, scores, return_groups=True, return_mask=True)
     with pytest.raises(ValueError, match="same length"):
         find_conflicting_duplicates(ds, {"curvature": scores})
 

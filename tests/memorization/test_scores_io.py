@@ -230,11 +230,11 @@ def test_to_pandas_shape_columns_and_missing_pandas(monkeypatch):
 
 
 def test_round_trip_of_a_real_run(tmp_path):
-    from netprism.memorization import memorization_scores
+    from netprism.memorization import default_config, memorization_scores
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(20, 4, generator=g), torch.randint(0, 3, (20,), generator=g)
-    s = memorization_scores(torch.nn.Linear(4, 3), (x, y), epochs=2, n_probes=2)
+    s = memorization_scores(torch.nn.Linear(4, 3), (x, y), default_config(epochs=2), n_probes=2)
     back = MemorizationScores.load(s.save(tmp_path / "run.safetensors"))
     assert back.names == s.names and back.history == s.history and back.seconds == s.seconds
     for k in s.scores:

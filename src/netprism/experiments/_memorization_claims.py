@@ -67,6 +67,9 @@ def claims_and_metrics(
         | noise_table(runs, "dup_shift")
     )
     metrics: dict[str, Any] = {"auroc_table": markdown_table(noise, "AUROC (label noise)")}
+    estimated = estimated_set_table(runs)
+    if estimated:
+        metrics["estimated_set_table"] = estimated
     if dups:
         metrics["duplicates_table"] = markdown_table(dups, "AUROC (duplicates)")
     baselines: dict[str, dict[str, float]] = defaultdict(dict)
@@ -89,6 +92,33 @@ def claims_and_metrics(
     ]
     metrics.update(_timings(runs))
     return claims, metrics, dict(baselines)
+
+
+def estimated_set_table(runs: list[dict[str, Any]]) -> str:
+    """Markdown: the estimated label-issue set's size, precision and recall (mean ± std over
+    seeds) per score, dataset and noise rate; empty when no run planted label noise."""
+    rows: dict[tuple[str, str, float], dict[str, list[float]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for run in runs:
+        s = run["setting"]
+        if s.corruption != "noise" or "estimated_set" not in run:
+            continue
+        for method, quality in run["estimated_set"].items():
+            for key, value in quality.items():
+                rows[(method, s.dataset, s.amount)][key].append(float(value))
+    if not rows:
+        return ""
+    lines = [
+        "| estimated set (no size given) | noise | planted | estimated size | precision | recall |",
+        "|---|---|---|---|---|---|",
+    ]
+    for method, dataset, amount in sorted(rows):
+        r = rows[(method, dataset, amount)]
+        cells = [f"{mean(r['planted']):.0f}", f"{mean(r['size']):.1f} ± {std(r['size']):.1f}"]
+        cells += [f"{mean(r[k]):.3f} ± {std(r[k]):.3f}" for k in ("precision", "recall")]
+        lines.append(f"| {method} on {dataset} | {amount:.0%} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _worst(noise: dict, dataset: str, method: str) -> float:

@@ -117,7 +117,7 @@ def audit_csv(runs: list[dict[str, Any]], out_dir: Path) -> str:
     scores = MemorizationScores(audit["scores"])
     n = len(scores)
     y, pred = audit["y"], audit["pred"]
-    groups = find_conflicting_duplicates((audit["x"], y), scores.scores)
+    groups = find_conflicting_duplicates((audit["x"], y), scores.scores, return_groups=True)
     partner = {}
     for g in groups:
         for i in g.indices.tolist():

@@ -24,7 +24,7 @@ from netprism.core.metrics import auroc, rankdata
 from netprism.core.per_sample import eval_mode
 from netprism.data import load_dataset, with_conflicting_duplicates, with_label_noise
 from netprism.data.base import TensorDataset
-from netprism.memorization import default_config, memorization_scores
+from netprism.memorization import default_config, find_label_issues, memorization_scores
 from netprism.models import create_model
 
 CORRUPTIONS = ("none", "noise", "dup_exact", "dup_noise", "dup_shift")
@@ -104,9 +104,10 @@ def run_setting(s: Setting) -> dict[str, Any]:
     )
     scores = dict(result.scores)
     seconds = dict(result.seconds)
+    cleanlab_set = None
     if s.cleanlab_epochs:
         start = time.perf_counter()
-        scores["confident_learning"] = _confident_learning(factory, ds, config, s)
+        scores["confident_learning"], cleanlab_set = _confident_learning(factory, ds, config, s)
         seconds["confident_learning"] = time.perf_counter() - start
     combos = combinations(scores, result.per_epoch["loss"])
     out: dict[str, Any] = {
@@ -120,6 +121,15 @@ def run_setting(s: Setting) -> dict[str, Any]:
         out["per_epoch_auroc"] = {
             name: [auroc(positives, row) for row in hist] for name, hist in result.per_epoch.items()
         }
+        out["estimated_set"] = {
+            name: set_quality(find_label_issues(scores, method=name, return_mask=True), positives)
+            for name in ESTIMATED_SET_METHODS
+            if name in scores
+        }
+        if cleanlab_set is not None:  # the peer's own estimate: cleanlab's pruning rule
+            out["estimated_set"]["cleanlab find_label_issues"] = set_quality(
+                cleanlab_set, positives
+            )
     if s.keep_scores:
         assert result.model is not None
         pred = _predictions(result.model, ds.x)
@@ -132,6 +142,22 @@ def run_setting(s: Setting) -> dict[str, Any]:
             clean_y=ds.extras.get("clean_y", ds.y),
         )
     return out
+
+
+#: Scores whose estimated label-issue set (``find_label_issues`` with no size) is measured.
+ESTIMATED_SET_METHODS = ("loss", "curvature")
+
+
+def set_quality(found: torch.Tensor, positives: torch.Tensor) -> dict[str, float]:
+    """Size, precision and recall of a selected set ``found`` (N,) bool against the planted
+    ``positives`` (N,) bool."""
+    hits = int((found & positives).sum())
+    return {
+        "size": int(found.sum()),
+        "planted": int(positives.sum()),
+        "precision": hits / max(1, int(found.sum())),
+        "recall": hits / max(1, int(positives.sum())),
+    }
 
 
 def combinations(
@@ -169,15 +195,18 @@ def _predictions(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def _confident_learning(
     factory: Callable[[], torch.nn.Module], ds: TensorDataset, config: Any, s: Setting
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cleanlab's score (N,) and its own estimated set of issues (N,) bool."""
     from netprism.memorization.confident import (
+        confident_learning_issues,
         confident_learning_scores,
         out_of_sample_probabilities,
     )
 
     cfg = dataclasses.replace(config, epochs=s.cleanlab_epochs)
     probs = out_of_sample_probabilities(factory, ds, folds=5, config=cfg, seed=s.seed)
-    return confident_learning_scores(ds.y, probs).double()
+    issues = confident_learning_issues(ds.y, probs, return_mask=True)
+    return confident_learning_scores(ds.y, probs).double(), issues
 
 
 def run_settings(

@@ -127,8 +127,12 @@ def run(config: MemorizationConfig, *, out_dir: Path | None = None) -> Result:
     claims, metrics, baselines = claims_and_metrics(config, runs, fz)
     figures: list[str] = []
     if out_dir is not None:
-        tables = [metrics.pop("auroc_table"), metrics.pop("duplicates_table", "")]
-        atomic_write_text(out_dir / "auroc_tables.md", "\n\n".join(tables) + "\n")
+        tables = [
+            metrics.pop("auroc_table"),
+            metrics.pop("duplicates_table", ""),
+            metrics.pop("estimated_set_table", ""),
+        ]
+        atomic_write_text(out_dir / "auroc_tables.md", "\n\n".join(t for t in tables if t) + "\n")
         metrics["tables"] = "auroc_tables.md (mean ± std over seeds)"
         figures = make_figures(config, runs, fz, out_dir)
         if config.export_csv:

@@ -173,32 +173,51 @@ def confident_learning_scores(
     return 1.0 - torch.as_tensor(np.asarray(quality), dtype=torch.float64)
 
 
-def confident_learning_issues(labels: Any, pred_probs: Any, **kwargs: Any) -> torch.Tensor:
-    """Samples whose label cleanlab flags as an issue (``cleanlab.filter.find_label_issues``).
+def confident_learning_issues(
+    labels: Any,
+    pred_probs: Any,
+    *,
+    rank_by: str = "self_confidence",
+    return_mask: bool = False,
+    **kwargs: Any,
+) -> torch.Tensor:
+    """Samples whose label cleanlab flags as an issue, most suspicious first.
+
+    cleanlab's pruning rule (``cleanlab.filter.find_label_issues``) decides the set; its
+    ``return_indices_ranked_by`` orders it, so the result has the form of
+    :func:`netprism.memorization.find_label_issues`.
 
     Parameters
     ----------
     labels : array-like (N,), int
     pred_probs : array-like (N, K)
         Out-of-sample predicted probabilities.
+    rank_by : {"self_confidence", "normalized_margin", "confidence_weighted_entropy"}
+        cleanlab's label-quality score used to order the flagged samples.
+    return_mask : bool
+        Return cleanlab's boolean mask (N,) instead of ranked indices.
     **kwargs
         Passed to ``find_label_issues`` (e.g. ``filter_by="both"``); ``n_jobs`` defaults to 1
         (cleanlab otherwise starts a process per CPU, slower than the work on small sets).
 
     Returns
     -------
-    BoolTensor (N,)
-        True where the label is flagged.
+    LongTensor (M,) of indices, or BoolTensor (N,) with ``return_mask=True``
 
     Examples
     --------
     >>> labels = [0] * 10 + [1] * 10
     >>> probs = [[0.9, 0.1]] * 9 + [[0.05, 0.95]] + [[0.1, 0.9]] * 10
-    >>> confident_learning_issues(labels, probs).nonzero().flatten().tolist()
+    >>> confident_learning_issues(labels, probs).tolist()
     [9]
+    >>> confident_learning_issues(labels, probs, return_mask=True).sum().item()
+    1
     """
     cl_filter, cl_rank = _cleanlab()
     y, p = _checked_inputs(labels, pred_probs)
     kwargs.setdefault("n_jobs", 1)
-    issues = cl_filter.find_label_issues(y, p, **kwargs)
-    return torch.as_tensor(np.asarray(issues, dtype=bool))
+    if return_mask:
+        issues = cl_filter.find_label_issues(y, p, **kwargs)
+        return torch.as_tensor(np.asarray(issues, dtype=bool))
+    ranked = cl_filter.find_label_issues(y, p, return_indices_ranked_by=rank_by, **kwargs)
+    return torch.as_tensor(np.asarray(ranked, dtype=np.int64))

@@ -23,6 +23,7 @@ from netprism.core.seed import seed_everything
 from netprism.io import atomic_write_text
 from netprism.memorization.dynamics import DYNAMICS_SCORES, TrainingDynamics
 from netprism.train import BatchKeys, TrainConfig, fit
+from netprism.train.config import require_train_config
 
 CURVATURE_SCORES = ("curvature", "curvature_final", "curvature_sq")
 ALL_METHODS = CURVATURE_SCORES + DYNAMICS_SCORES
@@ -119,8 +120,19 @@ def _csv_field(text: str) -> str:
     return text
 
 
-def default_config(epochs: int, *, seed: int = 0, device: str = "auto") -> TrainConfig:
-    """The calibrated recipe: Adam, lr 1e-3, cosine decay, batch 64, no weight decay."""
+def default_config(epochs: int = 100, *, seed: int = 0, device: str = "auto") -> TrainConfig:
+    """The calibrated recipe of :func:`memorization_scores`: Adam, lr 1e-3, cosine decay,
+    batch 64, no weight decay, ``epochs`` epochs.
+
+    Change anything else with :func:`dataclasses.replace` (or build a
+    :class:`~netprism.train.TrainConfig` of your own).
+
+    Examples
+    --------
+    >>> cfg = default_config(epochs=30, seed=1)
+    >>> cfg.optimizer, cfg.lr, cfg.batch_size, cfg.epochs, cfg.seed
+    ('adam', 0.001, 64, 30, 1)
+    """
     return TrainConfig(
         epochs=epochs,
         batch_size=64,
@@ -136,16 +148,13 @@ def default_config(epochs: int, *, seed: int = 0, device: str = "auto") -> Train
 def memorization_scores(
     model_or_factory: nn.Module | Callable[[], nn.Module],
     dataset: Any,
-    *,
-    epochs: int = 100,
-    methods: Sequence[str] = DEFAULT_METHODS,
     config: TrainConfig | None = None,
+    *,
+    methods: Sequence[str] = DEFAULT_METHODS,
     n_probes: int = 10,
     h: float = 1e-3,
     every: int = 1,
     backend: str = "finite_difference",
-    seed: int = 0,
-    device: str = "auto",
     score_data: Any = None,
     output_fn: Callable[[Any], torch.Tensor] | None = None,
     batch_keys: BatchKeys | None = None,
@@ -162,18 +171,17 @@ def memorization_scores(
         epoch: a ``DataLoader`` keeps its shuffling, workers and augmentation (``epochs``'
         ``config.batch_size`` then does not apply).  Scores are keyed by dataset index, never
         by the order the loader yields samples.
-    epochs : int
-        Training epochs (ignored when ``config`` is given).
+    config : TrainConfig, optional
+        The training recipe, the one place epochs, optimizer, seed and device are set.
+        Default: :func:`default_config` with 100 epochs (the calibrated recipe: Adam, lr 1e-3,
+        cosine decay, batch 64); ``default_config(epochs=30, seed=1, device="cuda")`` changes
+        those.  ``config.seed`` also seeds the curvature probes.
     methods : sequence of str
         Any of :data:`ALL_METHODS`; curvature scores need the curvature tracker, the others one
         eval pass per epoch.
-    config : TrainConfig, optional
-        Training recipe; defaults to :func:`default_config`.
     n_probes, h, every, backend
         Curvature settings (see :func:`netprism.core.curvature.input_curvature`); the paper
         uses ``n_probes=10, h=1e-3`` and scores every epoch.
-    seed : int
-    device : str
     score_data : same types as ``dataset``, optional
         The same samples without random augmentation, index for index: what is scored after
         each epoch.  Default: ``dataset`` itself (pass this when its transform is random).
@@ -191,13 +199,13 @@ def memorization_scores(
     Examples
     --------
     >>> x, y = torch.randn(24, 4), torch.randint(0, 3, (24,))
-    >>> s = memorization_scores(torch.nn.Linear(4, 3), (x, y), epochs=2, n_probes=2,
-    ...                         methods=("curvature", "loss"))
+    >>> s = memorization_scores(torch.nn.Linear(4, 3), (x, y), default_config(epochs=2),
+    ...                         n_probes=2, methods=("curvature", "loss"))
     >>> sorted(s.names), s["curvature"].shape
     (['curvature', 'loss'], torch.Size([24]))
     """
     check_methods(methods)
-    config = config or default_config(epochs, seed=seed, device=device)
+    config = require_train_config(config, default_config(epochs=100), "memorization_scores", {})
     seed_everything(config.seed)
     model = (
         model_or_factory()

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 
+from netprism.core.mixture import fit_two_component_mixture
 from netprism.data.base import as_tensors
 
 #: The detector used by :func:`find_label_issues` when ``method`` is not given.  Chosen by
@@ -48,8 +49,9 @@ def find_label_issues(
     method: str | None = None,
     fraction: float | None = None,
     threshold: float | None = None,
+    return_mask: bool = False,
 ) -> torch.Tensor:
-    """Indices of the most suspicious samples, most suspicious first.
+    """The samples whose label is likely wrong: indices, most suspicious first.
 
     Parameters
     ----------
@@ -69,17 +71,29 @@ def find_label_issues(
         Return the top ``round(fraction * N)`` samples.
     threshold : float, optional
         Return every sample whose score is ``>= threshold``.
+    return_mask : bool
+        Return a boolean mask (N,) of the selected samples instead of ranked indices (the
+        form of ``cleanlab.filter.find_label_issues``).
 
-    With neither, every index is returned, ranked.
+    With neither ``fraction`` nor ``threshold`` the size of the set is *estimated*: a
+    two-component Gaussian mixture is fitted to the score (min-max scaled, as in DivideMix),
+    and the samples above the low component's mean that the high component more likely
+    explains are returned (:func:`estimated_issue_count`).  Its precision and recall on the
+    embedded benchmarks are reported by ``netprism run memorization`` ("estimated set").
 
     Returns
     -------
-    LongTensor (M,)
+    LongTensor (M,) of indices, or BoolTensor (N,) with ``return_mask=True``
 
     Examples
     --------
     >>> find_label_issues({"loss": torch.tensor([0.1, 3.0, 0.2, 2.0])}, fraction=0.5)
     tensor([1, 3])
+    >>> loss = torch.cat([torch.linspace(0.0, 0.2, 90), torch.linspace(2.0, 3.0, 10)])
+    >>> find_label_issues({"loss": loss}).tolist()        # estimated: the 10 planted ones
+    [99, 98, 97, 96, 95, 94, 93, 92, 91, 90]
+    >>> find_label_issues({"loss": loss}, return_mask=True).sum().item()
+    10
     """
     vec, _ = _score_vector(scores, method)
     if fraction is not None and threshold is not None:
@@ -88,10 +102,44 @@ def find_label_issues(
     if fraction is not None:
         if not isinstance(fraction, (int, float)) or not 0.0 < fraction < 1.0:
             raise ValueError(f"fraction must lie in (0, 1), got {fraction!r}")
-        return order[: max(1, round(fraction * len(vec)))]
-    if threshold is not None:
-        return order[vec[order] >= threshold]
-    return order
+        chosen = order[: max(1, round(fraction * len(vec)))]
+    elif threshold is not None:
+        chosen = order[vec[order] >= threshold]
+    else:
+        chosen = order[: estimated_issue_count(vec)]
+    return as_mask(chosen, len(vec)) if return_mask else chosen
+
+
+def estimated_issue_count(scores: Any) -> int:
+    """How many samples belong to the high-score mode of ``scores`` (N,).
+
+    A two-component Gaussian mixture (:func:`netprism.core.mixture.fit_two_component_mixture`)
+    is fitted; a sample counts when its posterior of the high-mean component exceeds 1/2 and
+    its score lies above the low component's mean (so the set is a top-M of the ranking).
+
+    Examples
+    --------
+    >>> estimated_issue_count(torch.cat([torch.zeros(95), torch.full((5,), 4.0)]))
+    5
+    """
+    vec = torch.as_tensor(scores).double()
+    if len(vec) < 2:
+        return 0
+    fit = fit_two_component_mixture(vec)
+    return int(((fit.posterior_high > 0.5) & (vec > fit.means[0])).sum())
+
+
+def as_mask(indices: torch.Tensor, n: int) -> torch.Tensor:
+    """Boolean mask (n,) that is True at ``indices``.
+
+    Examples
+    --------
+    >>> as_mask(torch.tensor([3, 0]), 4).tolist()
+    [True, False, False, True]
+    """
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[torch.as_tensor(indices, dtype=torch.long)] = True
+    return mask
 
 
 @dataclass
@@ -115,6 +163,34 @@ class DuplicateGroup:
     max_distance: float
 
 
+@overload
+def find_conflicting_duplicates(
+    dataset: Any,
+    scores: Any,
+    *,
+    method: str = ...,
+    radius: float | None = ...,
+    candidate_fraction: float = ...,
+    chunk_size: int = ...,
+    return_groups: Literal[True],
+    return_mask: bool = ...,
+) -> list[DuplicateGroup]: ...
+
+
+@overload
+def find_conflicting_duplicates(
+    dataset: Any,
+    scores: Any,
+    *,
+    method: str = ...,
+    radius: float | None = ...,
+    candidate_fraction: float = ...,
+    chunk_size: int = ...,
+    return_groups: Literal[False] = ...,
+    return_mask: bool = ...,
+) -> torch.Tensor: ...
+
+
 def find_conflicting_duplicates(
     dataset: Any,
     scores: Any,
@@ -123,8 +199,10 @@ def find_conflicting_duplicates(
     radius: float | None = None,
     candidate_fraction: float = 0.2,
     chunk_size: int = 1024,
-) -> list[DuplicateGroup]:
-    """Groups of near-identical inputs with different labels, ranked by memorization score.
+    return_groups: bool = False,
+    return_mask: bool = False,
+) -> torch.Tensor | list[DuplicateGroup]:
+    """Near-identical inputs with different labels: indices, highest memorization score first.
 
     The ``candidate_fraction`` highest-scoring samples are matched (Euclidean distance on
     flattened inputs, computed in chunks, so memory stays ``O(chunk * N)``) against every
@@ -140,20 +218,34 @@ def find_conflicting_duplicates(
         Distance under which two inputs count as near-identical.  Default: a quarter of the
         median nearest-neighbour distance among the candidates.
     candidate_fraction : float in (0, 1]
+    chunk_size : int
+        Candidates per distance block.
+    return_groups : bool
+        Return the groups (who conflicts with whom) instead of indices.
+    return_mask : bool
+        Return a boolean mask (N,) of the members instead of ranked indices.
 
     Returns
     -------
-    list of DuplicateGroup, highest score first.
+    LongTensor (M,)
+        Every member of a conflicting group, highest score first (as
+        :func:`find_label_issues` ranks); or BoolTensor (N,) with ``return_mask=True``; or
+        list of DuplicateGroup, highest group score first, with ``return_groups=True``.
 
     Examples
     --------
     >>> x = torch.tensor([[0.0, 0.0], [5.0, 5.0], [0.0, 0.0], [9.0, 1.0]])
     >>> y = torch.tensor([0, 1, 1, 0])
-    >>> groups = find_conflicting_duplicates((x, y), torch.tensor([3.0, 0.1, 2.0, 0.5]),
-    ...                                      candidate_fraction=1.0)
+    >>> scores = torch.tensor([3.0, 0.1, 2.0, 0.5])
+    >>> find_conflicting_duplicates((x, y), scores, candidate_fraction=1.0).tolist()
+    [0, 2]
+    >>> groups = find_conflicting_duplicates((x, y), scores, candidate_fraction=1.0,
+    ...                                      return_groups=True)
     >>> groups[0].indices.tolist(), groups[0].labels.tolist()
     ([0, 2], [0, 1])
     """
+    if return_groups and return_mask:
+        raise ValueError("give return_groups or return_mask, not both")
     x, y = as_tensors(dataset)
     vec, _ = _score_vector(scores, method)
     if len(vec) != len(x):
@@ -166,7 +258,12 @@ def find_conflicting_duplicates(
     if radius is None:
         radius = 0.25 * float(nn_dist.median())
         pairs = [(i, j, d) for i, j, d in pairs if d <= radius]
-    return _groups(pairs, vec, y)
+    groups = _groups(pairs, vec, y)
+    if return_groups:
+        return groups
+    members = torch.cat([g.indices for g in groups]) if groups else torch.zeros(0).long()
+    ranked = members[torch.argsort(vec[members], descending=True, stable=True)]
+    return as_mask(ranked, len(vec)) if return_mask else ranked
 
 
 def _close_pairs(
