@@ -169,3 +169,34 @@ def test_dropped_index_warns_and_epoch_scores_still_come(tmp_path):
 def test_monitor_or_score_data_but_not_both():
     with pytest.raises(ValueError, match="score_data"):
         MemorizationTrainerCallback()
+
+
+def test_resumed_trainer_run_gives_the_uninterrupted_scores(tmp_path):
+    ds = load_dataset("digits").subset(range(256))
+    noisy, _ = with_label_noise(ds, 0.1, seed=1)
+    rows = Rows(noisy.x, noisy.y)
+
+    def run(out, resume=None):
+        transformers.set_seed(0)
+        callback = MemorizationTrainerCallback(noisy, methods=("loss", "curvature"), n_probes=2)
+        model = TinyMLPForImageClassification(TinyMLPConfig(hidden=32))
+        args = _args(out, 4, save_strategy="epoch", per_device_train_batch_size=32)
+        Trainer(model=model, args=args, train_dataset=rows, callbacks=[callback]).train(
+            resume_from_checkpoint=resume
+        )
+        return callback
+
+    whole = run(tmp_path / "whole")
+    checkpoints = sorted((tmp_path / "whole").glob("checkpoint-*"), key=lambda p: int(p.name[11:]))
+    assert all((c / "netprism_memorization.safetensors").is_file() for c in checkpoints)
+    # "interrupted" after epoch 2: only the first two checkpoints survive
+    import shutil
+
+    shutil.copytree(tmp_path / "whole", tmp_path / "cut")
+    for late in checkpoints[2:]:
+        shutil.rmtree(tmp_path / "cut" / late.name)
+    resumed = run(tmp_path / "cut", resume=True)
+    assert [m["epoch"] for m in resumed.history_] == [0, 1, 2, 3]
+    a, b = whole.scores(), resumed.scores()
+    for name in ("loss", "curvature", "train_loss"):
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6)

@@ -26,6 +26,11 @@ How the callback sees your run:
   every column ``forward`` does not name, the index included.  Without an index (or when
   ``labels`` do not reach ``forward``, as with a ``label_smoother`` or ``compute_loss_func``)
   only the epoch-end scores come.
+- **checkpoints** (``on_save``): the monitor's running state is written beside each
+  checkpoint the ``Trainer`` saves (``checkpoint-<step>/netprism_memorization.safetensors``,
+  by the main process), and ``trainer.train(resume_from_checkpoint=...)`` continues it: at
+  ``on_train_begin`` the callback loads the state saved with the step the ``Trainer`` resumed
+  at, from ``args.output_dir``.  A resumed run gives the scores of the uninterrupted one.
 
 Usage (the tests in ``tests/integrations/test_hf.py`` run it on digits)::
 
@@ -43,12 +48,14 @@ Usage (the tests in ``tests/integrations/test_hf.py`` run it on digits)::
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from netprism.integrations._monitor import resolve_monitor
+from netprism.io import atomic_write
 from netprism.memorization import MemorizationMonitor, MemorizationScores
 
 _IMPORT_ERROR: ImportError | None = None
@@ -57,6 +64,9 @@ try:
 except ImportError as err:  # the module stays importable; the callback says what is missing
     _IMPORT_ERROR = err
     TrainerCallback = object  # type: ignore[assignment,misc]
+
+#: File written into each ``checkpoint-<step>`` folder with the monitor's state.
+MONITOR_STATE_FILE = "netprism_memorization.safetensors"
 
 
 class KeywordInput(nn.Module):
@@ -140,6 +150,8 @@ class MemorizationTrainerCallback(TrainerCallback):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._attach(kwargs.get("model"))
+        if state.global_step > 0:  # the Trainer resumed from a checkpoint
+            self._resume(_checkpoint_dir(args, state))
         if self.observe and getattr(args, "remove_unused_columns", False):
             warnings.warn(
                 "TrainingArguments(remove_unused_columns=True) drops the row index from "
@@ -198,8 +210,38 @@ class MemorizationTrainerCallback(TrainerCallback):
         scored = model if self.input_name is None else KeywordInput(model, self.input_name)
         self.history_.append(self.monitor.epoch_end(scored, epoch))
 
+    # -- checkpoints: the monitor's state beside the Trainer's ---------------------------
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        folder = _checkpoint_dir(args, state)
+        if not state.is_world_process_zero or not folder.is_dir():
+            return
+        from safetensors.torch import save_file
+
+        tensors = {k: v.contiguous() for k, v in self.monitor.state_dict().items()}
+        atomic_write(folder / MONITOR_STATE_FILE, lambda tmp: save_file(tensors, str(tmp)))
+
+    def _resume(self, folder: Path) -> None:
+        path = folder / MONITOR_STATE_FILE
+        if not path.is_file():
+            warnings.warn(
+                f"resumed at step {folder.name} but found no monitor state at {path}: the "
+                "scores average only the epochs from here on",
+                stacklevel=3,
+            )
+            return
+        from safetensors.torch import load_file
+
+        self.monitor.load_state_dict(load_file(str(path)))
+        self.history_ = [dict(m) for m in self.monitor.history_]
+
     def scores(self) -> MemorizationScores:
         """Per-sample scores ``(N,)`` of each method, in ``score_data``'s index order (see
         :meth:`MemorizationMonitor.scores <netprism.memorization.MemorizationMonitor.scores>`).
         """
         return self.monitor.scores()
+
+
+def _checkpoint_dir(args: Any, state: Any) -> Path:
+    """The folder the ``Trainer`` saves the checkpoint of ``state.global_step`` in."""
+    return Path(args.output_dir) / f"checkpoint-{state.global_step}"
