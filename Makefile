@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 RUN_DIR ?= runs/$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: venv demo test test-slow reproduce lint format bench-peers clean
+.PHONY: venv demo test test-slow reproduce lint format docs bench-peers clean
 
 venv: $(STAMP)
 
@@ -49,6 +49,11 @@ lint: venv
 format: venv
 	$(VENV)/bin/ruff format src tests benchmarks
 	$(VENV)/bin/ruff check --fix src tests benchmarks
+
+# API reference from the docstrings (pdoc, NumPy style): every public module of netprism.
+docs: venv
+	$(PY) docs/build_api.py docs/_build
+	@echo "open docs/_build/index.html"
 
 # SpikingJelly (bench_lif.py) pins vision/audio add-ons; install it without them.
 bench-peers: venv
