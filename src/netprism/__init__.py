@@ -15,7 +15,12 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers see; at run time the names load on first use
+    from netprism.data import list_datasets, load_dataset
+    from netprism.models import create_model, list_models
+    from netprism.train import BatchKeys, Callback, TrainConfig, evaluate, fit
 
 # Public names -> the submodule that defines them; imported lazily so `netprism --help`
 # and `import netprism.core` stay fast.

@@ -52,7 +52,7 @@ class RowConsumer(Protocol):
     def update(self, rows: torch.Tensor) -> Any: ...
 
 
-Consumer: TypeAlias = "Callable[[str, str, torch.Tensor], Any] | Mapping[Any, RowConsumer]"
+Consumer: TypeAlias = Callable[[str, str, torch.Tensor], Any] | Mapping[Any, RowConsumer]
 
 
 def _preview(names: Sequence[str], limit: int = 20) -> str:

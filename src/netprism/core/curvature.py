@@ -49,9 +49,12 @@ class CurvatureScores:
 
     Attributes
     ----------
-    norm : mean over probes of ``||H v||`` (the official code's memorization score).
-    sq_norm : mean of ``||H v||^2``, an unbiased estimate of ``Tr(H^2)`` (the paper's formula).
-    trace : mean of ``v^T H v``, an unbiased estimate of ``Tr(H)`` (signed).
+    norm : Tensor (N,)
+        Mean over probes of ``||H v||`` (the official code's memorization score).
+    sq_norm : Tensor (N,)
+        Mean of ``||H v||^2``, an unbiased estimate of ``Tr(H^2)`` (the paper's formula).
+    trace : Tensor (N,)
+        Mean of ``v^T H v``, an unbiased estimate of ``Tr(H)`` (signed).
     """
 
     norm: torch.Tensor

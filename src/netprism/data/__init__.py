@@ -4,7 +4,8 @@ from netprism.data import continuous_tone as _continuous_tone  # noqa: F401  (re
 from netprism.data import embedded as _embedded  # noqa: F401  (registers embedded sets)
 from netprism.data import hierarchical as _hierarchical  # noqa: F401  (registers "hierarchical")
 from netprism.data import readers as _readers  # noqa: F401  (registers on-disk formats)
-from netprism.data.base import DatasetInfo, TensorDataset, as_tensors
+from netprism.data.base import DatasetInfo, TensorDataset, as_dataset, as_datasets, as_tensors
+from netprism.data.ood import gaussian_noise, held_out_classes, uniform_noise
 from netprism.data.registry import DATASETS, list_datasets, load_dataset
 from netprism.data.transforms import (
     partition_clients,
@@ -18,12 +19,17 @@ __all__ = [
     "DATASETS",
     "DatasetInfo",
     "TensorDataset",
+    "as_dataset",
+    "as_datasets",
     "as_tensors",
+    "gaussian_noise",
+    "held_out_classes",
     "list_datasets",
     "load_dataset",
     "partition_clients",
     "permuted_tasks",
     "split_tasks",
+    "uniform_noise",
     "with_conflicting_duplicates",
     "with_label_noise",
 ]

@@ -11,4 +11,58 @@ Modules: ``gradients`` (the gradient-matching code shared by the encoder and the
 DLG, analytic first-layer inversion, PSNR), ``rounds`` (the in-process round loop) and ``flower``
 (``TOFUStrategy``, ``TOFUClient``, ``python -m netprism.federated.flower server|client``; imported
 on demand so ``netprism.federated`` does not pay for importing flwr).
+
+>>> from netprism.federated import run_rounds, encode_update, decode_update, local_config
 """
+
+from netprism.federated.aggregate import (
+    coordinate_median,
+    screen_updates,
+    trimmed_mean,
+    weighted_average,
+)
+from netprism.federated.attacks import (
+    analytic_fc_inversion,
+    dlg,
+    inverting_gradients,
+    reconstruction_quality,
+)
+from netprism.federated.rounds import (
+    EncoderConfig,
+    RoundLog,
+    check_local_config,
+    local_config,
+    local_update,
+    run_rounds,
+)
+from netprism.federated.tofu import (
+    ProxySet,
+    decode_update,
+    encode_update,
+    fedavg_bytes,
+    hybrid_schedule,
+    tofu_bytes,
+)
+
+__all__ = [
+    "EncoderConfig",
+    "ProxySet",
+    "RoundLog",
+    "analytic_fc_inversion",
+    "check_local_config",
+    "coordinate_median",
+    "decode_update",
+    "dlg",
+    "encode_update",
+    "fedavg_bytes",
+    "hybrid_schedule",
+    "inverting_gradients",
+    "local_config",
+    "local_update",
+    "reconstruction_quality",
+    "run_rounds",
+    "screen_updates",
+    "tofu_bytes",
+    "trimmed_mean",
+    "weighted_average",
+]

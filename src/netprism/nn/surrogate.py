@@ -136,11 +136,16 @@ class Surrogate:
 
     Attributes
     ----------
-    function : autograd Function class, ``function.apply(z, param)`` spikes with this surrogate.
-    grad : ``grad(z, param) -> g(z)``, the surrogate derivative as a free function.
-    grad_ : the same, in place (``z`` is overwritten with ``g(z)`` and returned).
-    param : name of the single shape parameter (``scale``, ``slope`` or ``alpha``).
-    default : its default value.
+    function : type of torch.autograd.Function
+        ``function.apply(z, param)`` spikes with this surrogate.
+    grad : callable
+        ``grad(z, param) -> g(z)``, the surrogate derivative as a free function.
+    grad_ : callable
+        The same, in place (``z`` is overwritten with ``g(z)`` and returned).
+    param : str
+        Name of the single shape parameter (``scale``, ``slope`` or ``alpha``).
+    default : float
+        Its default value.
     """
 
     function: type[torch.autograd.Function]

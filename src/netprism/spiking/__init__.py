@@ -4,6 +4,8 @@ Garg, Chowdhury, Roy, "DCT-SNN", ICCV 2021 (arXiv 2010.01795); Chowdhury, Garg, 
 "Spatio-Temporal Pruning and Quantization for Low-latency Spiking Neural Networks", IJCNN 2021
 (arXiv 2104.12528).  Modules: ``dct`` (block DCT math), ``encoders``, ``network`` (ANN-to-SNN
 conversion, threshold balancing), ``pruning`` (PCA widths, staged T, quantization, energy).
+
+>>> from netprism.spiking import DCTEncoder, convert_ann, significant_widths, energy_proxy
 """
 
 from netprism.spiking.dct import (
@@ -23,19 +25,34 @@ from netprism.spiking.encoders import (
     decode_ternary,
     percentile_thresholds,
 )
+from netprism.spiking.network import EncodedSNN, SpikingNetwork, ann_to_snn, convert_ann
+from netprism.spiking.pruning import (
+    energy_proxy,
+    quantize_weights,
+    significant_widths,
+    temporal_schedule,
+)
 
 __all__ = [
     "DCTEncoder",
     "DirectEncoder",
+    "EncodedSNN",
     "RateEncoder",
+    "SpikingNetwork",
     "accumulate_spikes",
+    "ann_to_snn",
     "block_tile",
+    "convert_ann",
     "dct_basis_images",
     "dct_matrix",
     "decode_ternary",
+    "energy_proxy",
     "frequency_images",
     "percentile_thresholds",
+    "quantize_weights",
     "rgb_to_ycbcr",
+    "significant_widths",
+    "temporal_schedule",
     "ycbcr_to_rgb",
     "zigzag_order",
 ]
