@@ -4,6 +4,13 @@ The models are built from configs (no downloads): a small MLP ``PreTrainedModel`
 digits acceptance run, and a one-layer BERT for the keyword-input path.
 """
 
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -200,3 +207,61 @@ def test_resumed_trainer_run_gives_the_uninterrupted_scores(tmp_path):
     a, b = whole.scores(), resumed.scores()
     for name in ("loss", "curvature", "train_loss"):
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6)
+
+
+_TORCHRUN_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, torch
+    import transformers
+    from transformers import Trainer, TrainingArguments
+    sys.path.insert(0, {test_dir!r})
+    from test_hf import Rows, TinyMLPConfig, TinyMLPForImageClassification
+    from netprism.core import auroc
+    from netprism.data import load_dataset, with_label_noise
+    from netprism.integrations.transformers import MemorizationTrainerCallback
+    from netprism.memorization import DEFAULT_LABEL_ISSUE_METHOD
+
+    torch.set_num_threads(1)
+    transformers.set_seed(0)
+    noisy, flipped = with_label_noise(load_dataset("digits"), 0.1, seed=0)
+    cb = MemorizationTrainerCallback(noisy, methods=("loss", "curvature"), every=5, n_probes=2)
+    args = TrainingArguments(
+        "out", num_train_epochs=20, per_device_train_batch_size=32, learning_rate=3e-3,
+        use_cpu=True, ddp_backend="gloo", report_to=[], save_strategy="no",
+        logging_strategy="no", disable_tqdm=True, seed=0, remove_unused_columns=False,
+    )
+    model = TinyMLPForImageClassification(TinyMLPConfig())
+    Trainer(model=model, args=args, train_dataset=Rows(noisy.x, noisy.y), callbacks=[cb]).train()
+    s = cb.scores()
+    default = s[DEFAULT_LABEL_ISSUE_METHOD]
+    print("RESULT", os.environ["RANK"], len(default), round(auroc(flipped, default), 6),
+          int(torch.isfinite(s["train_loss"]).sum()), s.per_epoch["curvature"].shape[0],
+          round(float(s["curvature"].sum()), 6), flush=True)
+    """
+)
+
+
+def test_torchrun_two_cpu_processes(tmp_path):
+    """``torchrun --nproc_per_node 2`` (gloo): the Trainer splits every batch over the ranks,
+    each rank scores its shard, and both end with all N scores in index order, equal."""
+    script = tmp_path / "hf_ddp_run.py"
+    script.write_text(_TORCHRUN_SCRIPT.format(test_dir=str(Path(__file__).parent)))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    proc = subprocess.run(
+        [*torchrun, "--master_port", str(_free_port()), str(script)], cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = sorted(ln.split()[1:] for ln in proc.stdout.splitlines() if ln.startswith("RESULT"))
+    assert [r[0] for r in results] == ["0", "1"]
+    assert results[0][1:] == results[1][1:]  # both ranks hold the same gathered scores
+    n, score, observed, curvature_epochs, _ = results[0][1:]
+    assert int(n) == int(observed) == len(load_dataset("digits"))  # both shards merged
+    assert int(curvature_epochs) == 4  # every=5 over 20 epochs
+    assert float(score) >= 0.95
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

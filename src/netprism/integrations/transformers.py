@@ -31,6 +31,9 @@ How the callback sees your run:
   by the main process), and ``trainer.train(resume_from_checkpoint=...)`` continues it: at
   ``on_train_begin`` the callback loads the state saved with the step the ``Trainer`` resumed
   at, from ``args.output_dir``.  A resumed run gives the scores of the uninterrupted one.
+- **torchrun**: under ``torchrun --nproc_per_node K`` every rank scores its shard of
+  ``score_data`` at epoch end and ``scores()`` gathers all ``N`` in index order on every rank;
+  the training losses observed on each rank's part of the batches are merged the same way.
 
 Usage (the tests in ``tests/integrations/test_hf.py`` run it on digits)::
 
