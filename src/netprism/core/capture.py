@@ -55,6 +55,15 @@ class RowConsumer(Protocol):
 Consumer: TypeAlias = Callable[[str, str, torch.Tensor], Any] | Mapping[Any, RowConsumer]
 
 
+def _update(sink: RowConsumer, layer: str, rows: torch.Tensor) -> None:
+    """``sink.update(rows)``; a ``ValueError`` (non-finite or overflowing rows) names the
+    layer the rows came from."""
+    try:
+        sink.update(rows)
+    except ValueError as err:
+        raise ValueError(f"layer {layer!r}: {err}") from err
+
+
 def _preview(names: Sequence[str], limit: int = 20) -> str:
     shown = ", ".join(repr(n) for n in names[:limit])
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
@@ -330,7 +339,9 @@ def _make_sink(
         missing = [key for key in store if key not in consumer]
         if missing:
             raise ValueError(f"consumer has no entry for {_preview(missing)}")
-        return lambda name, kind, rows: consumer[_key(name, kind, kinds)].update(rows), store
+        return lambda name, kind, rows: _update(
+            consumer[_key(name, kind, kinds)], name, rows
+        ), store
     if not callable(consumer):
         raise TypeError(f"consumer must be callable or a mapping, got {type(consumer).__name__}")
     return consumer, store

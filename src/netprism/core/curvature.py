@@ -28,6 +28,7 @@ all-gathered back into dataset order, so they equal the single-process scores sa
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -139,11 +140,47 @@ def input_curvature(
                 _batch_curvature(model, xb, yb, ids[sl], n_probes, h, backend, seed, output_fn)
             )
     if not parallel:
-        return CurvatureScores(*(torch.cat(p) for p in zip(*parts)))
-    local = torch.stack([torch.cat(p) for p in zip(*parts)], dim=1) if parts else None
-    rows = dist.gather_rows(torch.zeros(0, 3, dtype=torch.float64) if local is None else local)
-    norm, sq_norm, trace = rows.T.contiguous()  # (N,) each, in dataset order
-    return CurvatureScores(norm, sq_norm, trace)
+        scores = CurvatureScores(*(torch.cat(p) for p in zip(*parts)))
+    else:
+        local = torch.stack([torch.cat(p) for p in zip(*parts)], dim=1) if parts else None
+        rows = dist.gather_rows(torch.zeros(0, 3, dtype=torch.float64) if local is None else local)
+        scores = CurvatureScores(*rows.T.contiguous())  # (N,) each, in dataset order
+    warn_nonfinite(scores.norm, ids, model, "input_curvature")
+    return scores
+
+
+def warn_nonfinite(scores: torch.Tensor, ids: torch.Tensor, model: nn.Module, where: str) -> bool:
+    """Warn (``RuntimeWarning``) when curvature ``scores`` (N,) are NaN or infinite, naming
+    the first samples (by ``ids`` (N,)) and the model's non-finite parameters, if any (the
+    usual cause: a diverged model); returns whether it warned.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_nonfinite(torch.tensor([1.0, float("nan")]), torch.tensor([7, 8]),
+    ...                    nn.Linear(2, 2), "test")
+    True
+    >>> "sample(s) [8]" in str(caught[0].message)
+    True
+    """
+    bad = ~torch.isfinite(scores)
+    if not bool(bad.any()):
+        return False
+    names = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    cause = (
+        f"the model's parameters {names[:5]} hold NaN/inf (has training diverged?)"
+        if names
+        else "the model's parameters are finite; its outputs or input gradients overflowed"
+    )
+    warnings.warn(
+        f"{where}: curvature is NaN/inf for {int(bad.sum())} of {len(scores)} samples, "
+        f"sample(s) {ids[bad][:5].tolist()}{' ...' if int(bad.sum()) > 5 else ''}: {cause}",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return True
 
 
 def _check_args(n_probes: int, h: float, backend: str, batch_size: int) -> None:
@@ -309,7 +346,10 @@ class CurvatureTracker:
                 part = _batch_curvature(ctx.model, x, y, batch.index, *args, ctx.output_fn)
                 out[:, batch.index] = torch.stack(part)
         # every index is written by exactly one rank and is 0 elsewhere: the sum is exact
-        return dist.all_reduce_sum(out) if parallel else out
+        out = dist.all_reduce_sum(out) if parallel else out
+        where = f"CurvatureTracker, epoch {ctx.epoch}"
+        warn_nonfinite(out[0], torch.arange(out.shape[1]), ctx.model, where)
+        return out
 
     @property
     def scores_(self) -> CurvatureScores:

@@ -42,8 +42,8 @@ def check_batch(x: torch.Tensor, y: torch.Tensor) -> None:
         raise ValueError(f"x must have a batch dimension with N >= 1, got shape {tuple(x.shape)}")
     if y.ndim != 1 or len(y) != len(x):
         raise ValueError(f"y must have shape ({len(x)},), got {tuple(y.shape)}")
-    if y.is_floating_point() or (len(y) and int(y.min()) < 0):
-        raise ValueError(f"y must hold class indices >= 0, got dtype {y.dtype}")
+    if y.is_floating_point() or y.dtype == torch.bool or (len(y) and int(y.min()) < 0):
+        raise ValueError(f"y must hold integer class indices >= 0, got dtype {y.dtype}")
     check_finite(x, "x")
 
 

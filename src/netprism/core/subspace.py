@@ -261,15 +261,25 @@ class StreamingCovariance:
         return self._sum, self._sq
 
     def update(self, rows: torch.Tensor) -> StreamingCovariance:
-        """Add rows (B, D); non-finite values or a wrong width raise ``ValueError``."""
+        """Add rows (B, D); non-finite values, values whose squares overflow float64, or a
+        wrong width raise ``ValueError`` and leave the accumulator unchanged."""
         rows = _as_rows(rows, "rows", self._dim, finite=False)  # float64
         batch_sum = rows.sum(0)  # (D,): non-finite iff some entry is
         if not bool(torch.isfinite(batch_sum).all()):
             check_finite(rows, "rows")  # raises, naming the first bad entry; state untouched
         total, sq = self._alloc(rows.shape[1], rows.device)
         rows = rows.to(total.device)
+        batch_sum = batch_sum.to(total.device)
+        # |S_ij| <= sqrt(S_ii S_jj): a finite diagonal keeps every second moment finite
+        diagonal = sq.diagonal() + rows.pow(2).sum(0)
+        if not bool(torch.isfinite(diagonal).all() and torch.isfinite(total + batch_sum).all()):
+            raise ValueError(
+                f"rows too large for float64 second moments: the largest |value| is "
+                f"{float(rows.abs().max()):.3g}, whose square overflows once summed; rescale "
+                "the inputs (the covariance is left as it was)"
+            )
         self._n += rows.shape[0]
-        total += batch_sum.to(total.device)
+        total += batch_sum
         sq.addmm_(rows.T, rows)  # (D, D), in place: no new D x D matrix per batch
         return self
 

@@ -71,6 +71,11 @@ class TensorDataset(Dataset):
                 f"got {tuple(x.shape)}"
             )
         self.x = check_finite(x.float(), f"inputs of {info.name!r}")
+        if y.dtype == torch.bool:
+            raise ValueError(
+                f"labels of {info.name!r} are booleans; class labels must be integers "
+                "0 .. K-1 (for two classes pass y.long())"
+            )
         self.y = check_labels(y.long(), len(info.classes), f"labels of {info.name!r}")
         self.info = info
         # Per-sample side tensors (e.g. coarse labels, group ids), each of length N.
@@ -352,6 +357,11 @@ def _class_labels(y: torch.Tensor, label: str, num_classes: int | None) -> torch
         raise ValueError(
             f"labels of {label!r} must be class indices of shape (N,), got shape "
             f"{tuple(y.shape)} (one-hot labels: pass y.argmax(1))"
+        )
+    if y.dtype == torch.bool:
+        raise ValueError(
+            f"labels of {label!r} are booleans; class labels must be integers 0 .. K-1 "
+            "(for two classes pass y.long())"
         )
     if y.is_floating_point() or y.is_complex():
         if num_classes is None:

@@ -371,9 +371,9 @@ def _checked_tensors(
     if x.is_floating_point() or x.dtype in (torch.uint8, torch.bool):  # pixels -> float32
         x = check_finite(x.float(), f"{name} inputs")
     # other integer inputs (token ids for an embedding) keep their dtype
-    if y.is_floating_point() or y.ndim != 1 or int(y.min()) < 0:
+    if y.is_floating_point() or y.dtype == torch.bool or y.ndim != 1 or int(y.min()) < 0:
         raise ValueError(
-            f"{name} labels must be a 1-D tensor of class indices >= 0, "
+            f"{name} labels must be a 1-D tensor of integer class indices >= 0, "
             f"got dtype {y.dtype}, shape {tuple(y.shape)}"
         )
     return x, y.long()
