@@ -78,8 +78,12 @@ def find_label_issues(
     With neither ``fraction`` nor ``threshold`` the size of the set is *estimated*: a
     two-component Gaussian mixture is fitted to the score (min-max scaled, as in DivideMix),
     and the samples above the low component's mean that the high component more likely
-    explains are returned (:func:`estimated_issue_count`).  Its precision and recall on the
-    embedded benchmarks are reported by ``netprism run memorization`` ("estimated set").
+    explains are returned (:func:`estimated_issue_count`).  It is an estimate: on digits
+    (``netprism run memorization --scale small``, 3 seeds) the default score's set kept 98-100 %
+    of the flipped labels, with precision 0.52 at 1 % noise rising to 0.91 at 10 %; on the
+    harder MNIST-1D it flagged 5x too many at 1 % noise and about the right number at 5-10 %,
+    but with precision 0.14-0.64 and recall 0.59-0.69 (cleanlab's own set: 4-30x too many).
+    Pass ``fraction`` when you know the noise rate.
 
     Returns
     -------
