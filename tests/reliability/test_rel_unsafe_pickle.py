@@ -132,3 +132,29 @@ def test_rel_package_never_unpickles_unrestricted():
         for m in re.finditer(r"np\.load\((?![^)]*allow_pickle=False)", text):
             offenders.append(f"{file}:{text[: m.start()].count(chr(10)) + 1} np.load")
     assert not offenders, offenders
+
+
+class _RawArray:
+    """Unpickles through ``numpy.ndarray(*args)`` itself: no code runs, but the array is
+    uninitialised memory (``(shape, dtype)``) or a zero-stride view of one byte."""
+
+    def __init__(self, *args):
+        self.args = args
+
+    def __reduce__(self):
+        return np.ndarray, self.args
+
+
+@pytest.mark.parametrize(
+    "args",
+    [((100, 3072), np.dtype("u1")), ((50_000, 3072), np.dtype("u1"), b"\x07", 0, (0, 0))],
+    ids=["uninitialised", "zero_strides"],
+)
+def test_rel_cifar_folder_refuses_array_constructors(tmp_path, refuses, args):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    path = folder / "test_batch"
+    n = args[0][0]
+    path.write_bytes(pickle.dumps({b"data": _RawArray(*args), b"labels": [0] * n}, protocol=2))
+    err = refuses(lambda: load_dataset("cifar10", split="test", data_dir=tmp_path), path, tmp_path)
+    assert isinstance(err, UnsafePickleError) and "refusing to call numpy.ndarray" in str(err)

@@ -6,6 +6,7 @@ from netprism.data import hierarchical as _hierarchical  # noqa: F401  (register
 from netprism.data import readers as _readers  # noqa: F401  (registers on-disk formats)
 from netprism.data.base import DatasetInfo, TensorDataset, as_dataset, as_datasets, as_tensors
 from netprism.data.ood import gaussian_noise, held_out_classes, uniform_noise
+from netprism.data.readers.limits import DataBudgetError
 from netprism.data.registry import DATASETS, list_datasets, load_dataset
 from netprism.data.transforms import (
     partition_clients,
@@ -17,6 +18,7 @@ from netprism.data.transforms import (
 
 __all__ = [
     "DATASETS",
+    "DataBudgetError",
     "DatasetInfo",
     "TensorDataset",
     "as_dataset",

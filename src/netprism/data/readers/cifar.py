@@ -6,20 +6,20 @@ https://www.cs.toronto.edu/~kriz/cifar.html).  Two on-disk formats are read:
 - the python version (``cifar-10-batches-py``, ``cifar-100-python``): Python 2 pickles
   (protocol 2) of dicts with bytes keys (``b"data"`` of shape (N, 3072) uint8, ``b"labels"``
   or ``b"fine_labels"``/``b"coarse_labels"``).  They are loaded with ``encoding="bytes"`` by
-  :class:`RestrictedUnpickler`, which admits only the globals numpy needs to rebuild an array
-  and refuses every other one, so a crafted file cannot run code;
+  :class:`~netprism.data.readers.safe_pickle.RestrictedUnpickler`, which admits only checked
+  stand-ins for the globals numpy needs to rebuild an array (a plain dtype, and data bytes that
+  match the shape exactly) and refuses every other one, so a crafted file can neither run code
+  nor conjure uninitialised or zero-stride arrays;
 - the binary version (``cifar-10-batches-bin``, ``cifar-100-binary``): fixed-size records
   of label byte(s) followed by 3072 pixel bytes.
 
-Nothing here downloads or writes anything.
+Memory is bounded by ``max_bytes`` (:mod:`netprism.data.readers.limits`): the batch files and
+the float32 images made from them are checked before they are read or allocated.  Nothing here
+downloads or writes anything.
 """
 
 from __future__ import annotations
 
-import importlib
-import io
-import pickle
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,23 @@ import numpy as np
 import torch
 
 from netprism.data.base import DatasetInfo, TensorDataset
+from netprism.data.readers.limits import FLOAT32, check_budget, resolve_max_bytes
+from netprism.data.readers.safe_pickle import (
+    RestrictedUnpickler,
+    UnsafePickleError,
+    load_pickle,
+)
 from netprism.data.registry import DATASETS
+
+__all__ = [
+    "RestrictedUnpickler",
+    "UnsafePickleError",
+    "cifar10",
+    "cifar100",
+    "load_pickle",
+    "read_binary_batch",
+    "read_pickle_batch",
+]
 
 PIXELS = 3 * 32 * 32  # one image: 1024 R, then 1024 G, then 1024 B values, row-major 32x32
 CIFAR10_CLASSES = (
@@ -43,110 +59,6 @@ CIFAR10_CLASSES = (
     "truck",
 )
 LABEL_MODES = ("fine", "coarse")
-
-
-class UnsafePickleError(pickle.UnpicklingError, ValueError):
-    """A pickle referenced a global outside the allow-list (also a ``ValueError``)."""
-
-
-def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
-    """What ``_codecs.encode`` is allowed to do: Python 3 pickles of bytes at protocol 2."""
-    if encoding not in ("latin1", "latin-1"):  # what pickle writes; no codec lookup
-        raise UnsafePickleError(f"refusing _codecs.encode with encoding {encoding!r}")
-    return text.encode("latin1")
-
-
-def _numpy_reconstruct() -> Callable[..., Any]:
-    """numpy's array-rebuilding function (``numpy._core`` in numpy 2, ``numpy.core`` before)."""
-    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):
-        try:
-            return importlib.import_module(module)._reconstruct
-        except (ImportError, AttributeError):
-            continue
-    raise ImportError("cannot find numpy's multiarray._reconstruct")
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that admits only numpy's array globals and ``_codecs.encode``.
-
-    Every other global (``os.system``, ``builtins.eval``, ``subprocess.Popen``, ...) raises
-    :class:`UnsafePickleError` before it is resolved, so nothing it names can run.
-
-    Parameters
-    ----------
-    file : binary file
-        The open pickle.
-    source : path
-        Named in error messages.
-    """
-
-    def __init__(self, file: Any, source: Path) -> None:
-        super().__init__(file, encoding="bytes")
-        self.source = source
-
-    def find_class(self, module: str, name: str) -> Any:
-        allowed = _allowed_globals()
-        if (module, name) not in allowed:
-            raise UnsafePickleError(
-                f"refusing to load global {module}.{name} from "
-                f"{self.source}: a CIFAR pickle only holds dicts, lists, "
-                f"bytes, ints and numpy arrays"
-            )
-        return allowed[(module, name)]
-
-
-def _allowed_globals() -> dict[tuple[str, str], Any]:
-    reconstruct = _numpy_reconstruct()
-    return {
-        ("numpy.core.multiarray", "_reconstruct"): reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): reconstruct,
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-        ("_codecs", "encode"): _latin1_encode,
-    }
-
-
-def load_pickle(path: Path) -> dict[str, Any]:
-    """Load one CIFAR python-format file with :class:`RestrictedUnpickler`.
-
-    Returns
-    -------
-    dict
-        The file's dict with bytes keys decoded to ``str`` (``b"data"`` -> ``"data"``).
-
-    Raises
-    ------
-    ValueError
-        A refused global, a truncated or corrupt pickle, or a top level that is not a dict.
-    """
-    # Read the file whole and unpickle from memory: a length field declaring 2**40 bytes then
-    # fails as "truncated" instead of making the unpickler allocate a buffer of that size.
-    raw = path.read_bytes()
-    try:
-        obj = RestrictedUnpickler(io.BytesIO(raw), path).load()
-    except UnsafePickleError as err:
-        if str(path) in str(err):
-            raise
-        raise UnsafePickleError(f"{err} in {path}") from err
-    except (
-        pickle.UnpicklingError,
-        EOFError,
-        ValueError,
-        TypeError,
-        AttributeError,
-        IndexError,
-        KeyError,
-        UnicodeDecodeError,
-        MemoryError,
-        OverflowError,
-        RecursionError,
-    ) as err:
-        raise ValueError(
-            f"{path}: corrupt or truncated CIFAR pickle ({type(err).__name__}: {err})"
-        ) from err
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a pickled dict, got {type(obj).__name__}")
-    return {k.decode("latin1") if isinstance(k, bytes) else str(k): v for k, v in obj.items()}
 
 
 def _field(batch: dict[str, Any], key: str, path: Path) -> Any:
@@ -171,13 +83,16 @@ def _labels(values: Any, n: int, num_classes: int, key: str, path: Path) -> np.n
     return labels.astype(np.int64)
 
 
-def read_pickle_batch(path: Path, label_keys: dict[str, int]) -> dict[str, np.ndarray]:
+def read_pickle_batch(
+    path: Path, label_keys: dict[str, int], max_bytes: int | None = None
+) -> dict[str, np.ndarray]:
     """One python-format batch: ``"data"`` (N, 3072) uint8 and each of ``label_keys`` (N,).
 
     ``label_keys`` maps a key (``"labels"``, ``"fine_labels"``, ``"coarse_labels"``) to its
-    number of classes.
+    number of classes; ``max_bytes`` (default ``$NETPRISM_MAX_DATA_BYTES`` or 4 GiB) bounds
+    the file's size.
     """
-    batch = load_pickle(path)
+    batch = load_pickle(path, max_bytes)
     data = _field(batch, "data", path)
     if (
         not isinstance(data, np.ndarray)
@@ -197,8 +112,14 @@ def read_pickle_batch(path: Path, label_keys: dict[str, int]) -> dict[str, np.nd
     return out
 
 
-def read_binary_batch(path: Path, label_keys: dict[str, int]) -> dict[str, np.ndarray]:
-    """One binary-format file: records of ``len(label_keys)`` label bytes + 3072 pixels."""
+def read_binary_batch(
+    path: Path, label_keys: dict[str, int], max_bytes: int | None = None
+) -> dict[str, np.ndarray]:
+    """One binary-format file: records of ``len(label_keys)`` label bytes + 3072 pixels.
+
+    ``max_bytes`` (default ``$NETPRISM_MAX_DATA_BYTES`` or 4 GiB) bounds the file's size.
+    """
+    check_budget(path.stat().st_size, resolve_max_bytes(max_bytes), path, "the batch file")
     raw = path.read_bytes()
     record = len(label_keys) + PIXELS
     if not raw or len(raw) % record:
@@ -221,6 +142,7 @@ def _names(values: Any, count: int, what: str, path: Path) -> tuple[str, ...]:
 
 
 def _text_names(path: Path, count: int) -> tuple[str, ...]:
+    check_budget(path.stat().st_size, resolve_max_bytes(), path, "the class names file")
     lines = [line.strip() for line in path.read_text(encoding="latin1").splitlines()]
     return _names([line for line in lines if line], count, "class names", path)
 
@@ -288,9 +210,29 @@ def find_cifar_files(
     )
 
 
-def _read_batches(fmt: str, files: list[Path], label_keys: dict[str, int]) -> dict[str, np.ndarray]:
-    reader = read_pickle_batch if fmt == "python" else read_binary_batch
-    batches = [reader(f, label_keys) for f in files]
+def _read_batches(
+    fmt: str, files: list[Path], label_keys: dict[str, int], budget: int
+) -> dict[str, np.ndarray]:
+    """The split's batches concatenated, within ``budget``: the files' total size is checked
+    before any is read (binary: with the float32 images they hold); the images' uint8 and
+    float32 copies after each pickle is read, before the next one or the float32 copy."""
+    sizes = [f.stat().st_size for f in files]
+    where = files[0].parent
+    if fmt == "binary":
+        images = sum(size // (len(label_keys) + PIXELS) for size in sizes)
+        need = sum(sizes) + images * PIXELS * (1 + FLOAT32)
+        check_budget(need, budget, where, f"{len(files)} batch file(s) and their float32 images")
+    else:
+        check_budget(sum(sizes), budget, where, f"{len(files)} pickle file(s)")
+    batches, images = [], 0
+    for f in files:
+        if fmt == "binary":
+            batches.append(read_binary_batch(f, label_keys, budget))
+            continue
+        batches.append(read_pickle_batch(f, label_keys, budget))
+        images += len(batches[-1]["data"])
+        what = f"{images} CIFAR images (uint8 and float32) read up to this file"
+        check_budget(images * PIXELS * (2 + FLOAT32), budget, f, what)
     return {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}
 
 
@@ -331,18 +273,25 @@ def _reject(name: str, kwargs: dict[str, Any]) -> None:
 
 @DATASETS.register("cifar10", needs_data_dir=True)
 def cifar10(
-    *, split: str = "train", data_dir: Path | None = None, seed: int = 0, **kwargs: Any
+    *,
+    split: str = "train",
+    data_dir: Path | None = None,
+    seed: int = 0,
+    max_bytes: int | None = None,
+    **kwargs: Any,
 ) -> TensorDataset:
     """CIFAR-10 from the user's files: ``x`` (N, 3, 32, 32) float32 in [0, 1], ``y`` (N,).
 
     Reads ``data_batch_1`` .. ``data_batch_5`` (train) or ``test_batch`` (test) and
     ``batches.meta`` from ``data_dir/cifar-10-batches-py``; else the ``.bin`` files and
     ``batches.meta.txt`` from ``data_dir/cifar-10-batches-bin``; else either from
-    ``data_dir`` itself.  ``seed`` is unused.
+    ``data_dir`` itself.  ``seed`` is unused.  ``max_bytes`` is the memory budget (default
+    ``$NETPRISM_MAX_DATA_BYTES`` or 4 GiB; the full train split needs about 0.9 GiB).
     """
     _reject("cifar10", kwargs)
+    budget = resolve_max_bytes(max_bytes)
     fmt, files, metas = find_cifar_files("cifar10", split, data_dir)
-    arrays = _read_batches(fmt, files, {"labels": 10})
+    arrays = _read_batches(fmt, files, {"labels": 10}, budget)
     classes = _cifar10_classes(fmt, metas[0])
     x = _to_images(arrays["data"])
     info = DatasetInfo("cifar10", classes, (3, 32, 32), f"CIFAR-10 {fmt} files {files[0].parent}")
@@ -356,6 +305,7 @@ def cifar100(
     data_dir: Path | None = None,
     seed: int = 0,
     label_mode: str = "fine",
+    max_bytes: int | None = None,
     **kwargs: Any,
 ) -> TensorDataset:
     """CIFAR-100 from the user's files: ``x`` (N, 3, 32, 32) float32 in [0, 1], ``y`` (N,).
@@ -370,13 +320,17 @@ def cifar100(
         ``y`` holds the 100 fine labels (default) or the 20 coarse superclasses.  Both are
         kept: ``extras["coarse_y"]`` and ``extras["fine_y"]`` (N,), and
         ``info.extra["coarse_classes"]`` / ``info.extra["fine_classes"]``.
+    max_bytes : int, optional
+        Memory budget (default ``$NETPRISM_MAX_DATA_BYTES`` or 4 GiB), checked before the
+        files are read and before the float32 images are made.
     """
     _reject("cifar100", kwargs)
+    budget = resolve_max_bytes(max_bytes)
     if label_mode not in LABEL_MODES:
         raise ValueError(f"label_mode must be one of {LABEL_MODES}, got {label_mode!r}")
     fmt, files, metas = find_cifar_files("cifar100", split, data_dir)
     keys = {"coarse_labels": 20, "fine_labels": 100}  # binary record order: coarse, fine
-    arrays = _read_batches(fmt, files, keys)
+    arrays = _read_batches(fmt, files, keys, budget)
     fine_names, coarse_names = _cifar100_classes(fmt, metas)
     coarse = torch.from_numpy(arrays["coarse_labels"])
     fine = torch.from_numpy(arrays["fine_labels"])

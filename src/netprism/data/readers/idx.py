@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from netprism.data.base import DatasetInfo, TensorDataset
+from netprism.data.readers.limits import check_budget, resolve_max_bytes
 from netprism.data.registry import DATASETS
 
 # dtype code byte -> big-endian numpy dtype of the payload.
@@ -59,13 +60,17 @@ SPLIT_FILES = {
 }
 
 
-def read_idx(path: str | Path) -> np.ndarray:
+def read_idx(path: str | Path, max_bytes: int | None = None) -> np.ndarray:
     """Read one IDX file, raw or gzip-compressed.
 
     Parameters
     ----------
     path : path
         The file.  Compression is detected from its first two bytes, not its suffix.
+    max_bytes : int, optional
+        Budget for the decoded payload (see :mod:`netprism.data.readers.limits`; default
+        ``$NETPRISM_MAX_DATA_BYTES`` or 4 GiB).  A header declaring more is refused before
+        anything is inflated or allocated.
 
     Returns
     -------
@@ -78,6 +83,8 @@ def read_idx(path: str | Path) -> np.ndarray:
     ValueError
         Bad magic, unknown dtype code, ``ndim == 0``, a broken gzip stream, or a payload
         whose size is not exactly ``prod(dims) * itemsize`` (truncated or trailing bytes).
+    DataBudgetError
+        The declared payload is larger than ``max_bytes`` (a ``ValueError`` too).
 
     Examples
     --------
@@ -88,10 +95,15 @@ def read_idx(path: str | Path) -> np.ndarray:
     ...     read_idx(Path(d, "a.idx")).tolist()
     [7, 8, 9]
     """
-    path = Path(path)
+    return _read_idx(Path(path), resolve_max_bytes(max_bytes), 0)
+
+
+def _read_idx(path: Path, budget: int, out_itemsize: int) -> np.ndarray:
+    """:func:`read_idx` with the budget resolved; ``out_itemsize`` bytes per value that the
+    caller will add (4 for a float32 copy) count against the budget too."""
     try:
         with _open_idx(path) as fh:
-            return _parse_idx(fh, path)
+            return _parse_idx(fh, path, budget, out_itemsize)
     except (OSError, EOFError, zlib.error) as err:
         if isinstance(err, FileNotFoundError) and str(path) in str(err):
             raise
@@ -112,9 +124,10 @@ def _open_idx(path: Path) -> BinaryIO:
     return fh
 
 
-def _parse_idx(fh: BinaryIO, path: Path) -> np.ndarray:
+def _parse_idx(fh: BinaryIO, path: Path, budget: int, out_itemsize: int) -> np.ndarray:
     """Header first, then at most the declared payload + 1 byte: a header declaring a huge
-    size in a small (or small gzipped) file fails without allocating or inflating it."""
+    size in a small (or small gzipped) file, or more than ``budget`` bytes, fails without
+    allocating or inflating it."""
     head = fh.read(4)
     if len(head) < 4 or head[0] != 0 or head[1] != 0:
         raise ValueError(
@@ -145,27 +158,31 @@ def _parse_idx(fh: BinaryIO, path: Path) -> np.ndarray:
         actual = os.fstat(fh.fileno()).st_size - header
         if actual != expected:
             _size_error(path, dims, dtype, header, expected, actual)
+    copy = {0: "", 4: " and their float32 copy", 8: " and their int64 copy"}[out_itemsize]
+    what = f"IDX payload of dims {dims} of {dtype.name}{copy}"
+    check_budget(math.prod(dims) * (dtype.itemsize + out_itemsize), budget, path, what)
     payload = _read_at_most(fh, expected + 1)
     if len(payload) != expected:  # gzip: > expected means "at least one byte too many"
         _size_error(path, dims, dtype, header, expected, len(payload), exact=False)
     array = np.frombuffer(payload, dtype=dtype).reshape(dims)
-    return array.astype(dtype.newbyteorder("="))  # a writable native-order copy
+    # native order; the (writable) bytearray is reused when it already is (uint8, int8)
+    return array.astype(dtype.newbyteorder("="), copy=False)
 
 
 def _is_gzip(fh: BinaryIO) -> bool:
     return isinstance(fh, gzip.GzipFile)
 
 
-def _read_at_most(fh: BinaryIO, limit: int) -> bytes:
-    """Up to ``limit`` bytes, in 256 KiB chunks so nothing is allocated for bytes not there."""
-    chunks, got = [], 0
-    while got < limit:
-        chunk = fh.read(min(limit - got, 1 << 18))
+def _read_at_most(fh: BinaryIO, limit: int) -> bytearray:
+    """Up to ``limit`` bytes, decompressed in 256 KiB chunks into one growing buffer: nothing
+    is allocated for bytes that are not there, and the payload is never held twice."""
+    buf = bytearray()
+    while len(buf) < limit:
+        chunk = fh.read(min(limit - len(buf), 1 << 18))
         if not chunk:
             break
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
+        buf += chunk
+    return buf
 
 
 def _size_error(
@@ -228,11 +245,16 @@ def _first_file(root: Path, stem: str) -> Path | None:
 
 
 def load_idx_pair(
-    images_path: Path, labels_path: Path, num_classes: int
+    images_path: Path, labels_path: Path, num_classes: int, max_bytes: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images ``(N, 1, H, W)`` float32 in [0, 1] and labels ``(N,)`` int64, validated."""
-    images = read_idx(images_path)
-    labels = read_idx(labels_path)
+    """Images ``(N, 1, H, W)`` float32 in [0, 1] and labels ``(N,)`` int64, validated.
+
+    ``max_bytes`` (default ``$NETPRISM_MAX_DATA_BYTES`` or 4 GiB) bounds each file's payload
+    plus the float32 (images) or int64 (labels) tensor made from it, checked on the headers.
+    """
+    budget = resolve_max_bytes(max_bytes)
+    images = _read_idx(images_path, budget, 4)
+    labels = _read_idx(labels_path, budget, 8)
     if images.ndim != 3 or images.dtype != np.uint8:
         raise ValueError(
             f"{images_path}: expected uint8 images of shape (N, H, W), got "
@@ -267,10 +289,12 @@ def _idx_dataset(
     data_dir: Path | None,
     kwargs: dict[str, Any],
 ) -> TensorDataset:
+    max_bytes = kwargs.pop("max_bytes", None)
     if kwargs:
         raise TypeError(f"dataset {name!r} got unexpected option(s) {sorted(kwargs)}")
+    budget = resolve_max_bytes(max_bytes)
     images_path, labels_path = find_idx_files(split, data_dir, folders, name)
-    x, y = load_idx_pair(images_path, labels_path, len(classes))
+    x, y = load_idx_pair(images_path, labels_path, len(classes), budget)
     info = DatasetInfo(name, classes, tuple(x.shape[1:]), f"IDX files {images_path}, {labels_path}")
     return TensorDataset(x, y, info)
 
@@ -284,7 +308,10 @@ def mnist(
     Files ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
     ``t10k-labels-idx1-ubyte`` (each optionally ``.gz``) are searched in ``data_dir``, then
     ``data_dir/MNIST/raw`` (torchvision's layout), then ``data_dir/mnist``.  ``H, W`` come
-    from the file.  ``seed`` is unused (the split is the files').
+    from the file.  ``seed`` is unused (the split is the files').  ``max_bytes=N`` raises the
+    memory budget (default ``$NETPRISM_MAX_DATA_BYTES`` or 4 GiB) that each file's declared
+    payload plus its tensor must fit; the same option is taken by ``fashion_mnist`` and
+    ``kmnist``.
     """
     return _idx_dataset("mnist", DIGIT_CLASSES, ("MNIST/raw", "mnist"), split, data_dir, kwargs)
 

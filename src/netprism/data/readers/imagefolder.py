@@ -9,13 +9,21 @@ Two layouts are accepted:
   deterministically by ``seed`` into train and test (``test_fraction`` of it to test).
 
 Images (``.png``, ``.jpg``, ``.jpeg``, ``.bmp``, ``.gif``, any case, searched recursively
-inside each class folder) are converted to ``L`` or ``RGB`` and scaled to float32 in [0, 1].
-8-bit images are expected.  Nothing here downloads or writes anything.
+inside each class folder) are converted to ``L`` or ``RGB`` and scaled to float32 in [0, 1]:
+8-bit values are divided by 255, 16-bit grayscale values (PIL modes ``I;16*`` and ``I``, e.g.
+16-bit PNGs) by 65535 (``I`` values outside [0, 65535] are clipped).
+
+Before any pixel is decoded, the headers of every image of every split are read: all must have
+one size (unless ``size=`` resizes them), and the float32 tensor plus one decoded image must
+fit ``max_bytes`` (:mod:`netprism.data.readers.limits`).  Symbolic links (class folders, files,
+sub-folders) that lead out of ``data_dir`` are refused unless ``follow_symlinks=True``.
+Nothing here downloads or writes anything.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,36 +32,90 @@ import torch
 from PIL import Image
 
 from netprism.data.base import DatasetInfo, TensorDataset
+from netprism.data.readers.limits import FLOAT32, check_budget, resolve_max_bytes
 from netprism.data.registry import DATASETS
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif"})
 SPLIT_FOLDERS = {"train": ("train",), "test": ("test", "val")}
-GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+WIDE_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})  # scaled by 1 / 65535
+GRAY_MODES = frozenset({"1", "L", "LA", "F"}) | WIDE_MODES
+WIDE_MAX = 65535.0
 MODES = ("L", "RGB")
 DEFAULT_TEST_FRACTION = 0.2
 
 Entry = tuple[Path, int]  # (image file, class index)
 
 
-def _class_folders(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+def _check_link(path: Path, base: Path, follow: bool) -> None:
+    """Refuse ``path`` when it is a symbolic link leading out of ``base`` (already resolved),
+    unless ``follow``."""
+    if follow or not path.is_symlink():
+        return
+    target = path.resolve()
+    if not target.is_relative_to(base):
+        raise ValueError(
+            f"imagefolder: {path} is a symbolic link to {target}, outside the data folder "
+            f"{base}; pass follow_symlinks=True to read it"
+        )
 
 
-def _image_files(folder: Path) -> list[Path]:
+def _class_folders(folder: Path, base: Path | None = None, follow: bool = False) -> list[Path]:
+    found = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for p in found:
+        _check_link(p, (base or folder).resolve(), follow)
+    return found
+
+
+def _walk(folder: Path, base: Path, follow: bool) -> Iterator[Path]:
+    """Every path below ``folder``; symlinked sub-folders are entered only when ``follow``
+    (once per real folder, so a link cycle ends), links out of ``base`` refused otherwise."""
+    stack, seen = [folder], {folder.resolve()}
+    while stack:
+        current = stack.pop()
+        try:
+            children = sorted(current.iterdir())
+        except OSError as err:
+            raise ValueError(f"imagefolder: cannot list the folder {current}: {err}") from err
+        for p in children:
+            _check_link(p, base, follow)
+            yield p
+            if p.is_dir() and (follow or not p.is_symlink()) and p.resolve() not in seen:
+                seen.add(p.resolve())
+                stack.append(p)
+
+
+def _image_files(folder: Path, base: Path | None = None, follow: bool = False) -> list[Path]:
+    real_base = (base or folder).resolve()
     files = [
         p
-        for p in folder.rglob("*")
+        for p in _walk(folder, real_base, follow)
         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
     ]
     return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
 
 
-def index_folders(roots: list[Path]) -> tuple[tuple[str, ...], list[list[Entry]]]:
+def index_folders(
+    roots: list[Path], *, base: Path | None = None, follow_symlinks: bool = False
+) -> tuple[tuple[str, ...], list[list[Entry]]]:
     """Classes (sorted union of the class folder names) and the entries under each root.
 
-    Raises ``ValueError`` when there is no class folder or a class has no image at all.
+    Parameters
+    ----------
+    roots : list of path
+        Folders holding class folders (one per split).
+    base : path, optional
+        The data folder that symbolic links may not leave (default: each root).
+    follow_symlinks : bool
+        Read what links lead to even outside ``base``.
+
+    Raises ``ValueError`` when there is no class folder, a class has no image at all, or a
+    link leaves ``base`` and ``follow_symlinks`` is false.
     """
-    names = sorted({p.name for root in roots for p in _class_folders(root)})
+    if base is not None:
+        for root in roots:
+            _check_link(root, base.resolve(), follow_symlinks)
+    folders = [_class_folders(root, base, follow_symlinks) for root in roots]
+    names = sorted({p.name for found in folders for p in found})
     if not names:
         raise ValueError(
             f"no class folders found in {', '.join(map(str, roots))}: expected "
@@ -65,7 +127,7 @@ def index_folders(roots: list[Path]) -> tuple[tuple[str, ...], list[list[Entry]]
             (f, k)
             for k, c in enumerate(names)
             if (root / c).is_dir()
-            for f in _image_files(root / c)
+            for f in _image_files(root / c, base or root, follow_symlinks)
         ]
         entries.append(found)
     counts = np.bincount([k for found in entries for _, k in found], minlength=len(names))
@@ -91,7 +153,7 @@ def holdout_mask(labels: np.ndarray, num_classes: int, fraction: float, seed: in
 
 
 def _split_entries(
-    root: Path, split: str, seed: int, test_fraction: float | None
+    root: Path, split: str, seed: int, test_fraction: float | None, follow: bool
 ) -> tuple[tuple[str, ...], list[Entry], list[Entry], str]:
     """(classes, entries of ``split``, entries of every split, description)."""
     folders = {
@@ -111,13 +173,15 @@ def _split_entries(
                 f"looked for {', '.join(SPLIT_FOLDERS[split])}"
             )
         order: list[str] = [s for s in ("train", "test") if s in present]
-        classes, lists = index_folders([present[s] for s in order])
+        classes, lists = index_folders(
+            [present[s] for s in order], base=root, follow_symlinks=follow
+        )
         chosen = lists[order.index(split)]
         return classes, chosen, [e for lst in lists for e in lst], f"{present[split]}"
     fraction = DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction
     if not isinstance(fraction, (int, float)) or not 0.0 < fraction < 1.0:
         raise ValueError(f"test_fraction must lie in (0, 1), got {fraction!r}")
-    classes, (everything,) = index_folders([root])
+    classes, (everything,) = index_folders([root], base=root, follow_symlinks=follow)
     labels = np.array([k for _, k in everything])
     test = holdout_mask(labels, len(classes), float(fraction), seed)
     keep = test if split == "test" else ~test
@@ -142,13 +206,55 @@ def _open(path: Path) -> Image.Image:
         raise ValueError(f"cannot read image {path}: {err}") from err
 
 
-def _default_mode(paths: list[Path]) -> str:
-    """``"L"`` when every image is grayscale, else ``"RGB"`` (reads headers only)."""
+Header = tuple[int, int, str]  # (height, width, PIL mode)
+
+
+def read_headers(paths: list[Path]) -> list[Header]:
+    """``(height, width, mode)`` of every image, from its header (no pixel is decoded)."""
+    out = []
     for path in paths:
         with _open(path) as im:
-            if im.mode not in GRAY_MODES:
-                return "RGB"
-    return "L"
+            out.append((im.height, im.width, im.mode))
+    return out
+
+
+def _default_mode(headers: list[Header]) -> str:
+    """``"L"`` when every image is grayscale, else ``"RGB"``."""
+    return "L" if all(mode in GRAY_MODES for _, _, mode in headers) else "RGB"
+
+
+def check_one_size(paths: list[Path], headers: list[Header]) -> tuple[int, int]:
+    """The ``(H, W)`` shared by all images; ``ValueError`` naming the first that differs from
+    the first image."""
+    height, width = headers[0][:2]
+    for path, (h, w, _) in zip(paths, headers):
+        if (h, w) != (height, width):
+            raise ValueError(
+                f"image {path} is {h}x{w} (HxW) but {paths[0]} is {height}x{width}; all "
+                f"images (of every split) must have one size: pass size=(H, W) to resize them"
+            )
+    return height, width
+
+
+def _budget_need(n: int, channels: int, size: tuple[int, int], largest: int) -> int:
+    """Bytes held while loading ``n`` images: the float32 tensor and one decoded image of
+    ``largest`` pixels (as float32)."""
+    return (n * size[0] * size[1] + largest) * channels * FLOAT32
+
+
+def _pixels(im: Image.Image, mode: str, size: tuple[int, int]) -> np.ndarray:
+    """float32 ``(H, W)`` (``"L"``) or ``(H, W, 3)`` (``"RGB"``) in [0, 1] of ``size``."""
+    height, width = size
+    if im.mode not in WIDE_MODES:
+        img = im.convert(mode)
+        if img.size != (width, height):
+            img = img.resize((width, height), Image.Resampling.BILINEAR)
+        return np.asarray(img, dtype=np.float32) / 255.0
+    img = im.convert("F")  # 16-bit (or 32-bit int) gray: keep every level, scale by 65535
+    if img.size != (width, height):
+        img = img.resize((width, height), Image.Resampling.BILINEAR)
+    arr = np.clip(np.asarray(img, dtype=np.float32) / WIDE_MAX, 0.0, 1.0)
+    return arr if mode == "L" else np.repeat(arr[:, :, None], 3, axis=2)
 
 
 def _check_size(size: Any) -> tuple[int, int] | None:
@@ -169,19 +275,29 @@ def _check_size(size: Any) -> tuple[int, int] | None:
 
 
 def load_images(
-    paths: list[Path], mode: str, size: tuple[int, int] | None, reference: Path
+    paths: list[Path],
+    mode: str,
+    size: tuple[int, int] | None,
+    reference: Path,
+    max_bytes: int | None = None,
 ) -> np.ndarray:
     """Images as float32 ``(N, C, H, W)`` in [0, 1], ``C`` 1 for ``"L"`` and 3 for ``"RGB"``.
 
     Each image is resized to ``size = (H, W)`` (bilinear) when given; otherwise every image
     must have the size of ``reference`` (``ValueError`` naming the first that does not).
+    8-bit values are divided by 255, 16-bit grayscale ones by 65535.  The output and each
+    image, as declared by the headers, must fit ``max_bytes`` (default
+    ``$NETPRISM_MAX_DATA_BYTES`` or 4 GiB) before they are allocated or decoded.
     """
+    budget = resolve_max_bytes(max_bytes)
     resize = size is not None
     if size is None:
         with _open(reference) as im:
             size = (im.height, im.width)
     height, width = size
     channels = 1 if mode == "L" else 3
+    what = f"{len(paths)} images of {height}x{width}x{channels} as float32"
+    check_budget(_budget_need(len(paths), channels, size, 0), budget, reference, what)
     out = np.empty((len(paths), channels, height, width), dtype=np.float32)
     for i, path in enumerate(paths):
         with _open(path) as im:
@@ -190,11 +306,10 @@ def load_images(
                     f"image {path} is {im.height}x{im.width} (HxW) but {reference} "
                     f"is {height}x{width}; pass size=(H, W) to resize them all"
                 )
+            need = _budget_need(len(paths), channels, size, im.height * im.width)
+            check_budget(need, budget, path, f"{what}, with this image decoded")
             try:
-                img = im.convert(mode)
-                if img.size != (width, height):
-                    img = img.resize((width, height), Image.Resampling.BILINEAR)
-                arr = np.asarray(img, dtype=np.float32) / 255.0
+                arr = _pixels(im, mode, size)
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
                 raise ValueError(f"cannot read image {path}: {err}") from err
         # (H, W) for "L", (H, W, 3) for "RGB" -> (C, H, W)
@@ -211,6 +326,8 @@ def imagefolder(
     mode: str | None = None,
     size: int | tuple[int, int] | None = None,
     test_fraction: float | None = None,
+    follow_symlinks: bool = False,
+    max_bytes: int | None = None,
     **kwargs: Any,
 ) -> TensorDataset:
     """Images from class folders: ``x`` (N, C, H, W) float32 in [0, 1], ``y`` (N,).
@@ -221,11 +338,18 @@ def imagefolder(
         Colour mode; by default ``"L"`` when every image (of both splits) is grayscale,
         else ``"RGB"``.
     size : int or (H, W), optional
-        Resize every image to this size (bilinear).  By default all images must share the
-        size of the first image (train split first, files sorted).
+        Resize every image to this size (bilinear).  By default all images (of every split,
+        checked on their headers before any is loaded) must share the size of the first
+        image (train split first, files sorted).
     test_fraction : float, optional
         Share of each class held out for ``split="test"`` when ``data_dir`` has no
         ``train``/``test`` folders (default 0.2); an error when it has them.
+    follow_symlinks : bool
+        Read class folders, sub-folders and files that symbolic links lead to outside
+        ``data_dir`` (refused by default); also enter linked sub-folders inside it.
+    max_bytes : int, optional
+        Memory budget (default ``$NETPRISM_MAX_DATA_BYTES`` or 4 GiB) for the float32 tensor
+        plus one decoded image, computed from the headers before any pixel is decoded.
 
     Classes are the class folder names sorted alphabetically; ``info.extra["files"]`` lists
     the image file of each sample, in order.
@@ -246,12 +370,25 @@ def imagefolder(
             f"imagefolder: {data_dir} is not a folder; pass the folder "
             f"holding the class folders with --data-dir"
         )
-    classes, chosen, everything, where = _split_entries(data_dir, split, seed, test_fraction)
+    if not isinstance(follow_symlinks, bool):
+        raise ValueError(f"follow_symlinks must be True or False, got {follow_symlinks!r}")
+    budget = resolve_max_bytes(max_bytes)
+    classes, chosen, everything, where = _split_entries(
+        data_dir, split, seed, test_fraction, follow_symlinks
+    )
+    every_path = [p for p, _ in everything]
+    headers = read_headers(every_path)
+    out_hw = hw or check_one_size(every_path, headers)
     if not chosen:
         raise ValueError(f"imagefolder: the {split} split of {where} holds no image")
     paths = [p for p, _ in chosen]
-    mode = mode or _default_mode([p for p, _ in everything])
-    x = load_images(paths, mode, hw, everything[0][0])
+    mode = mode or _default_mode(headers)
+    channels = 1 if mode == "L" else 3
+    largest = max(h * w for h, w, _ in headers)
+    need = _budget_need(len(paths), channels, out_hw, largest)
+    what = f"{len(paths)} images of {out_hw[0]}x{out_hw[1]}x{channels} as float32"
+    check_budget(need, budget, data_dir, f"{what} (with the largest image decoded)")
+    x = load_images(paths, mode, hw, everything[0][0], budget)
     y = torch.tensor([k for _, k in chosen], dtype=torch.long)
     info = DatasetInfo(
         "imagefolder",
