@@ -115,3 +115,12 @@ def test_folder_ood_reads_flat_and_class_folders(tmp_path):
         folder_ood(tmp_path / "missing", (1, 8, 8))
     with pytest.raises(ValueError, match=r"image input shape \(1\|3, H, W\), got \(40,\)"):
         folder_ood(tmp_path / "flat", (40,))
+
+
+def test_folder_ood_refuses_links_out_of_the_folder(tmp_path):
+    _write_images(tmp_path / "elsewhere", [(8, 8)])
+    (tmp_path / "ood").mkdir()
+    (tmp_path / "ood" / "linked.png").symlink_to(tmp_path / "elsewhere" / "img0.png")
+    with pytest.raises(ValueError, match="symbolic link .* outside the data folder"):
+        folder_ood(tmp_path / "ood", (1, 8, 8))
+    assert len(folder_ood(tmp_path / "ood", (1, 8, 8), follow_symlinks=True)) == 1

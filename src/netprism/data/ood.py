@@ -32,7 +32,12 @@ import torch.nn.functional as F
 from netprism.core.seed import make_generator
 from netprism.core.validation import check_positive_int
 from netprism.data.base import DatasetInfo, TensorDataset
-from netprism.data.readers.imagefolder import IMAGE_SUFFIXES, index_folders, load_images
+from netprism.data.readers.imagefolder import (
+    IMAGE_SUFFIXES,
+    check_link,
+    index_folders,
+    load_images,
+)
 from netprism.data.registry import load_dataset
 
 __all__ = [
@@ -282,12 +287,14 @@ def folder_ood(
     like: TensorDataset | Sequence[int],
     *,
     resize: bool = True,
+    follow_symlinks: bool = False,
 ) -> TensorDataset:
     """The user's images as an OoD set: class sub-folders or images directly in ``folder``.
 
     Read with the image-folder reader in mode "L" (1 channel) or "RGB" (3 channels) to match
     the reference ``(C, H, W)``.  With ``resize=False`` images of another size raise
-    ``ValueError`` (through :func:`check_same_input`).
+    ``ValueError`` (through :func:`check_same_input`).  Symbolic links that lead out of
+    ``folder`` are refused unless ``follow_symlinks=True``.
     """
     shape = _shape_of(like)
     root = Path(folder)
@@ -296,8 +303,10 @@ def folder_ood(
     if len(shape) != 3 or shape[0] not in (1, 3):
         raise ValueError(f"folder_ood needs an image input shape (1|3, H, W), got {shape}")
     paths = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    for p in paths:
+        check_link(p, root.resolve(), follow_symlinks)
     if not paths:
-        _, entries = index_folders([root])
+        _, entries = index_folders([root], follow_symlinks=follow_symlinks)
         paths = [p for p, _ in entries[0]]
     mode = "L" if shape[0] == 1 else "RGB"
     arr = load_images(paths, mode, shape[1:] if resize else None, paths[0])  # (N, C, H, W)

@@ -46,7 +46,7 @@ DEFAULT_TEST_FRACTION = 0.2
 Entry = tuple[Path, int]  # (image file, class index)
 
 
-def _check_link(path: Path, base: Path, follow: bool) -> None:
+def check_link(path: Path, base: Path, follow: bool) -> None:
     """Refuse ``path`` when it is a symbolic link leading out of ``base`` (already resolved),
     unless ``follow``."""
     if follow or not path.is_symlink():
@@ -62,7 +62,7 @@ def _check_link(path: Path, base: Path, follow: bool) -> None:
 def _class_folders(folder: Path, base: Path | None = None, follow: bool = False) -> list[Path]:
     found = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     for p in found:
-        _check_link(p, (base or folder).resolve(), follow)
+        check_link(p, (base or folder).resolve(), follow)
     return found
 
 
@@ -77,7 +77,7 @@ def _walk(folder: Path, base: Path, follow: bool) -> Iterator[Path]:
         except OSError as err:
             raise ValueError(f"imagefolder: cannot list the folder {current}: {err}") from err
         for p in children:
-            _check_link(p, base, follow)
+            check_link(p, base, follow)
             yield p
             if p.is_dir() and (follow or not p.is_symlink()) and p.resolve() not in seen:
                 seen.add(p.resolve())
@@ -113,7 +113,7 @@ def index_folders(
     """
     if base is not None:
         for root in roots:
-            _check_link(root, base.resolve(), follow_symlinks)
+            check_link(root, base.resolve(), follow_symlinks)
     folders = [_class_folders(root, base, follow_symlinks) for root in roots]
     names = sorted({p.name for found in folders for p in found})
     if not names:
