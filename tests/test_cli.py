@@ -47,7 +47,9 @@ def test_run_writes_result_json(tmp_path, capsys):
 def test_run_rejects_bad_options(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
-    assert exc.value.code == 2 and message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and message in err
+    assert err.count("\n") == 1 and "usage:" not in err  # one line, no usage block
 
 
 def test_unknown_experiment_and_model_are_clear_errors(tmp_path, capsys):

@@ -137,6 +137,14 @@ def test_load_refuses_unknown_methods_unless_allowed(tmp_path):
     )
 
 
+def test_load_refuses_a_deeply_nested_header(tmp_path):
+    path = save_scores(_scores(), tmp_path / "s.safetensors")
+    tensors, _ = _raw(path)
+    save_file(tensors, str(path), metadata={HEADER_KEY: "[" * 100_000 + "]" * 100_000})
+    with pytest.raises(ValueError, match="nested deeper than 64 levels"):
+        load_scores(path)
+
+
 def test_load_refuses_tampered_header_and_values(tmp_path):
     path = save_scores(_scores(), tmp_path / "s.safetensors")
     tensors, header = _raw(path)

@@ -18,7 +18,7 @@ from typing import Any
 
 from netprism.core import dist
 from netprism.core.registry import Registry
-from netprism.io import atomic_write_text, ensure_writable_dir
+from netprism.io import atomic_write_text, ensure_writable_dir, load_json
 
 SCALES = ("tiny", "small", "full")
 
@@ -140,7 +140,7 @@ class Result:
     def load(cls, path: str | Path) -> Result:
         path = Path(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = load_json(path)
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ValueError(f"cannot read result file {path}: {err}") from err
         if not isinstance(data, dict):

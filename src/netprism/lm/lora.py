@@ -35,7 +35,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from netprism.io import atomic_write
+from netprism.io import atomic_write, load_json
 
 HEADER_KEY = "lora"  # safetensors metadata key holding the JSON header
 
@@ -312,7 +312,7 @@ def read_lora_header(path: str | Path) -> dict[str, Any]:
     if HEADER_KEY not in meta:
         raise ValueError(f"{str(path)!r} is not a LoRA adapter file (no {HEADER_KEY!r} header)")
     try:
-        header = json.loads(meta[HEADER_KEY])
+        header = load_json(meta[HEADER_KEY], name=f"the LoRA header of {str(path)!r}")
     except json.JSONDecodeError as err:
         raise ValueError(f"{str(path)!r}: LoRA header is not valid JSON ({err})") from err
     rank, alpha = (header.get("rank"), header.get("alpha")) if isinstance(header, dict) else (0, 0)

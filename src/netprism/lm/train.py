@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from netprism.io import atomic_write, atomic_write_text
+from netprism.io import atomic_write, atomic_write_text, load_json
 from netprism.lm.corpus import BatchSampler
 from netprism.lm.lora import lora_modules
 from netprism.lm.model import ByteLM, LMConfig
@@ -260,7 +260,7 @@ def load_lm(path: str | Path) -> tuple[ByteLM, LMConfig]:
     if not config_path.is_file():
         raise ValueError(f"{str(directory)!r} holds no {CONFIG} (not a save_lm directory)")
     try:
-        meta = json.loads(config_path.read_text(encoding="utf-8"))
+        meta = load_json(config_path)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{config_path}: unreadable JSON ({err})") from err
     if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from netprism.io import atomic_write
+from netprism.io import atomic_write, load_json
 from netprism.memorization.scores import ALL_METHODS
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ def load_scores(path: str | Path, *, allow_unknown: bool = False) -> Memorizatio
     if HEADER_KEY not in metadata:
         raise ValueError(f"{path}: no {HEADER_KEY!r} header: not a netprism scores file")
     try:
-        header = json.loads(metadata[HEADER_KEY])
+        header = load_json(metadata[HEADER_KEY], name=f"{path} header")
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: the header is not valid JSON ({err})") from err
     _check_header(path, header, tensors, allow_unknown=allow_unknown)

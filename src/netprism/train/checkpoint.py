@@ -31,7 +31,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from netprism.io import atomic_write, atomic_write_text
+from netprism.io import atomic_write, atomic_write_text, load_json
 
 _NAME = re.compile(r"^epoch_(\d{4,})\.json$")
 KEEP_LAST = 2
@@ -118,7 +118,7 @@ def _load_one(json_path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]
     """One checkpoint, or ``ValueError`` naming the file and what is wrong with it."""
     tensor_path = json_path.with_suffix(".safetensors")
     try:
-        meta = json.loads(json_path.read_text(encoding="utf-8"))
+        meta = load_json(json_path)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{json_path}: unreadable JSON ({err})") from err
     if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), str):
