@@ -133,11 +133,17 @@ class Screened:
 
 
 def screen_updates(
-    updates: Sequence[object], weights: Sequence[float], numel: int, max_norm: float
+    updates: Sequence[object],
+    weights: Sequence[float],
+    numel: int,
+    max_norm: float,
+    *,
+    ids: Sequence[object] | None = None,
 ) -> Screened:
     """Keep the acceptable updates; log and record a reason for every rejected one.
 
-    ``updates[c]`` comes from client ``c``; a malformed one never reaches the aggregator.
+    ``updates[c]`` comes from client ``c`` (named ``ids[c]`` in the log when given); a
+    malformed one never reaches the aggregator.  The record's keys are the indices ``c``.
 
     Examples
     --------
@@ -154,7 +160,9 @@ def screen_updates(
             out.weights.append(float(w))
             out.kept.append(c)
         else:
-            logger.warning("rejected the update of client %d: %s", c, reason)
+            logger.warning(
+                "rejected the update of client %s: %s", c if ids is None else ids[c], reason
+            )
             out.rejected[c] = reason
     return out
 

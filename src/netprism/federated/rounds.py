@@ -25,6 +25,7 @@ from torch import nn
 from netprism.data.base import TensorDataset
 from netprism.federated.aggregate import aggregate, screen_updates
 from netprism.federated.gradients import flat_params, load_flat_params
+from netprism.federated.messages import arrays_problem
 from netprism.federated.tofu import ProxySet, decode_update, encode_update, fedavg_bytes
 from netprism.train import TrainConfig, fit, resolve_device
 from netprism.train.config import require_train_config
@@ -226,19 +227,33 @@ def client_message(
 
 
 def server_decode(
-    arrays: list[np.ndarray],
+    arrays: object,
     kind: str,
     model: nn.Module,
     weights: torch.Tensor,
     shape: tuple[int, tuple[int, ...], int],
+    *,
+    max_proxy: int | None = None,
 ) -> torch.Tensor | str:
-    """The update the server reads from ``arrays``, or why it cannot read one."""
-    if kind == "full":
-        return torch.from_numpy(np.asarray(arrays[0], dtype=np.float32))
-    try:
-        proxy = ProxySet.from_arrays(arrays, shape[1], shape[2])
-    except ValueError as err:
-        return f"bad proxy set: {err}"
+    """The update the server reads from a client's ``arrays``, or why it cannot read one.
+
+    Never raises on what a client sent: the wrong number of arrays, a dtype that is not
+    floating-point (see :func:`~netprism.federated.messages.arrays_problem`), a proxy set of
+    inconsistent sizes, more than ``max_proxy`` proxy samples or NaN/inf in it are returned
+    as reasons.  A full update's shape, finiteness and norm are left to
+    :func:`~netprism.federated.aggregate.screen_updates`.
+    """
+    problem = arrays_problem(arrays, kind, max_proxy)
+    if problem is not None:
+        return problem
+    assert isinstance(arrays, list | tuple)
+    with np.errstate(over="ignore"):  # float64 beyond float32 becomes inf, rejected later
+        if kind == "full":
+            return torch.from_numpy(np.array(arrays[0], dtype=np.float32))
+        try:
+            proxy = ProxySet.from_arrays(list(arrays), shape[1], shape[2])
+        except ValueError as err:
+            return f"bad proxy set: {err}"
     return decode_update(model, weights, proxy)
 
 
