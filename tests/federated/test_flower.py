@@ -80,12 +80,7 @@ def test_two_process_flower_round_on_loopback(tmp_path):
             )
         assert server.wait(timeout=45) == 0, (tmp_path / "p0.log").read_text()[-3000:]
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait(timeout=10)
-        for f in logs:
-            f.close()
+        _stop(procs, logs)
     summary = json.loads(out.read_text())
     rounds = summary["rounds"]
     assert [r["kind"] for r in rounds] == ["tofu", "full"]
@@ -149,12 +144,7 @@ def test_flower_server_survives_misbehaving_clients(tmp_path):
         assert server.wait(timeout=60) == 0, (tmp_path / "p0.log").read_text()[-3000:]
         assert honest.wait(timeout=15) == 0, (tmp_path / "p1.log").read_text()[-3000:]
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait(timeout=10)
-        for f in logs:
-            f.close()
+        _stop(procs, logs)
     server_log = (tmp_path / "p0.log").read_text()
     rounds = json.loads(out.read_text())["rounds"]
     assert [r["kind"] for r in rounds] == ["tofu", "full"]
@@ -177,3 +167,13 @@ def test_flower_server_survives_misbehaving_clients(tmp_path):
 
 def _cid(record: dict, name: str) -> str:
     return next(c for c, n in record["names"].items() if n == name)
+
+
+def _stop(procs, logs) -> None:
+    """Kill what still runs and close the log files (the test's cleanup, pass or fail)."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=10)
+    for f in logs:
+        f.close()
