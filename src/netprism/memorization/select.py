@@ -18,7 +18,7 @@ from netprism.core.mixture import fit_two_component_mixture
 from netprism.data.base import as_tensors
 
 #: The detector used by :func:`find_label_issues` when ``method`` is not given.  Chosen by
-#: measurement, not loyalty: see the docstring of :func:`find_label_issues`.
+#: measurement, not loyalty: see ``docs/methods/memorization.md``.
 DEFAULT_LABEL_ISSUE_METHOD = "loss"
 
 
@@ -59,13 +59,8 @@ def find_label_issues(
         Higher = more suspicious.
     method : str, optional
         Which score to rank by.  Default :data:`DEFAULT_LABEL_ISSUE_METHOD` (``"loss"``, the
-        epoch-averaged loss, CSL): it detected planted symmetric label noise best among the
-        scores of one training run on the embedded benchmarks (``netprism run memorization
-        --scale small``, 3 seeds, mean AUROC at 1/2/5/10 % noise; MLP 256-256, Adam):
-        digits 1.000/1.000/0.999/0.999 vs curvature 0.997/0.996/0.990/0.980; MNIST-1D
-        0.941/0.942/0.923/0.920 vs curvature 0.873/0.859/0.823/0.807.  cleanlab's confident
-        learning was level with it (MNIST-1D 0.956/0.950/0.922/0.916) but needs five extra
-        cross-validated trainings.
+        epoch-averaged loss, CSL): the best single-run detector of planted label noise on the
+        embedded benchmarks (the measured table is in ``docs/methods/memorization.md``).
         Curvature stays available as ``method="curvature"`` and is the memorization score.
     fraction : float in (0, 1), optional
         Return the top ``round(fraction * N)`` samples.
@@ -78,11 +73,10 @@ def find_label_issues(
     With neither ``fraction`` nor ``threshold`` the size of the set is *estimated*: a
     two-component Gaussian mixture is fitted to the score (min-max scaled, as in DivideMix),
     and the samples above the low component's mean that the high component more likely
-    explains are returned (:func:`estimated_issue_count`).  It is an estimate: on digits
-    (``netprism run memorization --scale small``, 3 seeds) the default score's set kept 98-100 %
-    of the flipped labels, with precision 0.52 at 1 % noise rising to 0.91 at 10 %; on the
-    harder MNIST-1D it flagged 5x too many at 1 % noise and about the right number at 5-10 %,
-    but with precision 0.14-0.64 and recall 0.59-0.69 (cleanlab's own set: 4-30x too many).
+    explains are returned (:func:`estimated_issue_count`).  It is an estimate, good on easy
+    data and poor on hard data (its measured precision and recall, next to cleanlab's own
+    estimate, are in ``docs/methods/memorization.md``; ``netprism run memorization`` measures
+    them again).
     Pass ``fraction`` when you know the noise rate.
 
     Returns
