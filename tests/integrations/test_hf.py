@@ -234,9 +234,11 @@ _TORCHRUN_SCRIPT = textwrap.dedent(
     Trainer(model=model, args=args, train_dataset=Rows(noisy.x, noisy.y), callbacks=[cb]).train()
     s = cb.scores()
     default = s[DEFAULT_LABEL_ISSUE_METHOD]
-    print("RESULT", os.environ["RANK"], len(default), round(auroc(flipped, default), 6),
-          int(torch.isfinite(s["train_loss"]).sum()), s.per_epoch["curvature"].shape[0],
-          round(float(s["curvature"].sum()), 6), flush=True)
+    fields = (os.environ["RANK"], len(default), round(auroc(flipped, default), 6),
+              int(torch.isfinite(s["train_loss"]).sum()), s.per_epoch["curvature"].shape[0],
+              round(float(s["curvature"].sum()), 6))
+    with open(f"result_{{os.environ['RANK']}}.txt", "w") as fh:  # one file per rank
+        fh.write(" ".join(map(str, fields)))
     """
 )
 
@@ -252,8 +254,9 @@ def test_torchrun_two_cpu_processes(tmp_path):
         env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
-    results = sorted(ln.split()[1:] for ln in proc.stdout.splitlines() if ln.startswith("RESULT"))
-    assert [r[0] for r in results] == ["0", "1"]
+    files = sorted(tmp_path.glob("result_*.txt"))
+    results = [f.read_text().split() for f in files]
+    assert [r[0] for r in results] == ["0", "1"], proc.stdout[-3000:]
     assert results[0][1:] == results[1][1:]  # both ranks hold the same gathered scores
     n, score, observed, curvature_epochs, _ = results[0][1:]
     assert int(n) == int(observed) == len(load_dataset("digits"))  # both shards merged
