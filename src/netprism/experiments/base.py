@@ -1,5 +1,9 @@
 """The experiment contract: a frozen config dataclass + ``run(config) -> Result``.
 
+:class:`Claim`, :class:`Result` and :func:`mean_std` are defined in
+:mod:`netprism.core.results` (so the report renders results without importing experiments)
+and re-exported here, the same objects.
+
 Each paper's reproduction lives in ``experiments/<name>.py`` and registers itself with
 :func:`register_experiment`, giving its config class, per-scale overrides and whether it
 belongs to the demo set.  The CLI builds its options from the config's fields.
@@ -8,174 +12,20 @@ belongs to the demo set.  The CLI builds its options from the config's fields.
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import platform
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from netprism.core import dist
 from netprism.core.registry import Registry
-from netprism.io import atomic_write_text, ensure_writable_dir, load_json
+from netprism.core.results import Claim as Claim
+from netprism.core.results import Result as Result
+from netprism.core.results import mean_std as mean_std
+from netprism.io import ensure_writable_dir
 
 SCALES = ("tiny", "small", "full")
-
-
-@dataclass
-class Claim:
-    """One checkable statement of a paper, with what this run measured.
-
-    ``holds`` is decided by comparing ``measured`` with ``target`` using ``op``
-    (">=", "<=", ">", "<" or "=="), never tuned after the fact.
-    """
-
-    id: str
-    text: str
-    measured: float
-    target: float
-    op: str = ">="
-    baseline: float | None = None
-    baseline_name: str | None = None
-
-    @property
-    def holds(self) -> bool:
-        if self.measured is None or self.measured != self.measured:  # NaN never holds
-            return False
-        if self.op == ">=":
-            return self.measured >= self.target
-        if self.op == "<=":
-            return self.measured <= self.target
-        if self.op == "==":
-            return self.measured == self.target
-        if self.op == ">":
-            return self.measured > self.target
-        if self.op == "<":
-            return self.measured < self.target
-        raise ValueError(f"claim op must be one of '>=', '<=', '>', '<', '==', got {self.op!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "text": self.text,
-            "measured": self.measured,
-            "target": self.target,
-            "op": self.op,
-            "baseline": self.baseline,
-            "baseline_name": self.baseline_name,
-            "holds": self.holds,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Claim:
-        return cls(
-            id=d["id"],
-            text=d["text"],
-            measured=d["measured"],
-            target=d["target"],
-            op=d.get("op", ">="),
-            baseline=d.get("baseline"),
-            baseline_name=d.get("baseline_name"),
-        )
-
-
-@dataclass
-class Result:
-    """What an experiment returns and saves as ``result.json``."""
-
-    name: str
-    config: dict[str, Any]
-    metrics: dict[str, float]
-    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
-    claims: list[Claim] = field(default_factory=list)
-    figures: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    seed: int = 0
-    scale: str = "small"
-    versions: dict[str, str] = field(default_factory=dict)
-    paper: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "paper": self.paper,
-            "scale": self.scale,
-            "config": self.config,
-            "metrics": self.metrics,
-            "baselines": self.baselines,
-            "claims": [c.to_dict() for c in self.claims],
-            "figures": list(self.figures),
-            "seconds": self.seconds,
-            "seed": self.seed,
-            "versions": self.versions,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Result:
-        missing = [k for k in ("name", "config", "metrics", "claims") if k not in d]
-        if missing:
-            raise ValueError(f"result is missing required key(s) {missing}")
-        return cls(
-            name=d["name"],
-            config=d["config"],
-            metrics=d["metrics"],
-            baselines=d.get("baselines", {}),
-            claims=[Claim.from_dict(c) for c in d["claims"]],
-            figures=list(d.get("figures", [])),
-            seconds=d.get("seconds", 0.0),
-            seed=d.get("seed", 0),
-            scale=d.get("scale", "small"),
-            versions=d.get("versions", {}),
-            paper=d.get("paper", ""),
-        )
-
-    def save(self, out_dir: str | Path) -> Path:
-        """Write ``out_dir/result.json`` atomically and return its path."""
-        path = Path(out_dir) / "result.json"
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, default=_json_default))
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> Result:
-        path = Path(path)
-        try:
-            data = load_json(path)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"cannot read result file {path}: {err}") from err
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
-        try:
-            return cls.from_dict(data)
-        except (KeyError, TypeError, AttributeError, ValueError) as err:
-            raise ValueError(f"invalid result file {path}: {err}") from err
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, tuple):
-        return list(obj)
-    raise TypeError(f"cannot serialize {type(obj).__name__} to JSON")
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation over seeds (0 for a single value).
-
-    Examples
-    --------
-    >>> mean_std([1.0, 3.0])
-    (2.0, 1.4142135623730951)
-    """
-    vals = [float(v) for v in values]
-    if not vals:
-        raise ValueError("mean_std needs at least one value")
-    m = sum(vals) / len(vals)
-    if len(vals) < 2:
-        return m, 0.0
-    return m, math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
 
 
 def check_seeds(seeds: Sequence[int]) -> None:

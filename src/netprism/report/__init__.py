@@ -7,7 +7,7 @@ Examples
 --------
 >>> import tempfile
 >>> from pathlib import Path
->>> from netprism.experiments.base import Claim, Result
+>>> from netprism.core.results import Claim, Result
 >>> run = Path(tempfile.mkdtemp())
 >>> _ = Result("demo", config={"epochs": 1}, metrics={"acc": 0.9},
 ...            claims=[Claim("acc", "accuracy >= 0.8", 0.9, 0.8)]).save(run / "demo")

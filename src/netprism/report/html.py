@@ -17,7 +17,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from netprism.experiments.base import Claim, Result
+from netprism.core.results import Claim, Result
 from netprism.io import atomic_write_text
 
 #: A result, optionally with the folder its relative figure paths are resolved against.
@@ -118,7 +118,7 @@ def render_html(
 
     Examples
     --------
-    >>> from netprism.experiments.base import Claim, Result
+    >>> from netprism.core.results import Claim, Result
     >>> r = Result("demo", config={}, metrics={"acc": 0.9},
     ...            claims=[Claim("acc", "accuracy >= 0.8", 0.9, 0.8)])
     >>> 'class="holds"' in render_html([r])
