@@ -96,3 +96,20 @@ def test_partition_clients_covers_once_and_skews_with_alpha(digits):
     assert skew(skewed) > skew(partition_clients(digits, 4, alpha=100.0, seed=0)) + 0.2
     with pytest.raises(ValueError, match="alpha"):
         partition_clients(digits, 4, alpha=0.0)
+
+
+def test_conflicting_duplicates_with_noise_or_shift(digits):
+    noisy, dup = with_conflicting_duplicates(digits, 10, seed=4, kind="noise")
+    exact, dup_exact = with_conflicting_duplicates(digits, 10, seed=4)
+    assert torch.equal(dup, dup_exact) and torch.equal(noisy.y, exact.y)  # same picks, labels
+    original, copy = noisy.x[dup[:, 0]], noisy.x[dup[:, 1]]
+    diff = copy - original
+    assert 0 < float(diff.abs().max()) and float(diff.std()) < 0.06  # small noise, std ~0.05
+    assert float(copy.min()) >= 0.0 and float(copy.max()) <= 1.0  # clipped to the pixel range
+    shifted, dup = with_conflicting_duplicates(digits, 10, seed=4, kind="shift")
+    assert torch.equal(shifted.x[dup[:, 1]], torch.roll(shifted.x[dup[:, 0]], 1, dims=-1))
+    assert bool((shifted.y[dup[:, 0]] != shifted.y[dup[:, 1]]).all())
+    with pytest.raises(ValueError, match="kind must be one of"):
+        with_conflicting_duplicates(digits, 3, kind="blur")
+    with pytest.raises(ValueError, match="noise_std"):
+        with_conflicting_duplicates(digits, 3, kind="noise", noise_std=float("nan"))

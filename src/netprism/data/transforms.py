@@ -83,10 +83,21 @@ def with_label_noise(
     return noisy, flipped
 
 
+#: How :func:`with_conflicting_duplicates` makes a copy: identical, with small Gaussian pixel
+#: noise, or shifted by one position along the last axis.
+DUPLICATE_KINDS = ("exact", "noise", "shift")
+
+
 def with_conflicting_duplicates(
-    ds: Any, n: int, *, seed: int = 0, num_classes: int | None = None
+    ds: Any,
+    n: int,
+    *,
+    seed: int = 0,
+    num_classes: int | None = None,
+    kind: str = "exact",
+    noise_std: float = 0.05,
 ) -> tuple[TensorDataset, torch.Tensor]:
-    """Append ``n`` exact copies of randomly chosen samples, each with a different label.
+    """Append ``n`` copies of randomly chosen samples, each with a different label.
 
     Parameters
     ----------
@@ -96,15 +107,33 @@ def with_conflicting_duplicates(
     seed : int
     num_classes : int, optional
         ``K`` for a dataset that is not a netprism one (see :func:`with_label_noise`).
+    kind : {"exact", "noise", "shift"}
+        ``"exact"``: the copy's input is identical; ``"noise"``: Gaussian noise of std
+        ``noise_std`` added (drawn with seed ``seed + 1``) and clipped to [0, 1], the range of
+        image inputs; ``"shift"``: the input moved by one position along its last axis
+        (``torch.roll``, wrapping around).
+    noise_std : float
+        For ``kind="noise"``.
 
     Returns
     -------
     augmented : TensorDataset
         ``N + n`` samples; the originals keep their indices ``0 .. N-1``.
     dup_index : LongTensor (n, 2)
-        Rows ``(original_index, duplicate_index)``; the two samples have identical inputs
-        and different labels.
+        Rows ``(original_index, duplicate_index)``; the two samples have (near-)identical
+        inputs and different labels.
+
+    Examples
+    --------
+    >>> from netprism.data import load_dataset
+    >>> out, dup = with_conflicting_duplicates(load_dataset("digits"), 3, kind="shift")
+    >>> len(out), torch.equal(out.x[dup[0, 1]], out.x[dup[0, 0]].roll(1, -1))
+    (1350, True)
     """
+    if kind not in DUPLICATE_KINDS:
+        raise ValueError(f"kind must be one of {DUPLICATE_KINDS}, got {kind!r}")
+    if not noise_std >= 0 or noise_std == float("inf"):
+        raise ValueError(f"noise_std must be a finite float >= 0, got {noise_std!r}")
     check_positive_int(n, "n")
     ds = as_dataset(ds, num_classes=num_classes)
     if n > len(ds):
@@ -113,12 +142,22 @@ def with_conflicting_duplicates(
     src = torch.randperm(len(ds), generator=gen)[:n]
     shift = torch.randint(1, _two_classes(ds, "conflicting labels"), (n,), generator=gen)
     new_y = (ds.y[src] + shift) % ds.num_classes
-    x = torch.cat([ds.x, ds.x[src]])
+    x = torch.cat([ds.x, _copies(ds.x[src], kind, noise_std, seed)])
     y = torch.cat([ds.y, new_y])
     extras = {key: torch.cat([v, v[src]]) for key, v in ds.extras.items()}
     out = TensorDataset(x, y, ds.info, extras).with_tensors(name=f"{ds.name}+conflicts{n}")
     dup_index = torch.stack([src, len(ds) + torch.arange(n)], dim=1)
     return out, dup_index
+
+
+def _copies(x: torch.Tensor, kind: str, noise_std: float, seed: int) -> torch.Tensor:
+    """The duplicates' inputs (n, ...) made from the originals ``x`` (see DUPLICATE_KINDS)."""
+    if kind == "noise":
+        gen = torch.Generator().manual_seed(seed + 1)
+        return (x + noise_std * torch.randn(x.shape, generator=gen)).clamp(0.0, 1.0)
+    if kind == "shift":
+        return torch.roll(x, shifts=1, dims=-1)
+    return x
 
 
 def permuted_tasks(

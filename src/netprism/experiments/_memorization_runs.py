@@ -68,18 +68,11 @@ def corrupted(ds: TensorDataset, s: Setting) -> tuple[TensorDataset, torch.Tenso
         return with_label_noise(ds, s.amount, seed=s.seed)
     if s.corruption not in CORRUPTIONS:
         raise ValueError(f"corruption must be one of {CORRUPTIONS}, got {s.corruption!r}")
-    out, dup = with_conflicting_duplicates(ds, int(s.amount), seed=s.seed)
-    x = out.x.clone()
-    copies = dup[:, 1]
-    if s.corruption == "dup_noise":  # small pixel noise on the copy
-        gen = torch.Generator().manual_seed(s.seed + 1)
-        noise = 0.05 * torch.randn(x[copies].shape, generator=gen)
-        x[copies] = (x[copies] + noise).clamp(0.0, 1.0)
-    elif s.corruption == "dup_shift":  # the copy moved by one pixel along the last axis
-        x[copies] = torch.roll(x[copies], shifts=1, dims=-1)
+    kind = s.corruption.removeprefix("dup_")  # exact, noise (std 0.05) or shift (one pixel)
+    out, dup = with_conflicting_duplicates(ds, int(s.amount), seed=s.seed, kind=kind)
     positives = torch.zeros(len(out), dtype=torch.bool)
     positives[dup.flatten()] = True
-    return out.with_tensors(x=x), positives
+    return out, positives
 
 
 def model_factory(s: Setting, ds: TensorDataset) -> Callable[[], torch.nn.Module]:
