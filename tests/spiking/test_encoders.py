@@ -219,3 +219,15 @@ def test_encoders_reject_bad_inputs():
         RateEncoder(0)
     with pytest.raises(ValueError, match=r"colour images must have shape \(\.\.\., 3, H, W\)"):
         rgb_to_ycbcr(torch.rand(1, 1, 4, 4))
+
+
+def test_coding_statistics_closed_forms():
+    from netprism.spiking import coding_statistics
+
+    x = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    binary = coding_statistics((x > 0.5).float(), steps=32)
+    assert binary["extreme_fraction"] == 1.0 and binary["rate_error"] == 0.0  # exact on 0/1
+    grey = coding_statistics(torch.full_like(x, 0.5) + 0.01 * (x - 0.5), steps=32)
+    assert grey["extreme_fraction"] == 0.0 and grey["rate_error"] > 0.0
+    with pytest.raises(ValueError, match="differ"):
+        coding_statistics(torch.zeros(4, 1, 8, 8), steps=16)

@@ -18,10 +18,8 @@ from netprism.core.metrics import spearman
 from netprism.experiments.base import Claim, mean_std
 from netprism.spiking import (
     DCTEncoder,
-    RateEncoder,
     block_tile,
     dct_basis_images,
-    decode_ternary,
     frequency_images,
 )
 
@@ -66,34 +64,6 @@ def reconstruction_error(x: torch.Tensor, block: int) -> float:
     """Max |sum of one cycle of frequency images - block-tiled image| (float32)."""
     frames = frequency_images(x.float(), block)  # (b*b, B, C, H', W')
     return float((frames.sum(0) - block_tile(x.float(), block)).abs().max())
-
-
-def coding_statistics(x: torch.Tensor, steps: int, block: int = 4) -> dict[str, float]:
-    """Why rate or DCT coding wins on a dataset, after ``steps`` time steps.
-
-    ``extreme_fraction``: pixels within 0.1 of 0 or 1; ``signal_std``: pixel std across
-    images (mean over pixels); ``rate_error`` / ``dct_error``: mean |decoded - image| per
-    pixel of the rate code (spike count / T) and of the DCT code (decoded charge per cycle);
-    the ratios to ``signal_std`` are the coding noise relative to what tells images apart.
-    """
-    x = x.float()
-    gen = torch.Generator().manual_seed(0)
-    rate = RateEncoder(steps)(x, generator=gen).mean(0)
-    enc = DCTEncoder(block=block, cycles=max(1, steps // (block * block)))
-    spikes, (pos, neg) = enc.encode(x)
-    dct = decode_ternary(spikes, pos, neg) / enc.cycles
-    signal = float(x.std(dim=0).mean())
-    rate_err = float((rate - x).abs().mean())
-    dct_err = float((dct - block_tile(x, block)).abs().mean())
-    extreme = float(((x < 0.1) | (x > 0.9)).float().mean())
-    return {
-        "extreme_fraction": extreme,
-        "signal_std": signal,
-        "rate_error": rate_err,
-        "dct_error": dct_err,
-        "rate_error_over_signal": rate_err / signal,
-        "dct_error_over_signal": dct_err / signal,
-    }
 
 
 def _pm(stat: tuple[float, float]) -> str:

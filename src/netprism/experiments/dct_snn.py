@@ -33,14 +33,13 @@ from netprism.data.base import TensorDataset
 from netprism.experiments._dct_snn_report import (
     DatasetRuns,
     claims_and_metrics,
-    coding_statistics,
     plot_all,
     reconstruction_error,
 )
 from netprism.experiments.base import Result, check_seeds, register_experiment, seeded_result
 from netprism.io import atomic_write_text
 from netprism.models import create_model
-from netprism.spiking import DCTEncoder, RateEncoder
+from netprism.spiking import DCTEncoder, RateEncoder, coding_statistics
 from netprism.spiking.network import (
     EncodedSNN,
     SpikingNetwork,

@@ -22,6 +22,7 @@ from netprism.spiking.encoders import (
     DirectEncoder,
     RateEncoder,
     accumulate_spikes,
+    coding_statistics,
     decode_ternary,
     percentile_thresholds,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "accumulate_spikes",
     "ann_to_snn",
     "block_tile",
+    "coding_statistics",
     "convert_ann",
     "dct_basis_images",
     "dct_matrix",
