@@ -8,6 +8,7 @@ from netprism.experiments import _afm_core as core
 from netprism.experiments import load_experiments
 from netprism.experiments.base import execute
 from netprism.lm.model import ByteLM, LMConfig
+from netprism.lm.quant import ptq_copy
 
 load_experiments()
 
@@ -66,7 +67,7 @@ def test_ptq_copy_quantizes_every_linear_and_leaves_the_original():
     torch.manual_seed(0)
     model = ByteLM(LMConfig(context=16, n_layers=2, d_model=16, n_heads=2, n_kv_heads=1))
     before = copy.deepcopy(model.state_dict())
-    q = core.ptq_copy(model, core.PTQ_VARIANTS["ptq_tensor_maxabs"])
+    q = ptq_copy(model, core.PTQ_VARIANTS["ptq_tensor_maxabs"])
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     for m in q.modules():
         if isinstance(m, torch.nn.Linear):

@@ -180,3 +180,12 @@ def test_sample_next():
     assert sample_next(logits, temperature=0).tolist() == [[1], [0]]
     draws = sample_next(logits.repeat(50, 1), top_k=1, generator=torch.Generator().manual_seed(0))
     assert draws.view(50, 2).eq(torch.tensor([1, 0])).all()
+
+
+def test_bench_measures_prefill_and_decode_on_the_models_device():
+    from netprism.lm import ByteLM, LMConfig, decode_tokens_per_s, prefill_ms
+
+    model = ByteLM(LMConfig(context=32, n_layers=2, d_model=16, kv_share=0.5))
+    times = prefill_ms(model, length=16, repeats=2)
+    assert set(times) == {"skip", "full"} and all(t > 0 for t in times.values())
+    assert decode_tokens_per_s(model, prompt=8, new=4) > 0

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import copy
 import math
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, cast
@@ -21,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from netprism.lm.bench import model_device
 from netprism.lm.corpus import BatchSampler, ByteCorpus
 from netprism.lm.formats import q2k_quantize
 from netprism.lm.lora import add_lora, lora_state_dict, trainable_fraction
@@ -28,6 +27,7 @@ from netprism.lm.model import ByteLM, LMConfig
 from netprism.lm.quant import (
     RowFakeQuant,
     ptq_2bit,
+    ptq_copy,
     quantize_model_qat,
     size_report,
 )
@@ -109,70 +109,7 @@ def kv_cache_ratios(
     return out
 
 
-def model_device(model: nn.Module) -> torch.device:
-    """The device of ``model``'s parameters (where its batches must go)."""
-    return next(model.parameters()).device
-
-
-def _sync(device: torch.device) -> None:
-    """Wait for ``device``'s queued kernels before reading the clock (CUDA runs
-    asynchronously; a CPU has nothing queued)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def prefill_ms(model: ByteLM, length: int, repeats: int) -> dict[str, float]:
-    """Median prefill time of a ``length``-byte prompt, with and without prefill skipping,
-    on the model's device (synchronized around each pass on CUDA)."""
-    device = model_device(model)
-    gen = torch.Generator().manual_seed(0)  # the same prompt on every device
-    idx = torch.randint(0, 256, (1, length), generator=gen).to(device)
-    times: dict[str, list[float]] = {"skip": [], "full": []}
-    model.eval()
-    with torch.no_grad():
-        for _ in range(repeats):
-            for key, last_only in (("skip", True), ("full", False)):
-                cache = model.new_cache(1, max_len=length)
-                _sync(device)
-                start = time.perf_counter()
-                model(idx, cache=cache, last_only=last_only)
-                _sync(device)
-                times[key].append(1e3 * (time.perf_counter() - start))
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
-def decode_tokens_per_s(model: ByteLM, prompt: int, new: int, batch: int = 1) -> float:
-    """Bytes per second of cached sampling after a ``prompt``-byte prefill (prefill excluded),
-    on the model's device; the sampling generator lives there too, so no step waits on a copy
-    to the CPU."""
-    device = model_device(model)
-    gen = torch.Generator(device=device).manual_seed(0)
-    idx = torch.randint(0, 256, (batch, prompt), generator=gen, device=device)
-    model.eval()
-    with torch.no_grad():
-        cache = model.new_cache(batch, max_len=prompt + new)
-        logits = model(idx, cache=cache, last_only=True)[:, -1]
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(new):
-            nxt = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)
-            logits = model(nxt, cache=cache)[:, -1]
-        _sync(device)
-        seconds = time.perf_counter() - start
-    return batch * new / seconds
-
-
 # ---------------------------------------------------------------------------- 2-bit QAT
-
-
-def ptq_copy(model: nn.Module, quantize: Callable[[torch.Tensor], torch.Tensor]) -> nn.Module:
-    """A copy of ``model`` with every ``nn.Linear`` weight replaced by ``quantize(weight)``."""
-    out = copy.deepcopy(model)
-    with torch.no_grad():
-        for m in out.modules():
-            if isinstance(m, nn.Linear):
-                m.weight.copy_(quantize(m.weight))
-    return out
 
 
 PTQ_VARIANTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {

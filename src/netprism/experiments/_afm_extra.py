@@ -16,10 +16,10 @@ from netprism.core.seed import seed_everything
 from netprism.experiments._afm_core import (
     Budget,
     lm_config,
-    model_device,
     train_and_score,
     val_bpb,
 )
+from netprism.lm.bench import model_device
 from netprism.lm.corpus import ByteCorpus
 from netprism.lm.guided import (
     guided_generate,

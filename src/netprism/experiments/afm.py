@@ -42,6 +42,7 @@ from netprism.experiments import _afm_extra as extra
 from netprism.experiments._afm_report import claims_and_metrics, plot_all
 from netprism.experiments.base import Result, check_seeds, register_experiment, seeded_result
 from netprism.io import atomic_write_text
+from netprism.lm.bench import decode_tokens_per_s, model_device, prefill_ms
 from netprism.lm.corpus import stdlib_corpus
 from netprism.lm.model import ByteLM
 from netprism.train import resolve_device
@@ -210,14 +211,14 @@ def _perf(config: AFMConfig, base: ByteLM) -> dict[str, float]:
     """Decode speed of the trained baseline and prefill time with and without skipping, on the
     baseline's device."""
     seed_everything(0)
-    shared = ByteLM(core.lm_config(config, 3 / 8)).to(core.model_device(base)).eval()
+    shared = ByteLM(core.lm_config(config, 3 / 8)).to(model_device(base)).eval()
     with torch.no_grad():
         out = {
-            "decode_tokens_per_s": core.decode_tokens_per_s(
+            "decode_tokens_per_s": decode_tokens_per_s(
                 base, config.context // 2, config.context // 2
             ),
         }
-    timings = core.prefill_ms(shared, config.context, config.prefill_repeats)
+    timings = prefill_ms(shared, config.context, config.prefill_repeats)
     out["prefill_ms_skip"], out["prefill_ms_full"] = timings["skip"], timings["full"]
-    out["prefill_ms_base"] = core.prefill_ms(base, config.context, config.prefill_repeats)["full"]
+    out["prefill_ms_base"] = prefill_ms(base, config.context, config.prefill_repeats)["full"]
     return out

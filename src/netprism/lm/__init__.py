@@ -9,6 +9,7 @@ global attention), ``schema`` + ``guided`` (JSON-Schema-constrained decoding), `
 calling) and ``cli`` (``netprism lm train|generate|adapt``).
 """
 
+from netprism.lm.bench import decode_tokens_per_s, prefill_ms
 from netprism.lm.corpus import (
     EOS,
     SPLITS,
@@ -39,17 +40,17 @@ from netprism.lm.tools import Tool, ToolCall, call_tool, run_tool_loop
 from netprism.lm.train import evaluate_bpb, load_lm, save_lm, train_lm
 
 __all__ = [
-    "EOS",
-    "SPLITS",
     "BatchSampler",
     "ByteCorpus",
     "ByteLM",
+    "EOS",
     "KVCache",
     "LMConfig",
     "LocalGlobalConfig",
     "LocalGlobalLM",
     "PTConfig",
     "ParallelTrackLM",
+    "SPLITS",
     "SchemaAutomaton",
     "Tool",
     "ToolCall",
@@ -61,10 +62,12 @@ __all__ = [
     "compile_tagged_union",
     "corpus_sha256",
     "count_params",
+    "decode_tokens_per_s",
     "evaluate_bpb",
     "guided_generate",
     "load_lm",
     "mask_overhead",
+    "prefill_ms",
     "run_tool_loop",
     "sample_next",
     "save_lm",

@@ -19,6 +19,8 @@ Codes are ``uint8``; a stored weight dequantizes as ``(code - offset) * scale``.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -406,3 +408,22 @@ def size_report(model: nn.Module) -> SizeReport:
         scale_bytes=sum(p.scale.nbytes for p in packs),
         other_bytes=other,
     )
+
+
+def ptq_copy(model: nn.Module, quantize: Callable[[torch.Tensor], torch.Tensor]) -> nn.Module:
+    """A copy of ``model`` with every ``nn.Linear`` weight replaced by ``quantize(weight)``:
+    post-training quantization, the baseline of quantization-aware training.
+
+    Examples
+    --------
+    >>> net = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    >>> q = ptq_copy(net, lambda w: ptq_2bit(w, granularity="tensor", clip="maxabs"))
+    >>> q is not net, int(q[0].weight.unique().numel()) <= 4
+    (True, True)
+    """
+    out = copy.deepcopy(model)
+    with torch.no_grad():
+        for m in out.modules():
+            if isinstance(m, nn.Linear):
+                m.weight.copy_(quantize(m.weight))
+    return out
