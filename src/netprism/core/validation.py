@@ -25,7 +25,12 @@ def check_labels(y: torch.Tensor, num_classes: int, name: str = "y") -> torch.Te
     """Raise unless ``y`` is a 1-D integer tensor with values in ``[0, num_classes)``."""
     if y.ndim != 1:
         raise ValueError(f"{name} must be 1-D (N,), got shape {tuple(y.shape)}")
-    if y.is_floating_point() or y.dtype == torch.bool:
+    if y.dtype == torch.bool:
+        raise ValueError(
+            f"{name} are booleans; class labels must be integers 0 .. K-1 "
+            "(for two classes pass y.long())"
+        )
+    if y.is_floating_point():
         raise ValueError(f"{name} must hold integer class labels, got dtype {y.dtype}")
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
         lo, hi = int(y.min()), int(y.max())

@@ -71,12 +71,7 @@ class TensorDataset(Dataset):
                 f"got {tuple(x.shape)}"
             )
         self.x = check_finite(x.float(), f"inputs of {info.name!r}")
-        if y.dtype == torch.bool:
-            raise ValueError(
-                f"labels of {info.name!r} are booleans; class labels must be integers "
-                "0 .. K-1 (for two classes pass y.long())"
-            )
-        self.y = check_labels(y.long(), len(info.classes), f"labels of {info.name!r}")
+        self.y = check_labels(y, len(info.classes), f"labels of {info.name!r}").long()
         self.info = info
         # Per-sample side tensors (e.g. coarse labels, group ids), each of length N.
         self.extras = dict(extras or {})
@@ -358,11 +353,8 @@ def _class_labels(y: torch.Tensor, label: str, num_classes: int | None) -> torch
             f"labels of {label!r} must be class indices of shape (N,), got shape "
             f"{tuple(y.shape)} (one-hot labels: pass y.argmax(1))"
         )
-    if y.dtype == torch.bool:
-        raise ValueError(
-            f"labels of {label!r} are booleans; class labels must be integers 0 .. K-1 "
-            "(for two classes pass y.long())"
-        )
+    if y.dtype == torch.bool:  # the message of check_labels, before any conversion
+        check_labels(y, 2, f"labels of {label!r}")
     if y.is_floating_point() or y.is_complex():
         if num_classes is None:
             raise ValueError(
