@@ -21,7 +21,7 @@ from typing import Any
 
 from netprism.io import atomic_write_text, load_json
 
-__all__ = ["Claim", "Result", "mean_std"]
+__all__ = ["Claim", "Result", "format_pm", "mean_std"]
 
 
 @dataclass
@@ -177,3 +177,21 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     if len(vals) < 2:
         return m, 0.0
     return m, math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
+
+
+def format_pm(stat: tuple[float, float], digits: int = 1, *, scale: float = 1.0) -> str:
+    """``"mean +- std"`` of a :func:`mean_std` pair, scaled and rounded to ``digits``.
+
+    A NaN standard deviation (nothing to spread over) prints the mean alone.
+
+    Examples
+    --------
+    >>> format_pm((2.0, 1.4142), 2)
+    '2.00 +- 1.41'
+    >>> format_pm((0.5, 0.25), scale=100.0)
+    '50.0 +- 25.0'
+    """
+    mean, std = scale * stat[0], scale * stat[1]
+    if std != std:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} +- {std:.{digits}f}"

@@ -4,9 +4,20 @@
 :mod:`netprism.core.results` (so the report renders results without importing experiments)
 and re-exported here, the same objects.
 
-Each paper's reproduction lives in ``experiments/<name>.py`` and registers itself with
+Each paper's reproduction is a package ``experiments/<name>/`` that registers itself with
 :func:`register_experiment`, giving its config class, per-scale overrides and whether it
 belongs to the demo set.  The CLI builds its options from the config's fields.
+
+Most experiments are a :class:`SeedStudy`: validate the config, measure every seed, judge the
+claims from the per-seed records, draw the figures and save the records.  A package lays those
+steps out in modules that import downwards only::
+
+    config.py   the frozen config dataclass and its scales (imports nothing of its siblings)
+    records.py  what one seed (or one unit of work) measures, as dataclasses
+    run.py      measure: the per-seed work, on the library's areas
+    claims.py   the claims, flat metrics and baselines, from the records
+    figures.py  the figures and the saved records
+    __init__.py builds the study and registers it
 """
 
 from __future__ import annotations
@@ -16,13 +27,14 @@ import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from netprism.core import dist
 from netprism.core.registry import Registry
 from netprism.core.results import Claim as Claim
 from netprism.core.results import Result as Result
 from netprism.core.results import mean_std as mean_std
+from netprism.core.seed import torch_threads
 from netprism.io import ensure_writable_dir
 
 SCALES = ("tiny", "small", "full")
@@ -73,6 +85,79 @@ def spread_over_ranks(
         mine = run_many(list(items[rank::world]))
     shares = dist.all_gather_object(mine)
     return [shares[i % world][i // world] for i in range(len(items))]
+
+
+ConfigT = TypeVar("ConfigT")
+RecordsT = TypeVar("RecordsT")
+
+
+def _no_extra_checks(config: Any) -> None:
+    """The default ``validate`` of a study: the seeds alone are checked."""
+
+
+@dataclass(frozen=True)
+class SeedStudy(Generic[ConfigT, RecordsT]):
+    """The skeleton every seeded experiment shares: validate -> measure -> claims -> figures.
+
+    Parameters
+    ----------
+    name : str
+        The experiment's registered name (also the :class:`Result`'s).
+    measure : callable ``(config) -> records``
+        All the measuring, run under ``torch_threads(config.threads)``; usually
+        :func:`per_seed` of a one-seed function, returning a list with one record per seed.
+    claims : callable ``(records, config) -> tuple``
+        ``(claims, metrics, baselines)``: pure summaries of the records.
+    figures : callable ``(records, config, out_dir) -> list[str]``
+        Draws the figures (and writes any per-seed records) into ``out_dir``; only called when
+        the run has an output folder.  Returns the figure file names.
+    validate : callable ``(config) -> None``
+        Raises ``ValueError`` naming a bad setting before any work.  ``config.seeds`` is always
+        checked first; a ``config.device`` is resolved (an unavailable one fails here).
+    """
+
+    name: str
+    measure: Callable[[ConfigT], RecordsT]
+    claims: Callable[[RecordsT, ConfigT], tuple[list[Claim], dict[str, Any], dict[str, Any]]]
+    figures: Callable[[RecordsT, ConfigT, Path], list[str]]
+    validate: Callable[[ConfigT], None] = _no_extra_checks
+
+    def run(self, config: ConfigT, *, out_dir: Path | None = None) -> Result:
+        """Run the study on ``config``; figures are drawn only when ``out_dir`` is given."""
+        check_seeds(config.seeds)  # type: ignore[attr-defined]
+        self.validate(config)
+        _check_device(config)
+        with torch_threads(config.threads):  # type: ignore[attr-defined]
+            records = self.measure(config)
+        claims, metrics, baselines = self.claims(records, config)
+        figures = [] if out_dir is None else self.figures(records, config, Path(out_dir))
+        return seeded_result(
+            self.name,
+            config,
+            metrics=metrics,
+            baselines=baselines,
+            claims=claims,
+            figures=figures,
+        )
+
+
+def per_seed(
+    one_seed: Callable[[Any, int], RecordsT], *, over_ranks: bool = False
+) -> Callable[[Any], list[RecordsT]]:
+    """``measure`` for a :class:`SeedStudy`: ``[one_seed(config, s) for s in config.seeds]``.
+
+    With ``over_ranks`` the seeds are shared out over torchrun's ranks
+    (:func:`spread_over_ranks`) and gathered back in seed order on every rank.
+    """
+
+    def measure(config: Any) -> list[RecordsT]:
+        if over_ranks:
+            return spread_over_ranks(
+                config.seeds, lambda seeds: [one_seed(config, s) for s in seeds]
+            )
+        return [one_seed(config, seed) for seed in config.seeds]
+
+    return measure
 
 
 def library_versions() -> dict[str, str]:

@@ -1,0 +1,118 @@
+"""Figures and saved records of the ``hierarchy`` experiment."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from netprism.experiments.hierarchy.claims import LABELS, stat
+from netprism.experiments.hierarchy.config import HierarchyExperimentConfig
+from netprism.experiments.hierarchy.records import SeedRun
+from netprism.experiments.hierarchy.run import label_tree
+from netprism.io import atomic_write_text
+from netprism.robustness.hierarchy import LabelTree
+
+
+def draw(runs: list[SeedRun], config: HierarchyExperimentConfig, out_dir: Path) -> list[str]:
+    """The two figures and ``hierarchy_runs.json``; returns the figure file names."""
+    figures = plot_all(runs, label_tree(config), out_dir)
+    save_runs(runs, out_dir)
+    return figures
+
+
+def plot_all(runs: list[SeedRun], tree: LabelTree, out_dir: Path) -> list[str]:
+    """Write the two figures into ``out_dir``; return their file names."""
+    return [_plot_tree(runs, tree, out_dir), _plot_bars(runs, out_dir)]
+
+
+def _layout(tree: LabelTree) -> dict[str, tuple[float, float]]:
+    """Leaves evenly spaced on the bottom row; a parent above the mean of its children."""
+    pos = {leaf: (float(i), -float(tree.node_depth(leaf))) for i, leaf in enumerate(tree.leaves)}
+    for node in reversed(tree.nodes):
+        kids = tree.children(node)
+        if kids:
+            pos[node] = (float(np.mean([pos[k][0] for k in kids])), -float(tree.node_depth(node)))
+    return pos
+
+
+def _plot_tree(runs: list[SeedRun], tree: LabelTree, out_dir: Path) -> str:
+    from matplotlib.figure import Figure
+
+    from netprism.report.figures import save_figure
+
+    shown = ["flat", "sequential"]
+    pos = _layout(tree)
+    fig = Figure(figsize=(max(8.0, 0.6 * len(tree.leaves)), 3.6 * len(shown)))
+    axes = np.atleast_1d(fig.subplots(len(shown), 1))
+    totals = {
+        m: {
+            e: sum(r.methods[m].unseen_edges[e] for r in runs)
+            for e in runs[0].methods[m].unseen_edges
+        }
+        for m in shown
+    }
+    top = max([1, *(n for t in totals.values() for n in t.values())])
+    for ax, m in zip(axes, shown):
+        for edge, n in totals[m].items():
+            a, b = edge.split(">")
+            (x0, y0), (x1, y1) = pos[a], pos[b]
+            ax.plot([x0, x1], [y0, y1], color="tab:red" if n else "0.7", lw=0.8 + 5.0 * n / top)
+            ax.text(
+                (x0 + x1) / 2,
+                (y0 + y1) / 2,
+                str(n),
+                fontsize=7,
+                ha="center",
+                va="center",
+                bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none"},
+            )
+        for node, (x, y) in pos.items():
+            ax.plot(x, y, "o", color="black", ms=3)
+            if not tree.children(node):
+                ax.text(x, y - 0.15, node, fontsize=6, rotation=90, ha="center", va="top")
+        ax.set_title(
+            f"{LABELS[m]}: unseen mistakes crossing each edge (sum over {len(runs)} seeds); "
+            f"distance {np.mean([r.methods[m].unseen_dist for r in runs]):.3f}"
+        )
+        ax.set_ylim(-tree.depth - 1.2, 0.3)
+        ax.axis("off")
+    fig.tight_layout()
+    save_figure(fig, out_dir / "hierarchy_tree_mistakes.png")
+    return "hierarchy_tree_mistakes.png"
+
+
+def _plot_bars(runs: list[SeedRun], out_dir: Path) -> str:
+    from matplotlib.figure import Figure
+
+    from netprism.report.figures import save_figure
+
+    methods = list(runs[0].methods)
+    fig = Figure(figsize=(9, 3.4))
+    ax_acc, ax_dist = fig.subplots(1, 2)
+    x = np.arange(len(methods))
+    for i, part in enumerate(("seen", "unseen")):
+        off = x + (i - 0.5) * 0.38
+        acc = [stat(runs, m, f"{part}_acc") for m in methods]
+        dist = [stat(runs, m, f"{part}_dist") for m in methods]
+        ax_acc.bar(off, [a for a, _ in acc], 0.38, yerr=[s for _, s in acc], capsize=3, label=part)
+        ax_dist.bar(
+            off, [d for d, _ in dist], 0.38, yerr=[s for _, s in dist], capsize=3, label=part
+        )
+    for ax, name in ((ax_acc, "accuracy (%)"), (ax_dist, "mean graphical distance")):
+        ax.set_xticks(x, [LABELS[m].replace(" (", "\n(") for m in methods], fontsize=7)
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend()
+    ax_acc.set(ylim=(0, 100), title=f"finest-head accuracy ({len(runs)} seeds)")
+    ax_dist.set_title("catastrophic coefficient (lower is better)")
+    fig.tight_layout()
+    save_figure(fig, out_dir / "hierarchy_accuracy.png")
+    return "hierarchy_accuracy.png"
+
+
+def save_runs(runs: list[SeedRun], out_dir: Path) -> None:
+    """Every seed's per-method numbers and unseen edge counts."""
+    data = {str(r.seed): {m: vars(v) for m, v in r.methods.items()} for r in runs}
+    atomic_write_text(out_dir / "hierarchy_runs.json", json.dumps(data, indent=1))
