@@ -1,0 +1,63 @@
+"""tools/compare_results.py: the bit-identity check of a refactoring."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+_PATH = Path(__file__).resolve().parents[1] / "tools" / "compare_results.py"
+_spec = importlib.util.spec_from_file_location("compare_results", _PATH)
+assert _spec is not None and _spec.loader is not None
+cr = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = cr  # dataclasses look their module up
+_spec.loader.exec_module(cr)
+
+
+def _result(**metrics: float) -> dict:
+    return {
+        "metrics": {**metrics, "seconds_per_epoch": 1.0},
+        "baselines": {"flat": {"acc": 0.5}},
+        "claims": [{"id": "c", "measured": metrics.get("a", 0.0), "target": 0.0, "holds": True}],
+        "figures": ["f.png"],
+    }
+
+
+def test_identical_results_compare_identical_and_timing_is_skipped() -> None:
+    before, after = _result(a=1.0, b=math.nan), _result(a=1.0, b=math.nan)
+    after["metrics"]["seconds_per_epoch"] = 9.0
+    row = cr.compare_results("x", before, after)
+    assert row.identical
+    assert (row.n_numbers, row.n_timing) == (3, 1)  # a, b, baseline.flat.acc; one timing key
+
+
+@pytest.mark.parametrize("change", ["metric", "baseline", "claim", "figure", "missing"])
+def test_any_change_is_reported(change: str) -> None:
+    before, after = _result(a=1.0), _result(a=1.0)
+    if change == "metric":
+        after["metrics"]["a"] = 1.0 + 1e-12
+    elif change == "baseline":
+        after["baselines"]["flat"]["acc"] = 0.6
+    elif change == "claim":
+        after["claims"][0]["holds"] = False
+    elif change == "figure":
+        after["figures"] = []
+    else:
+        del after["metrics"]["a"]
+    row = cr.compare_results("x", before, after)
+    assert not row.identical
+    assert "DIFFERS" in row.row()
+
+
+def test_folders_and_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for side, value in (("a", 1.0), ("b", 1.0), ("c", 2.0)):
+        (tmp_path / side / "exp").mkdir(parents=True)
+        (tmp_path / side / "exp" / "result.json").write_text(json.dumps(_result(a=value)))
+    assert cr.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert "| exp | 2/2 | 1 | 0 | identical |" in capsys.readouterr().out
+    assert cr.main([str(tmp_path / "a"), str(tmp_path / "c")]) == 1
+    assert cr.main([str(tmp_path / "a"), str(tmp_path / "b"), "absent"]) == 1
