@@ -5,16 +5,16 @@ per decoded byte against a ByteLM step.
 generation in the Foundation Models framework.  Both libraries follow the *same* random walks
 (drawn once from our automaton) over a 256-entry byte vocabulary, one token per byte:
 
-- **netprism**: :class:`netprism.lm.schema.SchemaAutomaton`; per step ``mask(state)`` (a cached
-  BoolTensor (256,)) then ``advance``.  *cold* = fresh automaton (every state compiled on first
-  sight), *warm* = the best of three replays of the same walks (per-state caches hit).
+- **netprism**: :class:`netprism.lm.guided.schema.SchemaAutomaton`; per step ``mask(state)`` (a
+  cached BoolTensor (256,)) then ``advance``.  *cold* = fresh automaton (every state compiled on
+  first sight), *warm* = the best of three replays of the same walks (per-state caches hit).
 - **outlines-core** 0.2.x: ``Index`` built from the exact regular expression of our compact
   language (integer ranges enumerated; same regex as the cross-check test), then per step
   ``Guide.write_mask_into`` (its bitmask fast path) and ``Guide.advance(b, return_tokens=False)``.
   Best of three passes; index construction is reported separately.  xgrammar is skipped: it
   needs transformers and triton, which this CPU environment does not have.
 
-The overhead rows run :func:`netprism.lm.guided.mask_overhead` with an untrained ByteLM
+The overhead rows run :func:`netprism.lm.guided.decode.mask_overhead` with an untrained ByteLM
 (d_model 128, 8 layers, context 256) and report mask + automaton time per decoding step against
 the one-byte cached forward pass, for 1 and 8 rows.
 
@@ -36,9 +36,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "lm"))
 
-from netprism.lm.guided import mask_overhead  # noqa: E402
+from netprism.lm.guided.decode import mask_overhead  # noqa: E402
+from netprism.lm.guided.schema import END, compile_schema  # noqa: E402
 from netprism.lm.model import ByteLM, LMConfig  # noqa: E402
-from netprism.lm.schema import END, compile_schema  # noqa: E402
 
 
 def _obj(**p):

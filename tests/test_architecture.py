@@ -49,12 +49,7 @@ SAME_LAYER_ALLOWED = {
 }
 
 # (importer module, imported module) -> why it is tolerated for now.  Shrink only.
-KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("netprism.lm.cli", "netprism.cli"): (
-        "lm's own subcommand parser reuses the top CLI's helpers; goes when the lm "
-        "subcommands are registered in cli.py like the experiments (issue 21)"
-    ),
-}
+KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 # ---------------------------------------------------------------- the graph

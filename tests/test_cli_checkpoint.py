@@ -1,12 +1,16 @@
 """``netprism run train --checkpoint-dir DIR [--resume]``: an interrupted run resumes to the
 same result; experiments that do not train one model refuse the two options."""
 
+import importlib
 import json
 
 import pytest
 
-import netprism.experiments.train as train_experiment
 from netprism.cli import main
+
+# the package's ``run`` attribute is the registered function, so the modules by their names
+train_run = importlib.import_module("netprism.experiments.train.run")
+train_figures = importlib.import_module("netprism.experiments.train.figures")
 
 
 @pytest.fixture
@@ -14,8 +18,8 @@ def fast_train(monkeypatch):
     """The ``train`` experiment without its baselines and figure (not what is tested here)."""
     baselines = {"majority_class": {"test_accuracy": 0.1}, "logistic_regression": {}}
     baselines["logistic_regression"]["test_accuracy"] = 0.9
-    monkeypatch.setattr(train_experiment, "_baselines", lambda *args: baselines)
-    monkeypatch.setattr(train_experiment, "_plot_history", lambda history, out: "none.png")
+    monkeypatch.setattr(train_run, "_baselines", lambda *args: baselines)
+    monkeypatch.setattr(train_figures, "_plot_history", lambda history, out: "none.png")
 
 
 def _run(out, *extra):

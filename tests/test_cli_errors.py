@@ -303,7 +303,7 @@ def test_lm_schema_not_an_object(tiny_model, tmp_path, capsys):
 
 
 def test_lm_train_into_a_previous_model_or_a_foreign_folder(tmp_path, capsys, monkeypatch):
-    import netprism.lm.cli as lm_cli
+    import netprism.cli.lm as lm_cli
 
     def fake_train(args):
         (args.out / "config.json").write_text("{}")

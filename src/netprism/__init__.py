@@ -37,7 +37,16 @@ _LAZY = {
 }
 
 
+# The facade's model names also see the architectures that method areas register on import.
+_NEEDS_MODEL_AREAS = ("create_model", "list_models")
+
+
 def __getattr__(name: str) -> Any:
+    if name in _NEEDS_MODEL_AREAS:
+        from netprism.models import MODEL_AREAS
+
+        for area in MODEL_AREAS:
+            importlib.import_module(area)
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'netprism' has no attribute {name!r}")

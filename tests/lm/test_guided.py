@@ -13,7 +13,7 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from netprism.lm.guided import (
+from netprism.lm.guided.decode import (
     guided_generate,
     is_valid,
     mask_overhead,
@@ -21,9 +21,9 @@ from netprism.lm.guided import (
     unconstrained_generate,
     validity_rate,
 )
+from netprism.lm.guided.nodes import STRING_BYTES
+from netprism.lm.guided.schema import END, UnsupportedSchemaError, compile_schema
 from netprism.lm.model import ByteLM, LMConfig
-from netprism.lm.schema import END, UnsupportedSchemaError, compile_schema
-from netprism.lm.schema_nodes import STRING_BYTES
 
 NAMES = st.text("abcxyz_", min_size=1, max_size=4)
 

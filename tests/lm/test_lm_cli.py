@@ -2,8 +2,8 @@ import json
 
 import pytest
 
+from netprism.cli.lm import main
 from netprism.lm import load_lm
-from netprism.lm.cli import main
 from netprism.lm.lora import read_lora_header
 
 TINY = [

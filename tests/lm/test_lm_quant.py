@@ -7,12 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from netprism.lm.formats import (
-    dequantize_kv_int8,
-    q2k_quantize,
-    quantize_embedding_4bit,
-    quantize_kv_int8,
-)
+from netprism.lm.formats import q2k_quantize, quantize_embedding_4bit
 from netprism.lm.model import ByteLM, LMConfig
 from netprism.lm.quant import (
     LEVELS,
@@ -28,6 +23,10 @@ from netprism.lm.quant import (
     quantize_model_qat,
     size_report,
     unpack_codes,
+)
+from netprism.nn.quant import (
+    dequantize,
+    quantize,
 )
 
 torch.set_num_threads(1)
@@ -219,10 +218,11 @@ def test_embedding_4bit_error_bound_and_size():
 
 def test_kv_int8_error_bound_per_head():
     x = torch.randn(2, 3, 9, 8, generator=_gen(7)) * torch.tensor([0.1, 1.0, 10.0])[:, None, None]
-    codes, scale = quantize_kv_int8(x)
+    codes, scale, zero_point = quantize(x, 8, axis=1)  # one scale per KV head
+    assert zero_point == 0
     assert codes.dtype == torch.int8 and scale.shape == (1, 3, 1, 1)
     assert codes.abs().max() == 127
-    err = (dequantize_kv_int8(codes, scale) - x).abs()
+    err = (dequantize(codes, scale) - x).abs()
     assert (err <= scale / 2 * (1 + 1e-5)).all()
     assert codes.nbytes * 4 == x.nbytes
 
@@ -239,7 +239,7 @@ def test_kv_int8_error_bound_per_head():
         (lambda: clip_search_scale(torch.arange(4)), "floating"),
         (lambda: quantize_model_qat(nn.Sequential(nn.ReLU())), "no nn.Linear"),
         (lambda: size_report(nn.Linear(2, 2)), "quantize_model_qat"),
-        (lambda: quantize_kv_int8(torch.randn(2, 3)), "dims"),
+        (lambda: quantize(torch.randn(2, 3), 8, axis=3), "dims"),
         (lambda: quantize_embedding_4bit(torch.randn(2, 3, 4)), r"\(V, C\)"),
         (lambda: RowFakeQuant(1), "bits"),
         (lambda: QATLinear.from_linear(nn.Conv1d(2, 2, 1)), "nn.Linear"),

@@ -9,9 +9,8 @@ import jsonschema
 import pytest
 import torch
 
-from netprism.lm.model import ByteLM, LMConfig
-from netprism.lm.schema import END, compile_tagged_union
-from netprism.lm.tools import (
+from netprism.lm.guided.schema import END, compile_tagged_union
+from netprism.lm.guided.tools import (
     Tool,
     call_tool,
     compile_tool_call,
@@ -19,6 +18,7 @@ from netprism.lm.tools import (
     run_tool_loop,
     tool_call_json_schema,
 )
+from netprism.lm.model import ByteLM, LMConfig
 
 
 def _int(lo, hi):

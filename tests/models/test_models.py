@@ -1,7 +1,10 @@
 """Every registered model: shapes, gradients, safetensors round trip, and clear errors.
 
-The cases are generated from ``MODELS.names()``, so a newly registered model is tested
-without touching this file; ``FAST_KWARGS`` only shrinks known models to keep the run fast.
+The cases are generated from ``MODELS.names()`` after importing every area that registers
+models (``netprism.list_models()`` does), so a newly registered model is tested without
+touching this file; ``FAST_KWARGS`` only shrinks known models to keep the run fast.  Models
+tagged with another ``task`` than classification (the byte LMs, ``task="language_model"``)
+get the argument checks here and their shape checks in their area's tests.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from netprism.models import MODELS, create_model
+import netprism
+from netprism.models import MODEL_AREAS, MODELS, create_model
 from netprism.models.alexnet import AlexNet
 from netprism.models.vgg import CFGS, MaybeMaxPool2d
 
@@ -21,11 +25,15 @@ K = 3
 IMAGE_SHAPES = [(1, 8, 8), (3, 32, 32)]
 FLAT_SHAPES = [(40,)]
 
+ALL_MODELS = netprism.list_models()  # imports the areas, so their models register
+
 # Speed only: any model missing here is built with its defaults (see test_defaults_build).
 FAST_KWARGS: dict[str, dict[str, Any]] = {
     "mlp": {"hidden": (32, 16)},
     "vgg": {"depth": 11, "width_mult": 0.125},
     "resnet18": {"width": 8},
+    "hybrid_net": {"widths": (4, 8, 8, 8, 8)},
+    "spiking_mlp": {"hidden": (16,)},
 }
 
 
@@ -33,9 +41,14 @@ def _image_only(name: str) -> bool:
     return bool(MODELS.meta(name).get("image_only", False))
 
 
+def _classifiers() -> list[str]:
+    """Models mapping one sample of ``input_shape`` to ``num_classes`` logits."""
+    return [n for n in MODELS.names() if MODELS.meta(n).get("task", "classifier") == "classifier"]
+
+
 def _cases() -> list[tuple[str, tuple[int, ...]]]:
     cases = []
-    for name in MODELS.names():
+    for name in _classifiers():
         shapes = IMAGE_SHAPES + ([] if _image_only(name) else FLAT_SHAPES)
         cases += [(name, shape) for shape in shapes]
     return cases
@@ -86,7 +99,7 @@ def test_safetensors_round_trip(name: str, shape: tuple[int, ...], tmp_path: Any
         assert torch.equal(clone.eval()(x), expected.detach())
 
 
-@pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.parametrize("name", _classifiers())
 def test_defaults_build(name: str) -> None:
     """Defaults alone must work, so a model absent from FAST_KWARGS is still covered."""
     shape = (1, 8, 8)
@@ -104,6 +117,13 @@ def test_unknown_name_lists_known_models() -> None:
         create_model("no-such-net", input_shape=(1, 8, 8), num_classes=K)
     for name in MODELS.names():
         assert name in str(info.value)
+    for area in MODEL_AREAS:  # and says where the models of the method areas come from
+        assert area in str(info.value)
+
+
+def test_areas_register_their_models() -> None:
+    assert ALL_MODELS == MODELS.names()
+    assert {"hybrid_net", "spiking_mlp", "byte_lm", "local_global_lm"} <= set(ALL_MODELS)
 
 
 @pytest.mark.parametrize("name", MODELS.names())
@@ -121,7 +141,7 @@ def test_factory_checks_num_classes(name: str) -> None:
         MODELS.get(name)(input_shape=(1, 8, 8), num_classes=0)
 
 
-@pytest.mark.parametrize("name", [n for n in MODELS.names() if _image_only(n)])
+@pytest.mark.parametrize("name", [n for n in _classifiers() if _image_only(n)])
 @pytest.mark.parametrize("shape", [(40,), (2, 3, 8, 8)])
 def test_image_only_models_reject_other_shapes(name: str, shape: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match=r"\(C, H, W\)") as info:

@@ -111,3 +111,20 @@ def test_quant_act_modes():
     assert torch.equal(QuantAct(32, full_precision="identity")(x), x)
     assert QuantAct(32, full_precision="relu")(x).tolist()[:2] == [0.0, 0.0]
     assert len(torch.unique(QuantAct(2)(torch.linspace(-2, 2, 101)))) == 4
+
+
+def test_quant_layers_keep_repr_and_state_dict_keys():
+    conv1 = QuantConv1d(2, 3, 3, padding=1, bias=False, weight_bits=1)
+    conv2 = QuantConv2d(1, 4, 3, padding=1, weight_bits=2)
+    lin = QuantLinear(5, 3, weight_bits=4)
+    assert conv1.extra_repr() == (
+        "2, 3, kernel_size=(3,), stride=(1,), padding=(1,), bias=False, weight_bits=1"
+    )
+    assert (
+        conv2.extra_repr()
+        == "1, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), weight_bits=2"
+    )
+    assert lin.extra_repr() == "in_features=5, out_features=3, bias=True, weight_bits=4"
+    assert list(conv1.state_dict()) == ["weight"]
+    assert list(conv2.state_dict()) == list(lin.state_dict()) == ["weight", "bias"]
+    assert isinstance(conv1, torch.nn.Conv1d) and isinstance(conv2, torch.nn.Conv2d)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import netprism.cli as cli
-import netprism.lm.cli as lm_cli
+import netprism.cli.lm as lm_cli
 from netprism.cli import config_parser, main
 from netprism.experiments import EXPERIMENTS, Result, load_experiments
 

@@ -33,6 +33,8 @@ from torch import nn
 
 from netprism.core.capture import capture
 from netprism.core.subspace import StreamingCovariance, energy_rank
+from netprism.core.validation import check_positive_int
+from netprism.models import register_model
 from netprism.nn.quant import (
     FULL_PRECISION,
     QuantAct,
@@ -181,6 +183,29 @@ class HybridNet(nn.Module):
         for name in self.layer_names[:-1]:
             x = getattr(self, name)(x)
         return self.fc(x.flatten(1))  # (N, C * positions)
+
+
+@register_model("hybrid_net", image_only=False)
+def hybrid_net(
+    *,
+    input_shape: Sequence[int],
+    num_classes: int,
+    precisions: Sequence[int] | None = None,
+    widths: Sequence[int] = (32, 64, 64, 128, 128),
+    **kwargs: Any,
+) -> HybridNet:
+    """Registry factory of :class:`HybridNet`; ``precisions`` defaults to the XNOR network
+    Hybrid-Net starts from: ``conv1`` and ``fc`` at 32 bits, every hidden layer binary.
+
+    ``kwargs`` (``pool_after``, ``kernel_size``) go to :class:`HybridNet`.
+
+    >>> hybrid_net(input_shape=(1, 8, 8), num_classes=3).precisions
+    (32, 1, 1, 1, 1, 32)
+    """
+    check_positive_int(num_classes, "num_classes")
+    if precisions is None:
+        precisions = (FULL_PRECISION, *([1] * (len(widths) - 1)), FULL_PRECISION)
+    return HybridNet(input_shape, num_classes, precisions, widths=widths, **kwargs)
 
 
 def hybrid_precisions(

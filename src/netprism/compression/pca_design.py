@@ -27,6 +27,7 @@ What follows the paper and what is ours
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, cast
@@ -264,8 +265,17 @@ def _hook_macs(model: nn.Module, x: torch.Tensor) -> int:
 
 
 def build_model(config: dict[str, Any]) -> nn.Module:
-    """Build a designed network through the registry: ``create_model(**config)`` (a VGG whose
-    conv counts per stage are no standard depth carries an explicit ``cfg``)."""
+    """Deprecated alias of ``netprism.models.create_model(**config)``, kept for old callers.
+
+    A designed config is a plain registry call (a VGG whose conv counts per stage are no
+    standard depth carries an explicit ``cfg``), so there is one model factory.
+    """
+    warnings.warn(
+        "netprism.compression.build_model(config) is deprecated; "
+        "use netprism.models.create_model(**config)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     return create_model(**config)
 
 
@@ -316,8 +326,7 @@ def design(
 
     Returns
     -------
-    new_config : dict, ``build_model(new_config)`` (= ``create_model(**new_config)`` unless
-        it has a ``"cfg"`` key) gives the untrained designed network
+    new_config : dict, ``create_model(**new_config)`` gives the untrained designed network
     report : DesignReport
 
     Examples
@@ -349,7 +358,7 @@ def design(
     n_stages = 1 + max((stages[n] for n in layers if n.startswith("features.")), default=0)
     new_config = _new_config(arch, base, rows, n_stages)
     macs0, params0, counter = count_cost(model, example)
-    macs1, params1, _ = count_cost(build_model(new_config), example)
+    macs1, params1, _ = count_cost(create_model(**new_config), example)
     report = DesignReport(threshold, rows, params0, params1, macs0, macs1, counter)
     return new_config, report
 

@@ -1,5 +1,5 @@
-"""Low-bit storage formats for the small LM: a Q2_K-style 2-bit block format (the PTQ baseline),
-4-bit embeddings and an 8-bit KV cache.
+"""Low-bit storage formats for the small LM: a Q2_K-style 2-bit block format (the PTQ baseline)
+and 4-bit embeddings (the 8-bit KV cache is :class:`netprism.lm.kv_cache.Int8KVCache`).
 
 "Apple Intelligence Foundation Language Models: Tech Report 2025" (arXiv 2507.13575): 2-bit
 weights by QAT (:mod:`netprism.lm.quant`), 4-bit embeddings and an 8-bit KV cache; Q2_K follows
@@ -21,6 +21,7 @@ from netprism.lm.quant import (
     row_scale,
     unpack_codes,
 )
+from netprism.nn.quant import quantize
 
 # ---------------------------------------------------------------------------- Q2_K baseline
 
@@ -102,41 +103,5 @@ def quantize_embedding_4bit(weight: torch.Tensor) -> PackedWeight:
         raise ValueError(f"weight must be (V, C), got shape {tuple(weight.shape)}")
     w = weight.detach()
     s = row_scale(w, 7)  # (V, 1)
-    q = torch.clamp(torch.round(w / s), -7, 7)
-    return PackedWeight(pack_codes((q + 8).to(torch.uint8), 4), s, tuple(w.shape), 4, 8.0)
-
-
-# ---------------------------------------------------------------------------- 8-bit KV cache
-
-
-def quantize_kv_int8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric int8 quantization of keys or values with one scale per KV head.
-
-    Parameters
-    ----------
-    x : Tensor (B, n_kv_heads, T, hd)
-
-    Returns
-    -------
-    codes : int8 Tensor (B, n_kv_heads, T, hd), in ``[-127, 127]``
-    scale : Tensor (1, n_kv_heads, 1, 1), ``max|x[:, h]| / 127``; the round trip errs by at most
-        ``scale / 2`` elementwise.
-
-    >>> x = torch.randn(2, 3, 5, 4)
-    >>> codes, scale = quantize_kv_int8(x)
-    >>> bool(((dequantize_kv_int8(codes, scale) - x).abs() <= scale / 2 + 1e-7).all())
-    True
-    """
-    _check_weight(x, "x", 4)
-    if x.ndim != 4:
-        raise ValueError(f"x must be (B, n_kv_heads, T, hd), got shape {tuple(x.shape)}")
-    scale = (x.detach().abs().amax(dim=(0, 2, 3), keepdim=True) / 127).clamp_min(_TINY)
-    codes = torch.clamp(torch.round(x.detach() / scale), -127, 127).to(torch.int8)
-    return codes, scale
-
-
-def dequantize_kv_int8(codes: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """``codes * scale`` as float; shapes as in :func:`quantize_kv_int8`."""
-    if codes.dtype != torch.int8:
-        raise ValueError(f"codes must be int8, got {codes.dtype}")
-    return codes.to(scale.dtype) * scale
+    codes = quantize(w, 4, scale=s, signed=False).codes  # uint8, q + 8
+    return PackedWeight(pack_codes(codes, 4), s, tuple(w.shape), 4, 8.0)

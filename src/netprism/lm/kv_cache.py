@@ -10,12 +10,10 @@ prefix.  Bytes per cached vector: ``head_dim + 4`` instead of ``4 * head_dim`` (
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
-if TYPE_CHECKING:
-    from netprism.lm.model import LMConfig
+from netprism.lm.config import LMConfig
+from netprism.nn.quant import dequantize, quantize
 
 
 class KVCache:
@@ -105,7 +103,7 @@ class Int8KVCache(KVCache):
             q, s = quantize_per_vector(x)
             codes[layer][:, :, start:end] = q
             scales[layer][:, :, start:end] = s
-            deq = codes[layer][:, :, :end].to(torch.float32) * scales[layer][:, :, :end]
+            deq = dequantize(codes[layer][:, :, :end], scales[layer][:, :, :end])
             out.append(deq.to(self.out_dtype))
         return out[0], out[1]
 
@@ -122,5 +120,5 @@ def quantize_per_vector(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     ([[127, -64, 32]], 1.0)
     """
     x = x.detach().float()
-    scale = (x.abs().amax(dim=-1, keepdim=True) / 127).clamp_min(1e-12)
-    return torch.clamp(torch.round(x / scale), -127, 127).to(torch.int8), scale
+    codes, scale, _ = quantize(x, 8, axis=tuple(range(x.ndim - 1)))  # one scale per vector
+    return codes, scale

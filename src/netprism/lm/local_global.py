@@ -21,7 +21,6 @@ measure bits per byte at longer lengths; the weights do not depend on it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 
@@ -29,18 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from netprism.lm.model import (
-    SHAPE_FIELDS,
-    VOCAB_SIZE,
-    Attention,
-    ByteLM,
-    LMConfig,
-    RMSNorm,
-    SwiGLU,
-    apply_rope,
-    rope_tables,
-)
-from netprism.lm.parallel_track import _check_idx
+from netprism.lm.config import SHAPE_FIELDS, VOCAB_SIZE, LMConfig
+from netprism.lm.layers import RMSNorm, apply_rope, check_idx, gpt2_init, register_rope
+from netprism.lm.model import Attention, SwiGLU
 
 
 @dataclass(frozen=True)
@@ -266,13 +256,8 @@ class LocalGlobalLM(nn.Module):
             LGLayer(config, config.is_global(i)) for i in range(config.n_layers)
         )
         self.norm = RMSNorm(config.d_model, config.norm_eps)
-        cos, sin = rope_tables(config.max_ctx, config.lm_config.hd, config.rope_theta)
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
-        self.apply(ByteLM._init_weights)
-        for name, p in self.named_parameters():  # GPT-2: scale residual outputs by depth
-            if name.endswith(("attn.o.weight", "mlp.down.weight")):
-                nn.init.normal_(p, std=0.02 / math.sqrt(2 * config.n_layers))
+        register_rope(self, config.max_ctx, config.lm_config.hd, config.rope_theta)
+        gpt2_init(self, config.n_layers)
 
     def new_cache(self, batch_size: int, max_len: int | None = None) -> LocalGlobalCache:
         """An empty :class:`LocalGlobalCache` on this model's device and dtype."""
@@ -295,7 +280,7 @@ class LocalGlobalLM(nn.Module):
         -------
         Tensor (B, T, 256)
         """
-        _check_idx(idx, self.config.max_ctx, self.config.vocab_size)
+        check_idx(idx, self.config.max_ctx, self.config.vocab_size)
         B, T = idx.shape
         start = 0 if cache is None else cache.position
         if cache is not None:

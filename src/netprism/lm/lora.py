@@ -32,10 +32,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import nn
 
-from netprism.io import atomic_write, load_json
+from netprism.io import load_json
+from netprism.train.checkpoint import write_safetensors
 
 HEADER_KEY = "lora"  # safetensors metadata key holding the JSON header
 
@@ -290,9 +290,8 @@ def save_lora(model: nn.Module, path: str | Path) -> Path:
         "dropout": first.dropout,
         "targets": sorted(mods),
     }
-    tensors = {k: v.cpu().contiguous() for k, v in lora_state_dict(model).items()}
     meta = {HEADER_KEY: json.dumps(header)}
-    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    return write_safetensors(path, lora_state_dict(model), metadata=meta)
 
 
 def read_lora_header(path: str | Path) -> dict[str, Any]:

@@ -4,7 +4,9 @@
 shapes follow Apple's ``tamm`` reference config ``AFMTextV7``: pre-norm RMSNorm, RoPE,
 grouped-query attention (``n_heads`` query heads share ``n_kv_heads`` key/value heads), RMSNorm on
 per-head queries and keys (QK-norm), a SwiGLU feed-forward, tied input/output embeddings, a
-256-entry byte vocabulary.  One file, read top to bottom, in the spirit of nanoGPT.
+256-entry byte vocabulary.  Read top to bottom in the spirit of nanoGPT; the shape
+(:class:`LMConfig`) lives in :mod:`netprism.lm.config` and the pieces shared with the other
+LMs (RMSNorm, RoPE tables, GPT-2 init, input check) in :mod:`netprism.lm.layers`.
 
 **KV-cache sharing.**  With ``kv_share = 3/8`` the stack splits 5:3 into two blocks.  Layers of
 the second block have no key/value projections (the parameters do not exist, and only a query
@@ -22,103 +24,36 @@ forward pass; :class:`Int8KVCache` (``new_cache(B, kv_bits=8)``) keeps them in 8
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from netprism.lm.config import SHAPE_FIELDS, VOCAB_SIZE, LMConfig
 from netprism.lm.kv_cache import Int8KVCache, KVCache
+from netprism.lm.layers import (
+    RMSNorm,
+    apply_rope,
+    check_idx,
+    gpt2_init,
+    register_rope,
+    rope_tables,
+)
 
-VOCAB_SIZE = 256
-SHAPE_FIELDS: tuple[str, ...] = ("context", "n_layers", "d_model", "n_heads", "n_kv_heads")
-SHAPE_FIELDS += ("head_dim", "d_ff", "rope_theta", "norm_eps", "vocab_size")  # variants share
-
-
-@dataclass(frozen=True)
-class LMConfig:
-    """Shape of a :class:`ByteLM` (stored beside its weights).
-
-    ``head_dim`` defaults to ``d_model // n_heads`` and ``d_ff`` to ``3.25 * d_model`` rounded
-    up to a multiple of 8 (AFM's ratio).  ``kv_share`` is the fraction of layers, counted from
-    the top, that reuse the K/V of the last cache-owning layer (``3/8`` for AFM's 5:3 split);
-    ``round(kv_share * n_layers)`` layers share.
-    """
-
-    context: int = 256
-    n_layers: int = 8
-    d_model: int = 128
-    n_heads: int = 4
-    n_kv_heads: int = 2
-    head_dim: int | None = None
-    d_ff: int | None = None
-    kv_share: float = 0.0
-    rope_theta: float = 10_000.0  # AFM uses 5e5 for 4K+ contexts; 1e4 suits ours of ~256
-    norm_eps: float = 1e-5
-    vocab_size: int = VOCAB_SIZE
-
-    def __post_init__(self) -> None:
-        for name in ("context", "n_layers", "d_model", "n_heads", "n_kv_heads", "vocab_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if self.n_heads % self.n_kv_heads:
-            raise ValueError(
-                f"n_heads ({self.n_heads}) must be a multiple of n_kv_heads ({self.n_kv_heads})"
-            )
-        if self.hd % 2 or self.hd < 2:
-            raise ValueError(f"head_dim must be an even int >= 2 (for RoPE), got {self.hd}")
-        if not 0 <= self.kv_share < 1:
-            raise ValueError(f"kv_share must be in [0, 1), got {self.kv_share!r}")
-        if self.n_kv_layers < 1:
-            raise ValueError(
-                f"kv_share={self.kv_share} leaves no cache-owning layer of {self.n_layers}"
-            )
-
-    @property
-    def hd(self) -> int:
-        """Head dimension."""
-        return self.head_dim if self.head_dim is not None else self.d_model // self.n_heads
-
-    @property
-    def ff(self) -> int:
-        """SwiGLU inner width."""
-        return self.d_ff if self.d_ff is not None else 8 * math.ceil(3.25 * self.d_model / 8)
-
-    @property
-    def n_kv_layers(self) -> int:
-        """Layers that own K/V projections and a cache (the first block)."""
-        return self.n_layers - round(self.kv_share * self.n_layers)
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-
-class RMSNorm(nn.Module):
-    """``x / rms(x) * weight`` over the last dimension."""
-
-    def __init__(self, dim: int, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
-
-
-def rope_tables(context: int, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``cos, sin`` of shape ``(context, head_dim)`` for rotate-half RoPE."""
-    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
-    angles = torch.outer(torch.arange(context, dtype=torch.float64), inv_freq)  # (ctx, hd/2)
-    angles = torch.cat([angles, angles], dim=-1)  # (ctx, hd)
-    return angles.cos().float(), angles.sin().float()
-
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate ``x`` ``(B, nh, T, hd)`` by the tables' rows ``(T, hd)`` for its positions."""
-    x1, x2 = x.chunk(2, dim=-1)
-    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
+__all__ = [
+    "SHAPE_FIELDS",
+    "VOCAB_SIZE",
+    "Attention",
+    "ByteLM",
+    "Int8KVCache",
+    "KVCache",
+    "LMConfig",
+    "Layer",
+    "RMSNorm",
+    "SwiGLU",
+    "apply_rope",
+    "rope_tables",
+    "sample_next",
+]
 
 
 class Attention(nn.Module):
@@ -247,18 +182,8 @@ class ByteLM(nn.Module):
             Layer(config, owns_kv=i < config.n_kv_layers) for i in range(config.n_layers)
         )
         self.norm = RMSNorm(config.d_model, config.norm_eps)
-        cos, sin = rope_tables(config.context, config.hd, config.rope_theta)
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
-        self.apply(self._init_weights)
-        for name, p in self.named_parameters():  # GPT-2: scale residual outputs by depth
-            if name.endswith(("attn.o.weight", "mlp.down.weight")):
-                nn.init.normal_(p, std=0.02 / math.sqrt(2 * config.n_layers))
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, std=0.02)
+        register_rope(self, config.context, config.hd, config.rope_theta)
+        gpt2_init(self, config.n_layers)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -313,24 +238,8 @@ class ByteLM(nn.Module):
         return F.linear(self.norm(x), self.embed.weight)  # tied output embedding
 
     def _check_input(self, idx: torch.Tensor, cache: KVCache | None) -> int:
-        if not isinstance(idx, torch.Tensor) or idx.ndim != 2 or idx.is_floating_point():
-            got = (
-                f"shape {tuple(idx.shape)} dtype {idx.dtype}"
-                if isinstance(idx, torch.Tensor)
-                else type(idx).__name__
-            )
-            raise ValueError(f"idx must be an integer tensor of shape (B, T), got {got}")
+        check_idx(idx, self.config.context, self.config.vocab_size)
         B, T = idx.shape
-        ctx = self.config.context
-        if T < 1:
-            raise ValueError("idx must hold at least one byte per row, got T=0")
-        if T > ctx:
-            raise ValueError(f"input of {T} bytes is longer than the model's context of {ctx}")
-        if int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size:
-            raise ValueError(
-                f"byte ids must be in [0, {self.config.vocab_size}), got range "
-                f"[{int(idx.min())}, {int(idx.max())}]"
-            )
         if cache is None:
             return 0
         if cache.batch_size != B:

@@ -31,17 +31,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from netprism.lm.model import (
-    SHAPE_FIELDS,
-    VOCAB_SIZE,
-    Attention,
-    ByteLM,
-    LMConfig,
-    RMSNorm,
-    SwiGLU,
-    rope_tables,
-)
-from netprism.lm.parallel_track_moe import MoE, _check_moe_args, moe_layers
+from netprism.lm.config import SHAPE_FIELDS, VOCAB_SIZE, LMConfig
+from netprism.lm.layers import RMSNorm, check_idx, gpt2_init, register_rope
+from netprism.lm.model import Attention, SwiGLU
+from netprism.lm.parallel_track_moe import MoE, check_moe_args, moe_layers
+
+PT_RESIDUAL_OUTPUTS = ("attn.o.weight", "down.weight")
+"""Residual output projections of a PT layer: the dense FFN's ``down`` and every expert's."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +85,7 @@ class PTConfig:
             )
         if not isinstance(self.moe, bool):
             raise ValueError(f"moe must be a bool, got {self.moe!r}")
-        _check_moe_args(self.n_experts, self.top_k, self.router_softcap)
+        check_moe_args(self.n_experts, self.top_k, self.router_softcap)
 
     @property
     def track_config(self) -> LMConfig:
@@ -183,13 +179,8 @@ class ParallelTrackLM(nn.Module):
         )
         self.combine = TrackCombine()
         self.norm = RMSNorm(config.d_model, config.norm_eps)
-        cos, sin = rope_tables(config.context, config.track_config.hd, config.rope_theta)
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
-        self.apply(ByteLM._init_weights)
-        for name, p in self.named_parameters():  # GPT-2: scale residual outputs by depth
-            if name.endswith(("attn.o.weight", "down.weight")):
-                nn.init.normal_(p, std=0.02 / math.sqrt(2 * config.n_layers))
+        register_rope(self, config.context, config.track_config.hd, config.rope_theta)
+        gpt2_init(self, config.n_layers, PT_RESIDUAL_OUTPUTS)
 
     @property
     def sync_count(self) -> int:
@@ -240,7 +231,7 @@ class ParallelTrackLM(nn.Module):
         -------
         Tensor (B, T, 256)
         """
-        _check_idx(idx, self.config.context, self.config.vocab_size)
+        check_idx(idx, self.config.context, self.config.vocab_size)
         self.combine.reset()
         T = idx.shape[1]
         pos = torch.arange(T, device=idx.device)  # (T,)
@@ -254,26 +245,6 @@ class ParallelTrackLM(nn.Module):
     def expert_load(self) -> list[torch.Tensor]:
         """Per-MoE-layer expert loads ``(E,)`` of the last forward (track-major order)."""
         return [m.last_load for m in moe_layers(self)]
-
-
-def _check_idx(idx: torch.Tensor, context: int, vocab_size: int) -> None:
-    """The input checks of :class:`~netprism.lm.model.ByteLM` (no cache)."""
-    if not isinstance(idx, torch.Tensor) or idx.ndim != 2 or idx.is_floating_point():
-        got = (
-            f"shape {tuple(idx.shape)} dtype {idx.dtype}"
-            if isinstance(idx, torch.Tensor)
-            else type(idx).__name__
-        )
-        raise ValueError(f"idx must be an integer tensor of shape (B, T), got {got}")
-    T = idx.shape[1]
-    if T < 1:
-        raise ValueError("idx must hold at least one byte per row, got T=0")
-    if T > context:
-        raise ValueError(f"input of {T} bytes is longer than the model's context of {context}")
-    if int(idx.min()) < 0 or int(idx.max()) >= vocab_size:
-        raise ValueError(
-            f"byte ids must be in [0, {vocab_size}), got range [{int(idx.min())}, {int(idx.max())}]"
-        )
 
 
 def count_params(model: nn.Module) -> tuple[int, int]:
@@ -290,6 +261,7 @@ def count_params(model: nn.Module) -> tuple[int, int]:
 def config_params(cfg: LMConfig | PTConfig) -> tuple[int, int]:
     """``(total, active_per_token)`` in closed form, equal to :func:`count_params` of the model.
 
+    >>> from netprism.lm.model import ByteLM
     >>> cfg = LMConfig(context=8, n_layers=2, d_model=16, n_heads=2, n_kv_heads=1)
     >>> config_params(cfg)[0] == count_params(ByteLM(cfg))[0]
     True

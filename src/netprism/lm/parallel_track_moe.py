@@ -24,7 +24,8 @@ import math
 import torch
 from torch import nn
 
-from netprism.lm.model import LMConfig, SwiGLU
+from netprism.lm.config import LMConfig
+from netprism.lm.model import SwiGLU
 
 
 def softcap(logits: torch.Tensor, cap: float) -> torch.Tensor:
@@ -140,11 +141,12 @@ def aux_loss(model: nn.Module) -> torch.Tensor:
     return torch.stack(losses).sum() if losses else torch.zeros(())
 
 
-def _check_moe_args(n_experts: int, top_k: int, cap: float) -> None:
+def check_moe_args(n_experts: int, top_k: int, cap: float) -> None:
+    """``ValueError`` unless ``1 <= top_k <= n_experts`` and ``cap`` is a positive finite number."""
     if not 1 <= top_k <= n_experts:
         raise ValueError(f"top_k must be in [1, n_experts={n_experts}], got {top_k!r}")
     if not (isinstance(cap, (int, float)) and cap > 0 and math.isfinite(cap)):
         raise ValueError(f"router_softcap must be a positive finite number, got {cap!r}")
 
 
-__all__ = ["MoE", "aux_loss", "load_entropy", "moe_layers", "softcap"]
+__all__ = ["MoE", "aux_loss", "check_moe_args", "load_entropy", "moe_layers", "softcap"]

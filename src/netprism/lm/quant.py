@@ -14,7 +14,9 @@ on-device compression recipe:
   4-bit embeddings and the 8-bit KV cache).
 - **Real packing**: four 2-bit codes per ``uint8`` (two 4-bit codes), unpacked bit-exactly.
 
-Codes are ``uint8``; a stored weight dequantizes as ``(code - offset) * scale``.
+Codes are ``uint8``; a stored weight dequantizes as ``(code - offset) * scale``.  The grid,
+codes and max-abs scales are those of the library's uniform quantizer
+(:func:`netprism.nn.quant.fake_quantize` with ``grid="balanced"``).
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
+
+from netprism.nn.quant import absmax, fake_quantize, grid_max, quantize, uniform_scale
 
 LEVELS = (-1.5, -0.5, 0.5, 1.5)  # the balanced 2-bit grid, in units of the scale
 _TINY = 1e-12
@@ -40,18 +44,6 @@ def _check_weight(w: object, name: str = "w", min_ndim: int = 1) -> torch.Tensor
     if w.numel() == 0:
         raise ValueError(f"{name} is empty")
     return w
-
-
-class _STE(torch.autograd.Function):
-    """``floor`` or ``round`` forward (exact), identity backward."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, mode: str) -> torch.Tensor:
-        return torch.floor(x) if mode == "floor" else torch.round(x)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return grad, None
 
 
 def fake_quant_2bit(w: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -74,15 +66,12 @@ def fake_quant_2bit(w: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     >>> fake_quant_2bit(torch.tensor([-9.0, -0.3, 0.0, 0.7, 3.2]), torch.tensor(2.0))
     tensor([-3., -1.,  1.,  1.,  3.])
     """
-    s = scale.clamp_min(_TINY)
-    level = torch.clamp(_STE.apply(w / s, "floor") + 0.5, LEVELS[0], LEVELS[-1])
-    return level * s
+    return fake_quantize(w, 2, scale=scale.clamp_min(_TINY), grid="balanced")
 
 
 def grid_codes(w: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """The 2-bit codes ``0..3`` (``uint8``, shape of ``w``) of ``fake_quant_2bit(w, scale)``."""
-    s = scale.detach().clamp_min(_TINY)
-    return (torch.floor(w.detach() / s) + 2).clamp(0, 3).to(torch.uint8)
+    return quantize(w, 2, scale=scale.detach().clamp_min(_TINY), grid="balanced").codes
 
 
 def _rows(w: torch.Tensor, per_channel: bool) -> torch.Tensor:
@@ -101,8 +90,9 @@ def maxabs_scale(w: torch.Tensor, *, per_channel: bool = True) -> torch.Tensor:
     [2.0, 0.4000000059604645]
     """
     _check_weight(w)
-    amax = _rows(w, per_channel).abs().amax(1).clamp_min(_TINY)  # (R,)
-    return (amax / 1.5).reshape(_scale_shape(w, per_channel)).to(w.dtype)
+    rows = _rows(w, per_channel)  # (R, D)
+    scale = uniform_scale(rows, 2, axis=0, grid="balanced", eps=_TINY, clamp_absmax=True)
+    return scale.reshape(_scale_shape(w, per_channel)).to(w.dtype)
 
 
 def clip_search_scale(
@@ -142,7 +132,7 @@ def clip_search_scale(
     def err(s: torch.Tensor) -> torch.Tensor:  # s (R, 1) -> (R, 1)
         return (fake_quant_2bit(rows, s) - rows).pow(2).mean(1, keepdim=True)
 
-    amax = rows.abs().amax(1, keepdim=True).clamp_min(_TINY)  # (R, 1)
+    amax = absmax(rows, axis=0).clamp_min(_TINY)  # (R, 1)
     best = amax / 1.5
     best_err = err(best)
     for f in torch.linspace(1.0 / n_grid, 1.0, n_grid).tolist():
@@ -332,14 +322,13 @@ class RowFakeQuant(nn.Module):
         self.bits = bits
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        qmax = 2 ** (self.bits - 1) - 1
-        s = row_scale(w, qmax)  # (V, 1)
-        return torch.clamp(_STE.apply(w / s, "round"), -qmax, qmax) * s
+        s = row_scale(w, int(grid_max(self.bits)))  # (V, 1)
+        return fake_quantize(w, self.bits, scale=s)
 
 
 def row_scale(w: torch.Tensor, qmax: int) -> torch.Tensor:
-    """``max|w[v]| / qmax`` per row, ``(V, 1)``, detached."""
-    return (w.detach().abs().amax(1, keepdim=True) / qmax).clamp_min(_TINY)
+    """``max|w[v]| / qmax`` per row of ``w`` ``(V, C)``, ``(V, 1)``, detached."""
+    return (absmax(w.detach(), axis=0) / qmax).clamp_min(_TINY)
 
 
 def quantize_model_qat(

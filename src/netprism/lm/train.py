@@ -8,12 +8,12 @@ so the same loop fine-tunes LoRA adapters (:mod:`netprism.lm.lora`) with the bas
 
 A saved model is a directory: ``model.safetensors`` (the state dict) then ``config.json``
 (the :class:`~netprism.lm.model.LMConfig` and the weights' SHA-256), each written atomically;
-the JSON is the commit marker.  ``torch.load`` is never used.
+the JSON is the commit marker.  ``torch.load`` is never used.  The atomic safetensors write and
+the file hash are those of the training engine's checkpoints (:mod:`netprism.train.checkpoint`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -26,12 +26,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
-from netprism.io import atomic_write, atomic_write_text, load_json
+from netprism.io import atomic_write_text, load_json
 from netprism.lm.corpus import BatchSampler
 from netprism.lm.lora import lora_modules
 from netprism.lm.model import ByteLM, LMConfig
+from netprism.train.checkpoint import sha256_file, write_safetensors
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -232,9 +232,8 @@ def save_lm(model: ByteLM, config: LMConfig, path: str | Path) -> Path:
     if getattr(model, "config", None) != config:
         raise ValueError(f"config {config!r} is not the model's config {model.config!r}")
     directory = Path(path)
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(directory / WEIGHTS, lambda tmp: save_file(weights, str(tmp)))
-    meta = {"config": config.to_dict(), "sha256": _sha256(directory / WEIGHTS)}
+    write_safetensors(directory / WEIGHTS, model.state_dict())
+    meta = {"config": config.to_dict(), "sha256": sha256_file(directory / WEIGHTS)}
     atomic_write_text(directory / CONFIG, json.dumps(meta, indent=1))
     return directory
 
@@ -270,7 +269,7 @@ def load_lm(path: str | Path) -> tuple[ByteLM, LMConfig]:
     except (TypeError, ValueError) as err:
         raise ValueError(f"{config_path}: invalid LM config ({err})") from err
     try:
-        digest = _sha256(weights_path)
+        digest = sha256_file(weights_path)
     except OSError as err:
         raise ValueError(f"{weights_path}: cannot read the weights ({err})") from err
     if digest != meta.get("sha256"):
@@ -362,11 +361,3 @@ def _check_derived_size(
 
 MAX_DERIVED_BYTES = 1 << 28  # 256 MiB: a 2**16 context at head_dim 128 needs 64 MiB
 _DTYPES = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

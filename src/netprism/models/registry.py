@@ -2,6 +2,11 @@
 
 Every factory takes keyword-only ``input_shape`` (one sample's shape, e.g. ``(1, 8, 8)``,
 ``(3, 32, 32)`` or ``(40,)``) and ``num_classes``, plus its own knobs.
+
+The generic architectures live in this package; the architectures of a method area register
+themselves with :func:`register_model` when that area is imported (the areas import
+``netprism.models``, never the reverse).  :data:`MODEL_AREAS` names those areas;
+``netprism.create_model`` and ``netprism.list_models`` import them before answering.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from netprism.core.registry import Registry
 
 ModelFactory = Callable[..., nn.Module]
 MODELS: Registry[ModelFactory] = Registry("model")
+
+# Areas whose import registers more models (hybrid_net; byte_lm, local_global_lm; spiking_mlp).
+MODEL_AREAS = ("netprism.compression", "netprism.lm", "netprism.spiking")
 
 
 def register_model(name: str, **meta: Any) -> Callable[[ModelFactory], ModelFactory]:
@@ -42,7 +50,13 @@ def create_model(
     >>> m(__import__("torch").zeros(2, 1, 8, 8)).shape
     torch.Size([2, 10])
     """
-    factory = MODELS.get(name)
+    try:
+        factory = MODELS.get(name)
+    except KeyError as err:
+        raise KeyError(
+            f"{err.args[0]}; more models register when their area is imported: "
+            f"{', '.join(MODEL_AREAS)} (netprism.create_model imports them all)"
+        ) from None
     shape = tuple(int(s) for s in input_shape)
     if not shape or any(s <= 0 for s in shape):
         raise ValueError(

@@ -18,6 +18,12 @@ precision.
   filter; identity STE.
 
 ``sign(0)`` is taken as ``+1`` so a binary tensor holds exactly two values.
+
+This module is also where the library's one uniform quantizer is imported from
+(:func:`uniform_scale`, :func:`fake_quantize`, :func:`quantize`, :func:`dequantize`; defined in
+:mod:`netprism.nn.uniform`): the k-bit layers here, the 2-bit QAT, 4-bit embeddings and 8-bit
+KV cache of ``netprism.lm`` and the post-training weight quantization of ``netprism.spiking``
+all call it.
 """
 
 from __future__ import annotations
@@ -27,6 +33,40 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from netprism.nn.uniform import (
+    GRIDS,
+    Quantized,
+    absmax,
+    dequantize,
+    fake_quantize,
+    grid_max,
+    quantize,
+    uniform_scale,
+)
+
+__all__ = [
+    "FP_ACTS",
+    "FULL_PRECISION",
+    "GRIDS",
+    "MAX_K_BITS",
+    "QuantAct",
+    "QuantConv1d",
+    "QuantConv2d",
+    "QuantLinear",
+    "Quantized",
+    "absmax",
+    "binarize_weight",
+    "binary_act",
+    "check_bits",
+    "dequantize",
+    "fake_quantize",
+    "grid_max",
+    "quantize",
+    "quantize_act",
+    "quantize_weight",
+    "uniform_scale",
+]
 
 FULL_PRECISION = 32
 MAX_K_BITS = 16
@@ -55,8 +95,7 @@ def _sign(x: torch.Tensor) -> torch.Tensor:
 
 def _uniform_levels(x: torch.Tensor, bits: int) -> torch.Tensor:
     """Round ``x`` in [-1, 1] to the nearest of 2^bits uniform levels on [-1, 1]."""
-    steps = 2**bits - 1
-    return torch.round((x + 1.0) * (steps / 2.0)) * (2.0 / steps) - 1.0
+    return fake_quantize(x, bits, symmetric=False, bounds=(-1.0, 1.0), ste=False)
 
 
 def _filter_dims(w: torch.Tensor) -> tuple[int, ...]:
@@ -103,7 +142,8 @@ class _QuantizeAct(torch.autograd.Function):
 class _QuantizeWeight(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, w: torch.Tensor, bits: int) -> torch.Tensor:
-        scale = w.abs().amax(dim=_filter_dims(w), keepdim=True)  # (C_out, 1, ...)
+        _filter_dims(w)  # raises unless w is (C_out, ...) with >= 2 dims
+        scale = absmax(w, axis=0)  # (C_out, 1, ...)
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # all-zero filter
         return _uniform_levels(w / scale, bits) * scale
 
@@ -176,7 +216,24 @@ def quantize_weight(w: torch.Tensor, bits: int) -> torch.Tensor:
     return _QuantizeWeight.apply(w, bits)
 
 
-class QuantConv1d(nn.Conv1d):
+class _WeightBits:
+    """Shared by the quantized layers: the ``weight_bits`` knob and its ``extra_repr``."""
+
+    def __init__(self: Any, *args: Any, weight_bits: int = 1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.weight_bits = check_bits(weight_bits, "weight_bits")
+
+    def extra_repr(self: Any) -> str:
+        base = super().extra_repr()  # type: ignore[misc]  # the nn layer next in the MRO
+        return f"{base}, weight_bits={self.weight_bits}"
+
+
+class _QuantConv(_WeightBits):
+    def forward(self: Any, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, quantize_weight(self.weight, self.weight_bits), self.bias)
+
+
+class QuantConv1d(_QuantConv, nn.Conv1d):
     """``nn.Conv1d`` whose weights are quantized to ``weight_bits`` in every forward.
 
     The float weights are kept as the trained parameters (the "latent" weights of XNOR-Net).
@@ -188,18 +245,8 @@ class QuantConv1d(nn.Conv1d):
     torch.Size([4, 3, 10])
     """
 
-    def __init__(self, *args: Any, weight_bits: int = 1, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.weight_bits = check_bits(weight_bits, "weight_bits")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, quantize_weight(self.weight, self.weight_bits), self.bias)
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, weight_bits={self.weight_bits}"
-
-
-class QuantConv2d(nn.Conv2d):
+class QuantConv2d(_QuantConv, nn.Conv2d):
     """``nn.Conv2d`` whose weights are quantized to ``weight_bits`` in every forward.
 
     Examples
@@ -209,18 +256,8 @@ class QuantConv2d(nn.Conv2d):
     torch.Size([2, 4, 8, 8])
     """
 
-    def __init__(self, *args: Any, weight_bits: int = 1, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.weight_bits = check_bits(weight_bits, "weight_bits")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, quantize_weight(self.weight, self.weight_bits), self.bias)
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, weight_bits={self.weight_bits}"
-
-
-class QuantLinear(nn.Linear):
+class QuantLinear(_WeightBits, nn.Linear):
     """``nn.Linear`` whose weights (K, D) are quantized to ``weight_bits`` per output unit.
 
     Examples
@@ -229,15 +266,8 @@ class QuantLinear(nn.Linear):
     torch.Size([2, 3])
     """
 
-    def __init__(self, *args: Any, weight_bits: int = 1, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.weight_bits = check_bits(weight_bits, "weight_bits")
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, quantize_weight(self.weight, self.weight_bits), self.bias)
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, weight_bits={self.weight_bits}"
 
 
 FP_ACTS = ("hardtanh", "identity", "relu")

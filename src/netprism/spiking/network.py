@@ -31,7 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from netprism.models import create_model, register_model
 from netprism.nn.neurons import LIF, lif_sequence
+from netprism.spiking.encoders import DirectEncoder
 
 _SYNAPSES = (nn.Linear, nn.Conv2d)
 _KEPT = (nn.Flatten, nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.Identity)
@@ -379,3 +381,32 @@ def convert_ann(
             match_output_scale(snn, x_seq, ann.eval()(x))
         ann.train(was_training)
     return EncodedSNN(encoder, snn), thresholds
+
+
+@register_model("spiking_mlp", image_only=False)
+def spiking_mlp(
+    *,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    hidden: tuple[int, ...] = (256, 128),
+    timesteps: int = 4,
+    leak: float = 0.99,
+    reset: str = "soft",
+    surrogate: str = "linear",
+    dropout: float = 0.0,
+) -> EncodedSNN:
+    """Registry factory: the registry's ``mlp`` as a spiking network on direct (analog) input.
+
+    ``x (B, *input_shape) -> DirectEncoder(timesteps) -> (T, B, ...)`` through
+    :func:`ann_to_snn` of a freshly initialised ``mlp`` (LIF neurons with thresholds 1, an
+    integrating output layer); logits ``(B, K)``.  Train it with surrogate gradients, or use
+    :func:`convert_ann` to start from a trained ANN.
+
+    >>> spiking_mlp(input_shape=(40,), num_classes=3, hidden=(16,))(torch.rand(2, 40)).shape
+    torch.Size([2, 3])
+    """
+    ann = create_model(
+        "mlp", input_shape=input_shape, num_classes=num_classes, hidden=hidden, dropout=dropout
+    )
+    snn = ann_to_snn(ann, leak=leak, reset=reset, surrogate=surrogate)
+    return EncodedSNN(DirectEncoder(timesteps), snn)

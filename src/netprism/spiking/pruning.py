@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from netprism.core.subspace import energy_rank
+from netprism.nn.quant import fake_quantize, uniform_scale
 from netprism.spiking.network import EncodedSNN, LayerRecord, SpikingNetwork
 
 # Energy per operation, 45 nm CMOS, 32-bit float: Horowitz, "Computing's energy problem (and
@@ -138,14 +139,13 @@ def quantize_weights(model: nn.Module, bits: int) -> nn.Module:
     if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= 32:
         raise ValueError(f"bits must be an int in [2, 32], got {bits!r}")
     out = copy.deepcopy(model)
-    levels = 2 ** (bits - 1) - 1
     with torch.no_grad():
         for module in out.modules():
             if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
                 w = module.weight
-                scale = w.abs().max() / levels
+                scale = uniform_scale(w, bits, eps=0.0)  # max|w| / (2^(b-1) - 1), unclamped
                 if scale > 0:
-                    w.copy_(torch.clamp(torch.round(w / scale), -levels, levels) * scale)
+                    w.copy_(fake_quantize(w, bits, scale=scale, ste=False))
     return out
 
 

@@ -207,12 +207,26 @@ def _prune(directory: Path) -> None:
         json_path.with_suffix(".safetensors").unlink(missing_ok=True)
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of the file at ``path``, read in 1 MiB blocks (``OSError`` if unreadable)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+_sha256 = sha256_file
+
+
+def write_safetensors(
+    path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> Path:
+    """Write ``tensors`` (detached, moved to the CPU, made contiguous) to ``path`` as
+    safetensors, atomically: a failure leaves any previous ``path`` untouched.  Returns
+    ``path``.  Nothing is pickled, so reading it back never runs code."""
+    flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    return atomic_write(path, lambda tmp: save_file(flat, str(tmp), metadata=metadata))
 
 
 # --- optimizer and RNG state <-> (tensors, JSON) --------------------------------------------

@@ -3,12 +3,13 @@
 "Apple Intelligence Foundation Language Models: Tech Report 2025" (arXiv 2507.13575): the
 Foundation Models framework's guided generation masks every token that would make the output
 invalid, so the result always parses into the requested type; ``PartiallyGenerated`` types
-stream.  Here the mask comes from :mod:`netprism.lm.schema` (a byte-level pushdown automaton).
+stream.  Here the mask comes from :mod:`netprism.lm.guided.schema` (a byte-level pushdown
+automaton).
 
 **Budget forcing.**  With ``r`` output bytes left, byte ``b`` is allowed only if ``1 +
 min_close(after b) <= r``, so every output closes within ``max_bytes``.  The stop signal
-:data:`~netprism.lm.schema.END` (``\\n``) ends an ambiguous top-level value, costs no budget and is
-not part of the output; a row whose budget is spent while accepting simply stops.
+:data:`~netprism.lm.guided.schema.END` (``\\n``) ends an ambiguous top-level value, costs no budget
+and is not part of the output; a row whose budget is spent while accepting simply stops.
 
 **Unconstrained contrast.**  :func:`unconstrained_generate` samples ``max_bytes`` bytes with no
 mask; :func:`is_valid` parses the text *up to the first newline* (the same stop signal), so a
@@ -25,8 +26,8 @@ from typing import Any
 
 import torch
 
+from netprism.lm.guided.schema import END, SchemaAutomaton, State, compile_schema
 from netprism.lm.model import ByteLM, sample_next
-from netprism.lm.schema import END, SchemaAutomaton, State, compile_schema
 
 PAD = 0x20  # fed to rows that have finished; their outputs are ignored
 
@@ -161,7 +162,8 @@ def guided_generate(
     prompt : str or bytes
         Non-empty; ``len(prompt) + max_bytes`` must fit in ``model.config.context``.
     schema : dict or SchemaAutomaton
-        A schema of the supported subset (see :mod:`netprism.lm.schema`) or its compiled form.
+        A schema of the supported subset (see :mod:`netprism.lm.guided.schema`) or its compiled
+        form.
     max_bytes : int
         Hard budget on output bytes; every output closes within it (budget forcing).
     temperature, top_k, generator

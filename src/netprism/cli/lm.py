@@ -1,6 +1,8 @@
 """``netprism lm``: train the byte-level LM, generate from it (optionally schema-guided), adapt it.
 
-"Apple Intelligence Foundation Language Models: Tech Report 2025" (arXiv 2507.13575).
+"Apple Intelligence Foundation Language Models: Tech Report 2025" (arXiv 2507.13575).  The
+commands of :mod:`netprism.lm` registered in the CLI (``netprism lm ...`` delegates here); the
+CLI imports :mod:`netprism.lm`, never the other way round.
 
 ::
 
@@ -23,7 +25,7 @@ from typing import Any
 
 import torch
 
-from netprism.cli import LM_TRAIN, OneLineParser, claimed_out, out_path, shown
+from netprism.cli.common import LM_TRAIN, OneLineParser, claimed_out, out_path, shown
 from netprism.io import ensure_writable_dir, load_json
 from netprism.lm.model import ByteLM
 
@@ -234,8 +236,7 @@ def _generate(args: argparse.Namespace) -> int:
 def _guided_chunks(
     model: ByteLM, prompt: bytes, args: argparse.Namespace, gen: torch.Generator
 ) -> Iterator[str]:
-    from netprism.lm.guided import stream_guided
-    from netprism.lm.schema import compile_schema
+    from netprism.lm.guided import compile_schema, stream_guided
 
     try:
         schema = load_json(args.schema)
