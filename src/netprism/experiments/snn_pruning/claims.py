@@ -1,58 +1,30 @@
-"""Claims, metrics and figures of the ``snn_pruning`` experiment (see :mod:`.snn_pruning`).
+"""Claims and metrics of the ``snn_pruning`` experiment.
 
 Accuracies in percentage points, mean +- std over seeds; four claims
-(``spatial_compression``, ``temporal_schedule``, ``quantization_stable``, ``energy_ratio``)
-and four figures (widths per quantity, accuracy vs T, accuracy vs bits, energy).
+(``spatial_compression``, ``temporal_schedule``, ``quantization_stable``, ``energy_ratio``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from netprism.experiments.base import Claim, mean_std
+from netprism.core.results import Claim, mean_std
+from netprism.core.results import format_pm as pm
+from netprism.experiments.snn_pruning.records import SeedRun
 from netprism.spiking.pruning import ENERGY_PJ
 
 
-@dataclass
-class SeedRun:
-    """Everything measured on one seed (accuracies as fractions)."""
-
-    seed: int
-    ann: float
-    full: float  # full-width SNN at T0 after fine-tuning
-    full_params: int = 0
-    widths: dict[str, list[int]] = field(default_factory=dict)  # "membrane@0.999" -> per layer
-    retrained: dict[str, dict[str, Any]] = field(default_factory=dict)
-    staged: dict[int, float] = field(default_factory=dict)  # T -> accuracy (pruned network)
-    direct_final: float = 0.0
-    quant_snn: dict[int, float] = field(default_factory=dict)
-    quant_ann: dict[int, float] = field(default_factory=dict)
-    energy_full: dict[str, float] = field(default_factory=dict)
-    energy_pruned: dict[str, float] = field(default_factory=dict)
-    final_model: Any = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in vars(self).items() if k != "final_model"}
-        for key in ("staged", "quant_snn", "quant_ann"):
-            out[key] = {str(k): v for k, v in out[key].items()}
-        return out
-
-
 def _pts(values: list[float]) -> tuple[float, float]:
+    """Mean and std over seeds of accuracies given as fractions, in points."""
     return mean_std([100.0 * v for v in values])
-
-
-def _pm(stat: tuple[float, float]) -> str:
-    return f"{stat[0]:.1f} +- {stat[1]:.1f}"
 
 
 def claims_and_metrics(
     runs: list[SeedRun], config: Any
 ) -> tuple[list[Claim], dict[str, float], dict[str, dict[str, float]]]:
+    """The four claims, the flat metrics and the baselines' numbers."""
     metrics: dict[str, float] = {"n_seeds": float(len(runs))}
     metrics["ann"], metrics["ann_std"] = _pts([r.ann for r in runs])
     metrics["snn_full"], metrics["snn_full_std"] = _pts([r.full for r in runs])
@@ -95,7 +67,7 @@ def _claim_spatial(runs: list[SeedRun], config: Any) -> Claim:
         ratio = float(np.mean([r.full_params / r.retrained[k]["params"] for r in runs]))
         acc = _pts([r.retrained[k]["snn"] for r in runs])
         widths = np.mean([r.retrained[k]["widths"] for r in runs], axis=0).round(1).tolist()
-        parts.append(f"{k}: widths {widths}, {ratio:.1f}x fewer parameters, SNN {_pm(acc)}")
+        parts.append(f"{k}: widths {widths}, {ratio:.1f}x fewer parameters, SNN {pm(acc)}")
     ratio = float(np.mean([r.full_params / r.retrained[key]["params"] for r in runs]))
     drop = full[0] - _pts([r.retrained[key]["snn"] for r in runs])[0]
     table = "; ".join(
@@ -106,7 +78,7 @@ def _claim_spatial(runs: list[SeedRun], config: Any) -> Claim:
         id="spatial_compression",
         text=f"PCA of the time-averaged membrane potential before the reset ({key}) gives >= "
         f"{config.min_param_ratio:g}x fewer parameters with <= {config.max_drop_points:g} "
-        f"points drop after retraining (full-width SNN at T={config.t0}: {_pm(full)}). "
+        f"points drop after retraining (full-width SNN at T={config.t0}: {pm(full)}). "
         f"Retrained: " + "; ".join(parts) + f". Widths of {list(config.hidden)} by quantity "
         f"(mean over seeds): {table}. measured = min(ratio - {config.min_param_ratio:g}, "
         f"{config.max_drop_points:g} - drop) with ratio {ratio:.2f}, drop {drop:.2f} points",
@@ -121,7 +93,7 @@ def _claim_spatial(runs: list[SeedRun], config: Any) -> Claim:
 def _claim_temporal(runs: list[SeedRun], config: Any) -> Claim:
     final = config.stages[-1]
     curve = ", ".join(
-        f"T={t} {_pm(_pts([r.staged[t] for r in runs]))}" for t in (config.t0, *config.stages)
+        f"T={t} {pm(_pts([r.staged[t] for r in runs]))}" for t in (config.t0, *config.stages)
     )
     gap = float(np.mean([100 * (r.staged[final] - r.direct_final) for r in runs]))
     total = config.stage_epochs * len(config.stages)
@@ -129,7 +101,7 @@ def _claim_temporal(runs: list[SeedRun], config: Any) -> Claim:
         id="temporal_schedule",
         text=f"staged T reduction of the pruned SNN ({curve}) is at least as accurate at "
         f"T={final} as converting and fine-tuning directly at T={final} for the same {total} "
-        f"epochs ({_pm(_pts([r.direct_final for r in runs]))}); latency reduced "
+        f"epochs ({pm(_pts([r.direct_final for r in runs]))}); latency reduced "
         f"{config.t0 / final:g}x from T={config.t0}; measured = staged - direct (points)",
         measured=gap,
         target=0.0,
@@ -181,107 +153,3 @@ def _claim_energy(runs: list[SeedRun], config: Any) -> Claim:
         baseline=before,
         baseline_name="ANN/SNN before pruning",
     )
-
-
-def plot_all(runs: list[SeedRun], config: Any, out_dir: Path) -> list[str]:
-    return [
-        _plot_widths(runs, config, out_dir),
-        _plot_temporal(runs, config, out_dir),
-        _plot_quant(runs, out_dir),
-        _plot_energy(runs, config, out_dir),
-    ]
-
-
-def _plot_widths(runs: list[SeedRun], config: Any, out_dir: Path) -> str:
-    from matplotlib.figure import Figure
-
-    from netprism.report.figures import save_figure
-
-    keys = list(runs[0].widths)
-    mean = np.mean([[r.widths[k] for k in keys] for r in runs], axis=0)  # (rules, layers)
-    fig = Figure(figsize=(max(6, 1.1 * len(keys)), 3.6))
-    ax = fig.subplots()
-    x = np.arange(len(keys))
-    n_layers = mean.shape[1]
-    for i in range(n_layers):
-        off = x + (i - (n_layers - 1) / 2) * 0.8 / n_layers
-        ax.bar(off, mean[:, i], 0.8 / n_layers, label=f"hidden layer {i + 1}")
-    for i, width in enumerate(config.hidden):
-        ax.axhline(width, color=f"C{i}", lw=0.8, ls="--")
-    ax.set_xticks(x, keys, rotation=30, ha="right", fontsize=7)
-    ax.set(ylabel="PCA width", title="significant width by PCA'd quantity @ threshold")
-    ax.legend()
-    ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    save_figure(fig, out_dir / "snn_widths.png")
-    return "snn_widths.png"
-
-
-def _plot_temporal(runs: list[SeedRun], config: Any, out_dir: Path) -> str:
-    from matplotlib.figure import Figure
-
-    from netprism.report.figures import save_figure
-
-    ts = [config.t0, *config.stages]
-    acc = np.array([[100 * r.staged[t] for t in ts] for r in runs])
-    fig = Figure(figsize=(5, 3.4))
-    ax = fig.subplots()
-    err = acc.std(axis=0, ddof=1) if len(runs) > 1 else None
-    ax.errorbar(ts, acc.mean(0), yerr=err, marker="o", capsize=3, label="staged (pruned SNN)")
-    direct = np.array([100 * r.direct_final for r in runs])
-    derr = [direct.std(ddof=1)] if len(runs) > 1 else None
-    ax.errorbar([ts[-1]], [direct.mean()], yerr=derr, marker="s", capsize=3, color="C3",
-                ls="none", label=f"direct at T={ts[-1]}")  # fmt: skip
-    ax.set(xscale="log", xlabel="time steps T", ylabel="test accuracy (%)")
-    ax.set_title("temporal pruning")
-    ax.minorticks_off()
-    ax.set_xticks(ts, [str(t) for t in ts])
-    ax.invert_xaxis()
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    save_figure(fig, out_dir / "snn_temporal.png")
-    return "snn_temporal.png"
-
-
-def _plot_quant(runs: list[SeedRun], out_dir: Path) -> str:
-    from matplotlib.figure import Figure
-
-    from netprism.report.figures import save_figure
-
-    bits = list(runs[0].quant_snn)
-    fig = Figure(figsize=(5, 3.4))
-    ax = fig.subplots()
-    for name, attr, ref in (("SNN", "quant_snn", "full"), ("ANN", "quant_ann", "ann")):
-        acc = np.array([[100 * getattr(r, attr)[b] for b in bits] for r in runs])
-        ax.plot(bits, acc.mean(0), marker="o", label=name)
-        ax.axhline(100 * np.mean([getattr(r, ref) for r in runs]), lw=0.8, ls="--",
-                   color="C0" if name == "SNN" else "C1")  # fmt: skip
-    ax.set(xlabel="weight bits", ylabel="test accuracy (%)", title="post-training quantization")
-    ax.invert_xaxis()
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    save_figure(fig, out_dir / "snn_quantization.png")
-    return "snn_quantization.png"
-
-
-def _plot_energy(runs: list[SeedRun], config: Any, out_dir: Path) -> str:
-    from matplotlib.figure import Figure
-
-    from netprism.report.figures import save_figure
-
-    values = [
-        np.mean([r.energy_full["ann_pj"] for r in runs]),
-        np.mean([r.energy_full["snn_pj"] for r in runs]),
-        np.mean([r.energy_pruned["snn_pj"] for r in runs]),
-    ]
-    names = ["ANN", f"SNN T={config.t0}", f"pruned SNN T={config.stages[-1]}"]
-    fig = Figure(figsize=(5, 3.4))
-    ax = fig.subplots()
-    ax.bar(names, np.array(values) / 1e3, color=["C1", "C0", "C2"])
-    ax.set(ylabel="energy per inference (nJ)", title="energy proxy (45 nm)")
-    ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    save_figure(fig, out_dir / "snn_energy.png")
-    return "snn_energy.png"
