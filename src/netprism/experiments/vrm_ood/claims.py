@@ -1,45 +1,23 @@
-"""Claims, metrics and figures of the ``vrm_ood`` experiment (see
-:mod:`netprism.experiments.vrm_ood`).
+"""Claims and metrics of the ``vrm_ood`` experiment.
 
-Pure summaries of the per-seed runs: three claims (far-OoD quality of VRM, exact counted costs
-with measured wall-clock, intra-class mixup on the baselines) and two figures (score
-histograms in vs out, ROC curves), both from the first seed.
+Pure summaries of the per-seed records: three claims (far-OoD quality of VRM, exact counted
+costs with measured wall-clock, intra-class mixup on the baselines).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from netprism.core.metrics import roc_curve
-from netprism.experiments.base import Claim, mean_std
-from netprism.report.figures import save_figure
-
-FAR_SETS = ("gaussian", "uniform")
-HIST_DETECTORS = ("msp", "odin", "mahalanobis", "vrm")
-ROC_DETECTORS = ("msp", "maxlogit", "energy", "odin", "mahalanobis", "mixup_msp", "vrm")
+from netprism.core.results import Claim, mean_std
+from netprism.core.results import format_pm as pm
+from netprism.experiments.vrm_ood.config import FAR_SETS
+from netprism.experiments.vrm_ood.records import SeedRun
 
 
-@dataclass
-class SeedRun:
-    """Everything one seed measured."""
-
-    seed: int
-    metrics: dict[tuple[str, str], dict[str, float]]  # (detector, set) -> OODMetrics dict
-    accuracy: dict[str, float]  # plain / mixup / vrm test accuracy on the K classes
-    overhead: dict[str, dict[str, float]]  # detector -> Overhead dict (first seed only)
-    in_scores: dict[str, torch.Tensor]  # detector -> (N_in,)
-    out_scores: dict[tuple[str, str], torch.Tensor]  # (detector, set) -> (N_out,)
-    penultimate: int  # D, the width the head reads
-    num_classes: int  # K
-    maha_dims: list[int]  # input width D_l of each Mahalanobis layer
-
-
-def _stat(runs: list[SeedRun], det: str, s: str, key: str) -> tuple[float, float]:
+def stat(runs: list[SeedRun], det: str, s: str, key: str) -> tuple[float, float]:
+    """Mean and std over seeds of detector ``det``'s ``key`` on OoD set ``s``."""
     return mean_std([r.metrics[(det, s)][key] for r in runs])
 
 
@@ -58,7 +36,7 @@ def claims_and_metrics(
     for det in detectors:
         for s in sets:
             for key in ("auroc", "fpr95", "aupr_in", "aupr_out", "detection_error"):
-                mean, std = _stat(runs, det, s, key)
+                mean, std = stat(runs, det, s, key)
                 metrics[f"{det}_{s}_{key}"] = mean
                 if key in ("auroc", "fpr95"):
                     metrics[f"{det}_{s}_{key}_std"] = std
@@ -82,7 +60,7 @@ def _claim_auroc(runs: list[SeedRun], config: Any, m: dict[str, float]) -> Claim
         failed += (auroc < config.auroc_target) + (fpr > config.fpr95_target) + (auroc <= msp)
         worst = min(r.metrics[("vrm", s)]["auroc"] for r in runs)
         parts.append(
-            f"{s}: VRM AUROC {auroc:.4f} +- {m[f'vrm_{s}_auroc_std']:.4f} (worst seed "
+            f"{s}: VRM AUROC {pm((auroc, m[f'vrm_{s}_auroc_std']), 4)} (worst seed "
             f"{worst:.4f}), FPR95 {fpr:.4f}; plain-ERM MSP AUROC {msp:.4f}, FPR95 "
             f"{m[f'msp_{s}_fpr95']:.4f}"
         )
@@ -183,53 +161,3 @@ def _claim_baselines(
         baseline=plain,
         baseline_name=f"plain {worst.upper()} mean AUROC",
     )
-
-
-# ----------------------------------------------------------------------------- figures
-
-
-def plot_all(run: SeedRun, out_dir: Path) -> list[str]:
-    """Both figures from one seed's scores; returns their file names."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    sets = list(dict.fromkeys(s for _, s in run.out_scores))
-    fig = Figure(figsize=(3.0 * len(sets), 2.4 * len(HIST_DETECTORS)))
-    axes = fig.subplots(len(HIST_DETECTORS), len(sets), squeeze=False)
-    for i, det in enumerate(HIST_DETECTORS):
-        for j, s in enumerate(sets):
-            ax = axes[i][j]
-            s_in, s_out = run.in_scores[det].numpy(), run.out_scores[(det, s)].numpy()
-            bins = np.linspace(min(s_in.min(), s_out.min()), max(s_in.max(), s_out.max()), 31)
-            ax.hist(s_in, bins=bins, alpha=0.6, density=True, label="in", color="#0969da")
-            ax.hist(s_out, bins=bins, alpha=0.6, density=True, label="out", color="#cf222e")
-            auroc = run.metrics[(det, s)]["auroc"]
-            ax.set_title(f"{det} / {s} (AUROC {auroc:.3f})", fontsize=8)
-            ax.tick_params(labelsize=6)
-            ax.xaxis.set_major_locator(MaxNLocator(4))
-            if i == 0 and j == 0:
-                ax.legend(fontsize=7)
-    fig.subplots_adjust(hspace=0.55, wspace=0.3)
-    fig.suptitle(f"OoD scores (higher = more OoD), seed {run.seed}")
-    names = ["vrm_ood_histograms.png"]
-    save_figure(fig, out_dir / names[0])
-
-    fig = Figure(figsize=(3.2 * len(sets), 3.2))
-    axes = fig.subplots(1, len(sets), squeeze=False)
-    for j, s in enumerate(sets):
-        ax = axes[0][j]
-        for det in ROC_DETECTORS:
-            t_in, t_out = run.in_scores[det], run.out_scores[(det, s)]
-            labels = torch.cat([torch.zeros(len(t_in)), torch.ones(len(t_out))])
-            fpr, tpr = roc_curve(labels, torch.cat([t_in, t_out]))
-            ax.plot(fpr.numpy(), tpr.numpy(), label=det, lw=1.2)
-        ax.plot([0, 1], [0, 1], color="#8c959f", lw=0.8, ls="--")
-        ax.set_title(s, fontsize=9)
-        ax.set_xlabel("FPR (in flagged)", fontsize=7)
-        ax.set_ylabel("TPR (OoD flagged)", fontsize=7)
-        ax.tick_params(labelsize=6)
-    axes[0][0].legend(fontsize=6)
-    fig.suptitle(f"ROC curves, OoD = positive, seed {run.seed}", y=1.04)
-    names.append("vrm_ood_roc.png")
-    save_figure(fig, out_dir / names[1])
-    return names

@@ -1,31 +1,9 @@
-"""``space``: SPACE's zero forgetting and per-task cost, next to GPM on the same streams.
-
-Saha, Garg, Ankit & Roy, "SPACE: Structured Compression and Sharing of Representational Space
-for Continual Learning", IEEE Access 2021, arXiv 2001.08650. The small-scale protocol: 5
-permuted-digit tasks and 5 split-digit tasks (2 classes each, one head per task), an MLP
-64-100-100-10 whose hidden units play the filters, channel-wise PCA at ``var_kept`` 0.95 (first
-layer) / 0.99, the GPM recipe's SGD (lr 0.05, batch 10, 5 epochs per task, the same number of
-retraining epochs).
-
-Measured, per seed (the same initial weights and streams for every method): SPACE, GPM
-(thresholds 0.95 / 0.99 / 0.99; on the split stream the per-task head is not projected) and
-plain fine-tuning.  SPACE's old-task logits on the whole test set of every earlier task are
-recorded right after that task and compared bit for bit after every later task.
-
-Stated difference: SPACE needs the task identity at inference (its sub-network and stored
-head); on the permuted stream GPM answers with one shared head and no task identity, so there
-the comparison favours SPACE.  On the split stream both use the task identity.
-
-Every task is trained by the engine's ``fit`` (through the continual runner) on ``device``
-("auto": CUDA when present); the probes are scored where the model is.
-"""
+"""The per-seed work of the ``space`` experiment: SPACE (recording its old-task logits), GPM
+and fine-tuning on one seed's permuted and split streams, through the continual runner."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 import torch
@@ -36,51 +14,14 @@ from netprism.continual.recipe import stream_config
 from netprism.continual.runner import ContinualMethod, StreamResult, Trainer, run_stream
 from netprism.continual.space import SPACE
 from netprism.continual.streams import permuted_stream, split_stream
-from netprism.core.seed import seed_everything, torch_threads
-from netprism.experiments._space_report import (
-    SeedRuns,
-    StreamRuns,
-    claims_and_metrics,
-    plot_all,
-)
-from netprism.experiments.base import Result, check_seeds, register_experiment, seeded_result
-from netprism.io import atomic_write_text
+from netprism.core.seed import seed_everything
+from netprism.experiments.space.config import SPACEExperimentConfig
+from netprism.experiments.space.records import SeedRuns, StreamRuns
 from netprism.models import create_model
-from netprism.train.device import resolve_device
 
 STREAMS: dict[str, tuple[Callable[..., Any], str | None]] = {
     "permuted": (permuted_stream, None),
     "split": (split_stream, "multi"),
-}
-
-
-@dataclass(frozen=True)
-class SPACEExperimentConfig:
-    """Config of the ``space`` experiment (defaults = small scale)."""
-
-    dataset: str = "digits"
-    n_tasks: int = 5
-    hidden: tuple[int, ...] = (100, 100)
-    epochs: int = 5
-    retrain_epochs: int = 5
-    batch_size: int = 10
-    lr: float = 0.05
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    var_kept: tuple[float, ...] = (0.95, 0.99)  # one per hidden layer (or one value)
-    rule: str = "below"
-    samples: int = 300
-    gpm_threshold: tuple[float, ...] = (0.95, 0.99, 0.99)  # hidden layers + shared head
-    streams: tuple[str, ...] = ("permuted", "split")
-    max_gap_to_gpm: float = 5.0  # points; "ACC within a few points of GPM" (spec 6.2)
-    device: str = "auto"
-    data_dir: str | None = None
-    threads: int = 1  # torch CPU threads; 1 is fastest for these tiny models
-
-
-SCALES: dict[str, dict[str, Any]] = {
-    "tiny": {"epochs": 1, "retrain_epochs": 1, "batch_size": 32, "samples": 100, "seeds": (0,)},
-    "small": {},
-    "full": {"seeds": tuple(range(10))},
 }
 
 
@@ -116,32 +57,8 @@ class RecordingSPACE(SPACE):
             self.max_abs_diff = max(self.max_abs_diff, diff)
 
 
-@register_experiment(
-    "space",
-    config=SPACEExperimentConfig,
-    scales=SCALES,
-    demo=False,
-    paper="Saha, Garg, Ankit & Roy, SPACE: Structured Compression and Sharing of "
-    "Representational Space for Continual Learning (IEEE Access 2021, arXiv 2001.08650)",
-)
-def run(config: SPACEExperimentConfig, *, out_dir: Path | None = None) -> Result:
-    """SPACE, GPM and fine-tuning on every stream and seed; claims and figures."""
-    _validate(config)
-    with torch_threads(config.threads):
-        runs = [_one_seed(config, seed) for seed in config.seeds]
-    claims, metrics, baselines = claims_and_metrics(runs, config)
-    figures: list[str] = []
-    if out_dir is not None:
-        figures = plot_all(runs, Path(out_dir))
-        _save_streams(runs, Path(out_dir))
-    return seeded_result(
-        "space", config, metrics=metrics, baselines=baselines, claims=claims, figures=figures
-    )
-
-
-def _validate(config: SPACEExperimentConfig) -> None:
-    resolve_device(config.device)  # an unusable device fails before any work
-    check_seeds(config.seeds)
+def validate(config: SPACEExperimentConfig) -> None:
+    """Tasks, streams and thresholds, checked before any work."""
     if config.n_tasks < 2:
         raise ValueError(f"a stream needs at least 2 tasks, got n_tasks={config.n_tasks}")
     unknown = [s for s in config.streams if s not in STREAMS]
@@ -224,22 +141,6 @@ def _one_stream(config: SPACEExperimentConfig, seed: int, kind: str) -> StreamRu
     )
 
 
-def _one_seed(config: SPACEExperimentConfig, seed: int) -> SeedRuns:
+def one_seed(config: SPACEExperimentConfig, seed: int) -> SeedRuns:
+    """SPACE, GPM and fine-tuning on every configured stream of one seed."""
     return SeedRuns(seed, {kind: _one_stream(config, seed, kind) for kind in config.streams})
-
-
-def _save_streams(runs: list[SeedRuns], out_dir: Path) -> None:
-    """Every accuracy matrix, SPACE's units and MAC fractions per seed and stream."""
-    data = {
-        str(r.seed): {
-            kind: {
-                "methods": {name: res.to_dict() for name, res in s.results.items()},
-                "space_units": s.units,
-                "space_mac_fraction": s.mac_fraction,
-                "widths": s.widths,
-            }
-            for kind, s in r.streams.items()
-        }
-        for r in runs
-    }
-    atomic_write_text(out_dir / "streams.json", json.dumps(data, indent=1))

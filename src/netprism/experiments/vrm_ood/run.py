@@ -1,49 +1,17 @@
-"""``vrm_ood``: VRM's auxiliary-class OoD detector against MSP, max-logit, energy, ODIN and
-Mahalanobis, with the cost of each.
-
-Ravikumar, Kodge, Garg & Roy, "Exploring Vicinal Risk Minimization for Lightweight
-Out-of-Distribution Detection", 2020, arXiv 2012.08398. The small-scale check: digits 0-4 in
-distribution, far OoD = Gaussian and uniform noise, near OoD = digits 5-9 and transformed
-digits. The paper's exact recipe is not public; what is inferred is listed in
-:mod:`netprism.robustness.ood`.
-
-Per seed, three classifiers start from the same initial body weights and see the same batches
-(Adam): plain ERM (K outputs), intra-class mixup ("VRM applied to the baselines", K outputs)
-and VRM (K + 1 outputs).  The baselines are scored on the plain and on the mixup classifier,
-VRM on its own.  No threshold, epsilon or seed is chosen by looking at OoD data: ODIN uses
-T = 1000 and a fixed epsilon.
-
-Stated caveat: VRM's auxiliary class is trained on inputs mixed with N(0, 1) noise clipped to
-[0, 1]; the far-OoD Gaussian set is N(0.5, 1) clipped to [0, 1] (the ODIN-era convention), so it
-lies in the vicinity VRM was trained on -- which is the paper's point, and why beating plain
-MSP there is expected.  Uniform noise and the near-OoD sets were never seen in training.
-
-Device: ``--device`` (default ``auto``: CUDA when present) trains the three classifiers (on
-the engine, :func:`netprism.train.fit`) and runs every detector's scoring there; the mixup and
-noise draws are made on the CPU generator whatever the device.
-"""
+"""The work of the ``vrm_ood`` experiment: the in-distribution data and OoD sets (built once),
+then per seed the plain, mixup and VRM classifiers and every detector's scores."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from netprism.core.seed import torch_threads
 from netprism.data import TensorDataset, load_dataset
 from netprism.data import ood as ood_sets
-from netprism.experiments._vrm_ood_report import (
-    FAR_SETS,
-    SeedRun,
-    claims_and_metrics,
-    plot_all,
-)
-from netprism.experiments.base import Result, check_seeds, register_experiment, seeded_result
-from netprism.io import atomic_write_text
+from netprism.experiments.vrm_ood.config import FAR_SETS, MODELS, NEAR_SETS, VRMOODConfig
+from netprism.experiments.vrm_ood.records import SeedRun
 from netprism.models import create_model
 from netprism.robustness.ood import (
     MSP,
@@ -62,82 +30,9 @@ from netprism.robustness.ood import (
 from netprism.robustness.ood_metrics import measure_overhead, ood_metrics
 from netprism.train import resolve_device
 
-NEAR_SETS = ("held_out", "inverted", "shuffled", "rotated", "mnist1d")
-MODELS = ("mlp", "lenet")
 
-
-@dataclass(frozen=True)
-class VRMOODConfig:
-    """Config of the ``vrm_ood`` experiment (defaults = small scale)."""
-
-    dataset: str = "digits"
-    in_classes: tuple[int, ...] = (0, 1, 2, 3, 4)
-    model: str = "mlp"
-    hidden: tuple[int, ...] = (128, 64)  # MLP only
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 1e-3
-    alpha: float = 1.0  # Beta(alpha, alpha) of the intra-class mixup
-    noise_std: float = 1.0  # inferred: n ~ N(0, noise_std^2 I) for the auxiliary class
-    aux_target: str = "hard"  # inferred: "hard" (variant A) or "soft" (variant B)
-    aux_lambda_max: float = 0.5  # inferred (variant A): at least half noise
-    noise_fraction: float = 0.5  # auxiliary samples per real sample in a batch
-    vrm_score: str = "aux"  # "aux" (p_K) or "max_in" (1 - max_{k<K} p_k)
-    odin_temperature: float = 1000.0
-    odin_epsilon: float = 0.002
-    mahalanobis_layers: tuple[str, ...] = ("head",)  # inputs of these layers
-    n_noise: int = 500
-    near_sets: tuple[str, ...] = NEAR_SETS
-    seeds: tuple[int, ...] = (0, 1, 2)
-    auroc_target: float = 0.95
-    fpr95_target: float = 0.2
-    max_auroc_drop: float = 0.02
-    timing_inputs: int = 1000
-    data_dir: str | None = None
-    threads: int = 1  # torch CPU threads; 1 is fastest for these tiny models
-    device: str = "auto"  # training and scoring; "auto": CUDA when present
-
-
-SCALES: dict[str, dict[str, Any]] = {
-    "tiny": {
-        "epochs": 2,
-        "seeds": (0,),
-        "n_noise": 60,
-        "near_sets": ("held_out", "inverted"),
-        "timing_inputs": 100,
-    },
-    "small": {},
-    "full": {"seeds": tuple(range(5)), "epochs": 60},
-}
-
-
-@register_experiment(
-    "vrm_ood",
-    config=VRMOODConfig,
-    scales=SCALES,
-    demo=False,
-    paper="Ravikumar, Kodge, Garg & Roy, Exploring Vicinal Risk Minimization for Lightweight "
-    "Out-of-Distribution Detection (2020, arXiv 2012.08398)",
-)
-def run(config: VRMOODConfig, *, out_dir: Path | None = None) -> Result:
-    """Train plain / mixup / VRM classifiers per seed, score every OoD set; claims, figures."""
-    _validate(config)
-    device = resolve_device(config.device)  # an unavailable device fails before any work
-    with torch_threads(config.threads):
-        data = _data(config)
-        runs = [_one_seed(config, seed, data, device) for seed in config.seeds]
-    claims, metrics, baselines = claims_and_metrics(runs, config)
-    figures: list[str] = []
-    if out_dir is not None:
-        figures = plot_all(runs[0], Path(out_dir))
-        _save_runs(runs, Path(out_dir))
-    return seeded_result(
-        "vrm_ood", config, metrics=metrics, baselines=baselines, claims=claims, figures=figures
-    )
-
-
-def _validate(config: VRMOODConfig) -> None:
-    check_seeds(config.seeds)
+def validate(config: VRMOODConfig) -> None:
+    """Model, OoD sets, classes, inferred settings and targets, checked before any work."""
     if config.model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {config.model!r}")
     unknown = [s for s in config.near_sets if s not in NEAR_SETS]
@@ -157,6 +52,12 @@ def _validate(config: VRMOODConfig) -> None:
             raise ValueError(f"{key} must be a positive int, got {getattr(config, key)!r}")
     if not config.mahalanobis_layers:
         raise ValueError("mahalanobis_layers must name at least one layer, got ()")
+
+
+def measure(config: VRMOODConfig) -> list[SeedRun]:
+    """The data and OoD sets once, then every seed on them."""
+    data = _data(config)
+    return [one_seed(config, seed, data) for seed in config.seeds]
 
 
 @dataclass
@@ -203,7 +104,9 @@ def _detectors(config: VRMOODConfig) -> dict[str, OODDetector]:
     }
 
 
-def _one_seed(config: VRMOODConfig, seed: int, data: _Data, device: torch.device) -> SeedRun:
+def one_seed(config: VRMOODConfig, seed: int, data: _Data) -> SeedRun:
+    """Plain, mixup and VRM classifiers on one seed; every detector scored on every set."""
+    device = resolve_device(config.device)
     k, shape = data.train.num_classes, data.train.input_shape
     recipe = vrm_config(
         epochs=config.epochs,
@@ -266,16 +169,3 @@ def _in_width(layer: nn.Module) -> int:
     if not isinstance(layer, nn.Linear):
         raise ValueError(f"mahalanobis_layers must name Linear layers, got {type(layer).__name__}")
     return int(layer.in_features)
-
-
-def _save_runs(runs: list[SeedRun], out_dir: Path) -> None:
-    """Every detector's metrics on every OoD set, per seed, and the overhead table."""
-    data = {
-        str(r.seed): {
-            "accuracy": r.accuracy,
-            "metrics": {f"{d}/{s}": m for (d, s), m in r.metrics.items()},
-            "overhead": r.overhead,
-        }
-        for r in runs
-    }
-    atomic_write_text(out_dir / "ood_runs.json", json.dumps(data, indent=1))

@@ -1,61 +1,21 @@
-"""Claims, metrics and figures of the ``trend`` experiment (see :mod:`netprism.experiments.trend`).
+"""Claims and metrics of the ``trend`` experiment.
 
-Pure summaries of the per-seed runs: three claims (transfer orderings, gradient domination,
-the TREND ensemble's robustness) and four figures (mean TM heatmap, attack success against
-eps, robust accuracy of candidate ensembles, ensemble-attack success with a scaled member).
+Pure summaries of the per-seed records: three claims (transfer orderings, gradient
+domination, the TREND ensemble's robustness), accuracies and successes in points.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from netprism.experiments.base import Claim, mean_std
+from netprism.core.results import Claim, mean_std
+from netprism.core.results import format_pm as pm
+from netprism.experiments.trend.records import SeedRun
 from netprism.robustness.ensemble import MODE_NAMES, MODES
 
 MIN_SEEDS = 3  # the orderings claim asks for >= 3 seeds
-
-
-@dataclass
-class Candidate:
-    """A hard-vote ensemble: its members, clean accuracy, robust accuracy per ensemble attack."""
-
-    members: list[str]
-    clean: float
-    robust: dict[str, float]  # mode -> accuracy under that attack at attack_eps
-
-    @property
-    def worst(self) -> float:
-        """Robust accuracy under the strongest of the ensemble attacks."""
-        return min(self.robust.values())
-
-
-@dataclass
-class SeedRun:
-    seed: int
-    names: list[str]
-    clean: dict[str, float]
-    tm: list[list[float]]  # (M, M) intended TM at tm_eps
-    tm_official: list[list[float]]  # the released script's formula
-    fraction: list[list[list[float]]]  # (M, M, E) N_transfer / N_common
-    success: list[list[float]]  # (M, E) white-box PGD success
-    single_robust: dict[str, float]  # white-box PGD accuracy at attack_eps
-    candidates: dict[str, Candidate]
-    domination: dict[str, Any]
-    curves: dict[str, list[float]]
-
-    def pair(self, source: str, target: str) -> float:
-        return float(self.tm[self.names.index(source)][self.names.index(target)])
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _pm(stat: tuple[float, float], scale: float = 1.0) -> str:
-    return f"{scale * stat[0]:.2f} +- {scale * stat[1]:.2f}"
 
 
 def claims_and_metrics(
@@ -82,7 +42,7 @@ def _claim_transfer(runs: list[SeedRun], metrics: dict[str, float], config: Any)
     worst = min(margins, key=lambda t: margins[t])
     metrics["tm_min_margin"] = margins[worst]
     enough = len(runs) >= MIN_SEEDS
-    others = ", ".join(f"fp->{t} {_pm(s)}" for t, s in tm.items())
+    others = ", ".join(f"fp->{t} {pm(s, 2)}" for t, s in tm.items())
     return Claim(
         id="quantization_cuts_transfer",
         text=f"input quantisation and architecture mismatch reduce transferability, "
@@ -125,7 +85,7 @@ def _claim_domination(runs: list[SeedRun], metrics: dict[str, float], config: An
     # "Collapses" read as: D-AG loses at least half of its success rate (relative), A-GD none.
     dag_rel = dag_drop / stats["avg"][0] if stats["avg"][0] > 0 else float("nan")
     agd_rel = agd_drop / stats["sign_avg"][0] if stats["sign_avg"][0] > 0 else float("nan")
-    table = "; ".join(f"{MODE_NAMES[m]} {_pm(stats[m])} -> {_pm(scaled[m])}" for m in MODES)
+    table = "; ".join(f"{MODE_NAMES[m]} {pm(stats[m], 2)} -> {pm(scaled[m], 2)}" for m in MODES)
     return Claim(
         id="gradient_domination",
         text=f"with one member's loss (so its gradient) scaled by {config.domination_scale:g}, "
@@ -186,11 +146,11 @@ def _claim_design(
         text=f"the TREND-selected ensemble (lowest mean mutual TM; {chosen}) is more robust "
         f"under the strongest ensemble attack (min over D-AG, A-GD, U-GD; eps="
         f"{config.attack_eps:g}, {config.steps} steps) than any single member (white-box PGD) "
-        f"and than a random ensemble of the same size: robust accuracy {_pm(mean_std(trend))} "
-        f"vs best member {_pm(mean_std(best_member))} vs random ensembles "
-        f"{_pm(mean_std(random_mean))} (%, {len(runs)} seeds, {config.n_random} random "
-        f"ensembles each); fp+q1+q2 {_pm(fp_q)}; clean accuracy drop vs its best member "
-        f"{_pm(clean_drop)} points; measured = mean over seeds of TREND minus the better of "
+        f"and than a random ensemble of the same size: robust accuracy {pm(mean_std(trend), 2)} "
+        f"vs best member {pm(mean_std(best_member), 2)} vs random ensembles "
+        f"{pm(mean_std(random_mean), 2)} (%, {len(runs)} seeds, {config.n_random} random "
+        f"ensembles each); fp+q1+q2 {pm(fp_q, 2)}; clean accuracy drop vs its best member "
+        f"{pm(clean_drop, 2)} points; measured = mean over seeds of TREND minus the better of "
         "the two baselines (points)",
         measured=float(np.mean(gaps)),
         target=0.0,
@@ -199,135 +159,3 @@ def _claim_design(
         baseline_name="max(best member, random ensemble)",
     )
     return claim, baselines
-
-
-# --------------------------------------------------------------------------- figures
-
-
-def plot_all(runs: list[SeedRun], config: Any, out_dir: Path) -> list[str]:
-    """Write the four figures into ``out_dir``; return their file names."""
-    return [
-        _plot_heatmap(runs, config, out_dir),
-        _plot_curves(runs, config, out_dir),
-        _plot_candidates(runs, config, out_dir),
-        _plot_domination(runs, config, out_dir),
-    ]
-
-
-def _plot_heatmap(runs: list[SeedRun], config: Any, out_dir: Path) -> str:
-    from matplotlib.figure import Figure
-
-    from netprism.report.figures import save_figure
-
-    names = runs[0].names
-    tm = np.nanmean(np.array([r.tm for r in runs], dtype=float), axis=0)  # (M, M)
-    fig = Figure(figsize=(1.0 + 0.6 * len(names), 0.8 + 0.55 * len(names)))
-    ax = fig.subplots()
-    im = ax.imshow(tm, vmin=0, vmax=1, cmap="magma")
-    for (i, j), v in np.ndenumerate(tm):
-        ax.text(
-            j,
-            i,
-            f"{v:.2f}",
-            ha="center",
-            va="center",
-            fontsize=7,
-            color="black" if v > 0.6 else "white",
-        )
-    ax.set_xticks(range(len(names)), names, rotation=45)
-    ax.set_yticks(range(len(names)), names)
-    ax.set(xlabel="target", ylabel="source")
-    ax.set_title(f"TM at eps={config.tm_eps:g} (mean of {len(runs)} seeds)")
-    fig.colorbar(im, ax=ax)
-    fig.tight_layout()
-    save_figure(fig, out_dir / "trend_tm_heatmap.png")
-    return "trend_tm_heatmap.png"
-
-
-def _plot_curves(runs: list[SeedRun], config: Any, out_dir: Path) -> str:
-    from matplotlib.figure import Figure
-
-    from netprism.report.figures import save_figure
-
-    fig = Figure(figsize=(5.5, 3.6))
-    ax = fig.subplots()
-    for name in runs[0].curves:
-        vals = 100 * np.array([r.curves[name] for r in runs])  # (seeds, E)
-        label = name
-        for mode, short in MODE_NAMES.items():
-            label = label.replace(f" {mode}", f", {short}")
-        ls = "--" if name.startswith("TREND") else "-"
-        ax.plot(config.eps, vals.mean(0), ls, marker="o", label=label)
-    ax.set(xlabel="eps (L-inf, [0, 1] pixels)", ylabel="attack success (%)", ylim=(0, 102))
-    ax.set_title("single fp model (solid) and TREND ensemble (dashed)")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    save_figure(fig, out_dir / "trend_attack_success.png")
-    return "trend_attack_success.png"
-
-
-def _plot_candidates(runs: list[SeedRun], config: Any, out_dir: Path) -> str:
-    from matplotlib.figure import Figure
-
-    from netprism.report.figures import save_figure
-
-    rows: dict[str, list[float]] = {}
-    for label in ("TREND", "fp+q1+q2"):
-        rows[label] = [
-            100 * float(np.mean([r.candidates[label].robust[m] for r in runs])) for m in MODES
-        ]
-    rows["random (mean)"] = [
-        100
-        * float(
-            np.mean(
-                [
-                    c.robust[m]
-                    for r in runs
-                    for k, c in r.candidates.items()
-                    if k.startswith("random")
-                ]
-            )
-        )
-        for m in MODES
-    ]
-    fig = Figure(figsize=(7.5, 3.6))
-    ax = fig.subplots()
-    x = np.arange(len(rows) + len(runs[0].names))
-    width = 0.25
-    for i, mode in enumerate(MODES):
-        vals = [v[i] for v in rows.values()]
-        ax.bar(x[: len(rows)] + (i - 1) * width, vals, width, label=MODE_NAMES[mode])
-    singles = [100 * float(np.mean([r.single_robust[n] for r in runs])) for n in runs[0].names]
-    ax.bar(x[len(rows) :], singles, 0.6, color="grey", label="single (PGD)")
-    ax.set_xticks(x, [*rows, *runs[0].names], rotation=45)
-    ax.set(ylabel=f"robust accuracy at eps={config.attack_eps:g} (%)", ylim=(0, 100))
-    ax.set_title(f"candidate ensembles vs single models ({len(runs)} seeds)")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    save_figure(fig, out_dir / "trend_candidate_ensembles.png")
-    return "trend_candidate_ensembles.png"
-
-
-def _plot_domination(runs: list[SeedRun], config: Any, out_dir: Path) -> str:
-    from matplotlib.figure import Figure
-
-    from netprism.report.figures import save_figure
-
-    members = runs[0].domination["members"]
-    labels = ["none", *[f"{m} x{config.domination_scale:g}" for m in members]]
-    fig = Figure(figsize=(6, 3.4))
-    ax = fig.subplots()
-    x = np.arange(len(labels))
-    for i, mode in enumerate(MODES):
-        vals = 100 * np.array([r.domination["success"][mode] for r in runs]).mean(0)
-        ax.bar(x + (i - 1) * 0.25, vals, 0.25, label=MODE_NAMES[mode])
-    ax.set_xticks(x, labels)
-    ax.set(xlabel="scaled member loss", ylabel="ensemble attack success (%)", ylim=(0, 100))
-    ax.set_title(f"gradient domination on {{{', '.join(members)}}}")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    save_figure(fig, out_dir / "trend_gradient_domination.png")
-    return "trend_gradient_domination.png"

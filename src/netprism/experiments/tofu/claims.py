@@ -1,54 +1,32 @@
-"""Claims, metrics and figures of the ``tofu`` experiment (see ``experiments/tofu.py``).
+"""Claims and metrics of the ``tofu`` experiment.
 
-Garg, Nagaraj & Roy, "TOFU: Towards Obfuscated Federated Updates by Encoding Weight Updates
-into Gradients from Proxy Data" (arXiv 2201.08494).
+Pure summaries of the per-seed records: encoder fidelity (and its rise with the number of
+proxies), exact decode, uplink savings and the accuracy they cost, privacy against gradient
+inversion, and survival of a malformed and a sign-flipping client.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from netprism.experiments.base import Claim, mean_std
-from netprism.federated.rounds import RoundLog
+from netprism.core.results import Claim, mean_std
+from netprism.core.results import format_pm as pm
+from netprism.experiments.tofu.records import SeedRuns
 
 METHODS = ("fedavg", "tofu", "hybrid")
-LABELS = {"fedavg": "FedAvg", "tofu": "TOFU only", "hybrid": "TOFU hybrid"}
 RECON_ROWS = ("ig_real", "ig_tofu", "dlg_real", "dlg_tofu", "analytic_real", "analytic_tofu")
 
 
-@dataclass
-class PrivacyRun:
-    """Attacks on one local SGD step of a true batch ``x`` ``(B, *input_shape)``."""
-
-    batch: int
-    x: torch.Tensor
-    proxy_x: torch.Tensor  # (N, *input_shape), the TOFU message's inputs
-    recon: dict[str, torch.Tensor]  # RECON_ROWS -> (B, *input_shape)
-    quality: dict[str, Any]  # RECON_ROWS -> {"mse", "psnr"}, plus extras
-
-
-@dataclass
-class SeedRuns:
-    """Everything one seed measured."""
-
-    seed: int
-    logs: dict[str, RoundLog]
-    fidelity: dict[int, list[float]]  # N -> cosines of re-encoded FedAvg updates
-    privacy: dict[int, PrivacyRun]  # batch size -> attacks
-    n_params: int
-
-
-def _mean(values: list[float]) -> float:
+def mean_or_nan(values: list[float]) -> float:
+    """The mean of ``values``; NaN when there are none."""
     return float(np.mean(values)) if values else float("nan")
 
 
-def _stat(values: list[float]) -> tuple[float, float]:
+def stat_or_nan(values: list[float]) -> tuple[float, float]:
+    """:func:`mean_std` of ``values``; ``(NaN, 0.0)`` when there are none."""
     return mean_std(values) if values else (float("nan"), 0.0)
 
 
@@ -61,10 +39,14 @@ def claims_and_metrics(
         m: [r.logs[m].accuracy[-1] for r in runs] for m in (*METHODS, "bad_robust", "bad_mean")
     }
     for m, vals in final.items():
-        metrics[f"{m}_acc"], metrics[f"{m}_acc_std"] = _stat(vals)
+        metrics[f"{m}_acc"], metrics[f"{m}_acc_std"] = stat_or_nan(vals)
     for m in METHODS:
-        metrics[f"{m}_uplink_bytes"] = _mean([float(sum(r.logs[m].uplink_bytes)) for r in runs])
-        metrics[f"{m}_downlink_bytes"] = _mean([float(sum(r.logs[m].downlink_bytes)) for r in runs])
+        metrics[f"{m}_uplink_bytes"] = mean_or_nan(
+            [float(sum(r.logs[m].uplink_bytes)) for r in runs]
+        )
+        metrics[f"{m}_downlink_bytes"] = mean_or_nan(
+            [float(sum(r.logs[m].downlink_bytes)) for r in runs]
+        )
     claims = [
         *_fidelity_claims(runs, config, metrics),
         _decode_claim(runs, config, metrics),
@@ -87,10 +69,12 @@ def claims_and_metrics(
 
 
 def _fidelity_claims(runs: list[SeedRuns], config: Any, metrics: dict[str, float]) -> list[Claim]:
-    per_seed = [_mean([c for rnd in r.logs["tofu"].cosines for c in rnd]) for r in runs]
-    mean_cos, std_cos = _stat(per_seed)
+    per_seed = [mean_or_nan([c for rnd in r.logs["tofu"].cosines for c in rnd]) for r in runs]
+    mean_cos, std_cos = stat_or_nan(per_seed)
     metrics["encoder_cosine"], metrics["encoder_cosine_std"] = mean_cos, std_cos
-    sweep = [_mean([_mean(r.fidelity[n]) for r in runs]) for n in config.fidelity_proxies]
+    sweep = [
+        mean_or_nan([mean_or_nan(r.fidelity[n]) for r in runs]) for n in config.fidelity_proxies
+    ]
     for n, v in zip(config.fidelity_proxies, sweep):
         metrics[f"fidelity_cosine_n{n}"] = v
     steps = [b - a for a, b in zip(sweep, sweep[1:])]
@@ -101,7 +85,7 @@ def _fidelity_claims(runs: list[SeedRuns], config: Any, metrics: dict[str, float
             "encoder_fidelity",
             f"mean cos(U_syn, U_real) >= {config.min_fidelity} over honest clients and TOFU "
             f"rounds, N={config.n_proxy}, {config.encoder_steps} Adam steps "
-            f"({mean_cos:.3f} +- {std_cos:.3f}, {len(runs)} seeds)",
+            f"({pm((mean_cos, std_cos), 3)}, {len(runs)} seeds)",
             mean_cos,
             config.min_fidelity,
             ">=",
@@ -135,15 +119,15 @@ def _comm_claims(
     runs: list[SeedRuns], config: Any, metrics: dict[str, float], final: dict[str, list[float]]
 ) -> list[Claim]:
     ratios = [sum(r.logs["fedavg"].uplink_bytes) / sum(r.logs["hybrid"].uplink_bytes) for r in runs]
-    metrics["comm_ratio"] = ratio = _mean(ratios)
-    metrics["comm_ratio_tofu_only"] = _mean(
+    metrics["comm_ratio"] = ratio = mean_or_nan(ratios)
+    metrics["comm_ratio_tofu_only"] = mean_or_nan(
         [sum(r.logs["fedavg"].uplink_bytes) / sum(r.logs["tofu"].uplink_bytes) for r in runs]
     )
     gaps = [h - f for h, f in zip(final["hybrid"], final["fedavg"])]
     tofu_gaps = [t - f for t, f in zip(final["tofu"], final["fedavg"])]
-    gap, gap_std = _stat(gaps)
+    gap, gap_std = stat_or_nan(gaps)
     metrics["hybrid_gap"], metrics["hybrid_gap_std"] = gap, gap_std
-    metrics["tofu_gap"], metrics["tofu_gap_std"] = _stat(tofu_gaps)
+    metrics["tofu_gap"], metrics["tofu_gap_std"] = stat_or_nan(tofu_gaps)
     rounds = f"{config.rounds - config.full_rounds} TOFU + {config.full_rounds} full rounds"
     return [
         Claim(
@@ -172,16 +156,16 @@ def _privacy_claim(runs: list[SeedRuns], config: Any, metrics: dict[str, float])
     for b in sorted(runs[0].privacy):
         for row in RECON_ROWS:
             q = [r.privacy[b].quality[row] for r in runs if row in r.privacy[b].quality]
-            metrics[f"b{b}_{row}_mse"] = _mean([v["mse"] for v in q])
-            metrics[f"b{b}_{row}_psnr"] = _mean([v["psnr"] for v in q])
+            metrics[f"b{b}_{row}_mse"] = mean_or_nan([v["mse"] for v in q])
+            metrics[f"b{b}_{row}_psnr"] = mean_or_nan([v["psnr"] for v in q])
         for att in ("ig", "dlg", "analytic"):
             real, tofu = metrics[f"b{b}_{att}_real_mse"], metrics[f"b{b}_{att}_tofu_mse"]
             metrics[f"b{b}_{att}_mse_ratio"] = tofu / real if real > 0 else math.inf
-        metrics[f"b{b}_ig_tofu_mse_to_proxy"] = _mean(
+        metrics[f"b{b}_ig_tofu_mse_to_proxy"] = mean_or_nan(
             [r.privacy[b].quality["ig_tofu_to_proxy"] for r in runs]
         )
         for key in ("mse", "psnr"):
-            metrics[f"b{b}_proxy_to_true_{key}"] = _mean(
+            metrics[f"b{b}_proxy_to_true_{key}"] = mean_or_nan(
                 [r.privacy[b].quality["proxy_to_true"][key] for r in runs]
             )
     b = config.attack_batch
@@ -207,9 +191,11 @@ def _bad_claim(
     rejected_every_round = all(n in rnd for r in runs for rnd in r.logs["bad_robust"].rejected)
     completed = all(len(r.logs["bad_robust"].accuracy) == config.rounds for r in runs)
     gaps = [b - c for b, c in zip(final["bad_robust"], final["fedavg"])]
-    gap, std = _stat(gaps)
+    gap, std = stat_or_nan(gaps)
     metrics["bad_robust_gap"], metrics["bad_robust_gap_std"] = gap, std
-    metrics["bad_mean_gap"] = _mean([b - c for b, c in zip(final["bad_mean"], final["fedavg"])])
+    metrics["bad_mean_gap"] = mean_or_nan(
+        [b - c for b, c in zip(final["bad_mean"], final["fedavg"])]
+    )
     metrics["bad_malformed_rejected_every_round"] = float(rejected_every_round)
     ok = rejected_every_round and completed
     return Claim(
@@ -224,101 +210,3 @@ def _bad_claim(
         baseline=metrics["fedavg_acc"],
         baseline_name="clean FedAvg accuracy",
     )
-
-
-def plot_all(runs: list[SeedRuns], out_dir: Path) -> list[str]:
-    """Write the figures into ``out_dir``; return their file names."""
-    return [
-        _plot_bytes(runs, out_dir),
-        _plot_proxies(runs[0], out_dir),
-        _plot_recon(runs[0], out_dir),
-        _plot_fidelity(runs, out_dir),
-    ]
-
-
-def _image(t: torch.Tensor) -> np.ndarray:
-    return (t.reshape(t.shape[-2], t.shape[-1]) if t.dim() >= 2 else t.reshape(1, -1)).numpy()
-
-
-def _plot_bytes(runs: list[SeedRuns], out_dir: Path) -> str:
-    from matplotlib.figure import Figure
-
-    from netprism.report.figures import save_figure
-
-    fig = Figure(figsize=(6.0, 4.0))
-    ax = fig.subplots()
-    for i, m in enumerate(METHODS):
-        for j, r in enumerate(runs):
-            mb = np.cumsum(r.logs[m].uplink_bytes) / 1e6
-            ax.plot(
-                mb,
-                r.logs[m].accuracy,
-                color=f"C{i}",
-                alpha=1.0 if j == 0 else 0.35,
-                label=LABELS[m] if j == 0 else None,
-            )
-    ax.set(xscale="log", xlabel="cumulative uplink (MB, all clients)", ylabel="test accuracy (%)")
-    ax.set_title(f"accuracy vs bytes ({len(runs)} seeds; bold = seed {runs[0].seed})")
-    ax.legend()
-    fig.tight_layout()
-    save_figure(fig, out_dir / "tofu_accuracy_vs_bytes.png")
-    return "tofu_accuracy_vs_bytes.png"
-
-
-def _plot_proxies(run: SeedRuns, out_dir: Path) -> str:
-    from matplotlib.figure import Figure
-
-    from netprism.report.figures import save_figure
-
-    p = run.privacy[max(run.privacy)]
-    cols = max(len(p.x), len(p.proxy_x))
-    fig = Figure(figsize=(1.3 * cols, 3.0))
-    axes = np.atleast_2d(fig.subplots(2, cols))
-    for row, (title, imgs) in enumerate((("true", p.x), ("proxy", p.proxy_x))):
-        for j, ax in enumerate(axes[row]):
-            ax.axis("off")
-            if j < len(imgs):
-                ax.imshow(_image(imgs[j]), cmap="gray")
-                ax.set_title(f"{title} {j}", fontsize=7)
-    fig.suptitle(f"TOFU proxy inputs next to the client's true batch (seed {run.seed})")
-    save_figure(fig, out_dir / "tofu_proxies.png")
-    return "tofu_proxies.png"
-
-
-def _plot_recon(run: SeedRuns, out_dir: Path) -> str:
-    from matplotlib.figure import Figure
-
-    from netprism.report.figures import save_figure
-
-    p = run.privacy[max(run.privacy)]
-    rows = [("true", p.x)] + [(k, p.recon[k]) for k in RECON_ROWS if k in p.recon]
-    fig = Figure(figsize=(1.4 * len(p.x) + 1.5, 1.3 * len(rows)))
-    axes = np.atleast_2d(fig.subplots(len(rows), len(p.x)))
-    for (name, imgs), row in zip(rows, axes):
-        for j, ax in enumerate(row):
-            ax.imshow(_image(imgs[j]), cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        psnr = p.quality.get(name, {}).get("psnr")
-        row[0].set_ylabel(name if psnr is None else f"{name}\n{psnr:.1f} dB", fontsize=7)
-    fig.suptitle(f"attacks on the real vs TOFU-decoded update (B={p.batch}, seed {run.seed})")
-    save_figure(fig, out_dir / "tofu_reconstructions.png")
-    return "tofu_reconstructions.png"
-
-
-def _plot_fidelity(runs: list[SeedRuns], out_dir: Path) -> str:
-    from matplotlib.figure import Figure
-
-    from netprism.report.figures import save_figure
-
-    ns = sorted(runs[0].fidelity)
-    vals = np.array([[_mean(r.fidelity[n]) for n in ns] for r in runs])  # (seeds, len(ns))
-    fig = Figure(figsize=(4.5, 3.4))
-    ax = fig.subplots()
-    err = vals.std(axis=0, ddof=1) if len(runs) > 1 else None
-    ax.errorbar(ns, vals.mean(0), yerr=err, marker="o", capsize=3)
-    ax.set(xscale="log", xlabel="proxy samples N", ylabel="cos(decoded, real update)")
-    ax.set_title("encoder fidelity vs N")
-    fig.tight_layout()
-    save_figure(fig, out_dir / "tofu_fidelity.png")
-    return "tofu_fidelity.png"

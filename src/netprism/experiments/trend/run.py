@@ -1,45 +1,21 @@
-"""``trend``: transferability across model variants and TREND's robust ensembles.
-
-Ravikumar, Kodge, Garg & Roy, "TREND: Transferability based Robust ENsemble Design" (IEEE TAI
-2023, arXiv 2008.01524). Small-scale check: the bundled 8x8 digits, per seed a pool of small
-models -- a full-precision MLP 64-64-32-10 (``fp``), the same with another initialisation
-(``fp_init``), LeNet (``lenet``, architecture), Adam instead of SGD (``adam``), 1/2/4-bit input
-quantisation (``q1``, ``q2``, ``q4``, BPDA identity backward), halftoning (``ht``, sigmoid
-surrogate) and 2-bit weights and activations (``wq``).
-
-Measured per seed: the TM matrix (L-inf PGD with random start, an eps sweep, the fitted curve
-read at ``tm_eps``; the eps scale of 8x8 digits is not CIFAR's 8/255); ensemble PGD (D-AG,
-A-GD, U-GD) on the hard-vote ensemble {fp, q1, q2} with and without one member's loss
-multiplied by ``domination_scale``; the TREND-selected ensemble (lowest mean mutual TM)
-against its best member and random ensembles of the same size under the strongest ensemble
-attack at ``attack_eps``; and attack success against eps for FGSM, PGD, MI-FGSM (on ``fp``)
-and the three ensemble attacks (on the TREND ensemble).
-
-Device: ``--device`` (default ``auto``: CUDA when present) trains every variant and runs every
-attack, prediction and vote there (the attacked test samples are moved once); models are
-initialised on the CPU from their seed, and the vote's tie-breaking draw stays on the CPU.
-"""
+"""The per-seed work of the ``trend`` experiment: the variant pool, the TM matrix, the
+ensemble attacks with and without a dominating member, the TREND-selected and random
+ensembles, and attack success against eps."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from netprism.core.seed import torch_threads
 from netprism.data import load_dataset
-from netprism.experiments._trend_report import (
-    Candidate,
-    SeedRun,
-    claims_and_metrics,
-    plot_all,
+from netprism.experiments.trend.config import (
+    DOMINATION_ENSEMBLE,
+    REQUIRED,
+    TRENDExperimentConfig,
 )
-from netprism.experiments.base import Result, check_seeds, register_experiment, seeded_result
-from netprism.io import atomic_write_text
+from netprism.experiments.trend.records import Candidate, SeedRun
 from netprism.robustness.adversarial import fgsm, mi_fgsm, pgd, predict
 from netprism.robustness.ensemble import (
     MODES,
@@ -52,47 +28,6 @@ from netprism.robustness.ensemble import (
 from netprism.robustness.transfer import pgd_attack, transferability_matrix
 from netprism.robustness.variants import VariantSpec, train_variant, variant_config
 from netprism.train import resolve_device
-
-REQUIRED = ("fp", "fp_init", "lenet", "q1", "q2")
-DOMINATION_ENSEMBLE = ("fp", "q1", "q2")
-
-
-@dataclass(frozen=True)
-class TRENDExperimentConfig:
-    """Config of the ``trend`` experiment (defaults = small scale)."""
-
-    dataset: str = "digits"
-    hidden: tuple[int, ...] = (64, 32)
-    pool: tuple[str, ...] = ("fp", "fp_init", "lenet", "adam", "q1", "q2", "q4", "ht", "wq")
-    epochs: int = 30
-    batch_size: int = 32
-    n_eval: int = 450  # test samples attacked (the digits test split has 450)
-    eps: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3)  # sweep for the TM fit and curves
-    tm_eps: float = 0.1  # where TM is read off the fitted curves
-    attack_eps: float = 0.2  # ensemble attacks and single-member robustness
-    steps: int = 20  # PGD / ensemble PGD iterations, step eps / 4, random start
-    ensemble_size: int = 3
-    n_random: int = 5  # random ensembles per seed
-    domination_scale: float = 1e3
-    seeds: tuple[int, ...] = (0, 1, 2)
-    data_dir: str | None = None
-    threads: int = 1
-    device: str = "auto"  # training, attacks and scoring; "auto": CUDA when present
-
-
-SCALES: dict[str, dict[str, Any]] = {
-    "tiny": {
-        "epochs": 2,
-        "n_eval": 40,
-        "eps": (0.1, 0.3),
-        "steps": 2,
-        "n_random": 2,
-        "seeds": (0,),
-        "pool": ("fp", "fp_init", "lenet", "q1", "q2"),
-    },
-    "small": {},
-    "full": {"seeds": (0, 1, 2, 3, 4), "steps": 40, "epochs": 60},
-}
 
 
 def _specs(config: TRENDExperimentConfig, seed: int) -> dict[str, VariantSpec]:
@@ -111,34 +46,8 @@ def _specs(config: TRENDExperimentConfig, seed: int) -> dict[str, VariantSpec]:
     return {name: every[name] for name in config.pool}
 
 
-@register_experiment(
-    "trend",
-    config=TRENDExperimentConfig,
-    scales=SCALES,
-    demo=False,
-    paper="Ravikumar, Kodge, Garg & Roy, TREND: Transferability based Robust ENsemble Design "
-    "(IEEE TAI 2023, arXiv 2008.01524)",
-)
-def run(config: TRENDExperimentConfig, *, out_dir: Path | None = None) -> Result:
-    """Pool, TM matrices, ensemble attacks and TREND design on every seed; claims, figures."""
-    _validate(config)
-    device = resolve_device(config.device)  # an unavailable device fails before any work
-    with torch_threads(config.threads):
-        runs = [_one_seed(config, seed, device) for seed in config.seeds]
-    claims, metrics, baselines = claims_and_metrics(runs, config)
-    figures: list[str] = []
-    if out_dir is not None:
-        figures = plot_all(runs, config, Path(out_dir))
-        atomic_write_text(
-            Path(out_dir) / "trend_runs.json", json.dumps([r.to_dict() for r in runs], indent=1)
-        )
-    return seeded_result(
-        "trend", config, metrics=metrics, baselines=baselines, claims=claims, figures=figures
-    )
-
-
-def _validate(config: TRENDExperimentConfig) -> None:
-    check_seeds(config.seeds)
+def validate(config: TRENDExperimentConfig) -> None:
+    """Pool, ensemble size, eps values and attack settings, checked before any work."""
     known = set(_specs(TRENDExperimentConfig(), 0))
     unknown = sorted(set(config.pool) - known)
     if unknown:
@@ -166,7 +75,9 @@ def _validate(config: TRENDExperimentConfig) -> None:
         raise ValueError(f"domination_scale must be > 0, got {config.domination_scale!r}")
 
 
-def _one_seed(config: TRENDExperimentConfig, seed: int, device: torch.device) -> SeedRun:
+def one_seed(config: TRENDExperimentConfig, seed: int) -> SeedRun:
+    """Train the pool on one seed, then measure TM, the ensemble attacks and the curves."""
+    device = resolve_device(config.device)
     train = load_dataset(config.dataset, data_dir=config.data_dir, seed=seed)
     test = load_dataset(config.dataset, split="test", data_dir=config.data_dir, seed=seed)
     x, y = test.x[: config.n_eval].to(device), test.y[: config.n_eval].to(device)
