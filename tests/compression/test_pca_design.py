@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
+from netprism.compression import l1_prune_to_macs
 from netprism.compression.pca_design import (
-    build_model,
     count_cost,
     depth_keep,
     design,
@@ -15,7 +15,6 @@ from netprism.compression.pca_design import (
     output_spectra,
     significant_dims,
 )
-from netprism.experiments.pca_design import l1_prune_to_macs
 from netprism.models import create_model
 
 
@@ -98,7 +97,7 @@ def test_mlp_design_widths_equal_counted_significant_dims():
     keep = depth_keep(list(dims.values()), [0, 0, 0])
     assert [ly.kept for ly in report.layers] == keep
     assert cfg["hidden"] == tuple(d for d, k in zip(dims.values(), keep) if k)
-    designed = build_model(cfg)
+    designed = create_model(**cfg)
     assert [m.out_features for m in designed if isinstance(m, nn.Linear)] == [*cfg["hidden"], 3]
     assert report.params_after < report.params_before and report.macs_after < report.macs_before
 
@@ -108,7 +107,7 @@ def test_vgg_design_builds_counted_widths_and_is_cheaper():
     net = create_model("vgg", input_shape=(1, 8, 8), num_classes=4, depth=11, width_mult=0.25)
     x = torch.randn(48, 1, 8, 8)
     cfg, report = design(net, x, threshold=0.9)
-    designed = build_model(cfg)
+    designed = create_model(**cfg)
     kept = [ly for ly in report.layers if ly.kept]
     convs = [m for m in designed.modules() if isinstance(m, nn.Conv2d)]
     assert [c.out_channels for c in convs] == [ly.significant for ly in kept]

@@ -4,8 +4,9 @@ import json
 import pytest
 import torch
 
-from netprism.experiments import _afm_core as core
 from netprism.experiments import load_experiments
+from netprism.experiments.afm.dense_studies import PTQ_VARIANTS, kv_cache_ratios, val_bpb_kv8
+from netprism.experiments.afm.training import Budget, val_bpb
 from netprism.experiments.base import execute
 from netprism.lm.model import ByteLM, LMConfig
 from netprism.lm.quant import ptq_copy
@@ -46,7 +47,7 @@ def test_kv_sharing_claim_is_the_exact_ratio(tiny):
 def test_qat_and_lora_claims_follow_their_numbers(tiny):
     result, runs, _ = tiny
     q = runs["qat"]
-    best = min(q[k] for k in core.PTQ_VARIANTS)
+    best = min(q[k] for k in PTQ_VARIANTS)
     closed = (best - q["qat"]) / (best - q["fp32_control"])
     claim = next(c for c in result.claims if c.id == "qat_closes_gap")
     assert claim.measured == pytest.approx(closed)
@@ -60,14 +61,14 @@ def test_qat_and_lora_claims_follow_their_numbers(tiny):
 
 def test_kv_ratio_is_five_eighths_at_every_length():
     cfg = LMConfig(context=32, n_layers=8, d_model=16, n_heads=2, n_kv_heads=1, kv_share=3 / 8)
-    assert core.kv_cache_ratios(cfg, (1, 7, 32, 100)) == {1: 0.625, 7: 0.625, 32: 0.625, 100: 0.625}
+    assert kv_cache_ratios(cfg, (1, 7, 32, 100)) == {1: 0.625, 7: 0.625, 32: 0.625, 100: 0.625}
 
 
 def test_ptq_copy_quantizes_every_linear_and_leaves_the_original():
     torch.manual_seed(0)
     model = ByteLM(LMConfig(context=16, n_layers=2, d_model=16, n_heads=2, n_kv_heads=1))
     before = copy.deepcopy(model.state_dict())
-    q = ptq_copy(model, core.PTQ_VARIANTS["ptq_tensor_maxabs"])
+    q = ptq_copy(model, PTQ_VARIANTS["ptq_tensor_maxabs"])
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     for m in q.modules():
         if isinstance(m, torch.nn.Linear):
@@ -81,8 +82,8 @@ def test_int8_kv_bpb_is_close_to_fp32_on_the_same_windows():
     torch.manual_seed(0)
     model = ByteLM(LMConfig(context=16, n_layers=3, d_model=16, n_heads=2, n_kv_heads=1))
     data = np.frombuffer(b"def f(x):\n    return x + 1\n" * 20, dtype=np.uint8).copy()
-    budget = core.Budget(1, 4, 16, 1e-3, eval_batches=2, eval_seed=7)
-    fp, q = core.val_bpb(model, data, budget), core.val_bpb_kv8(model, data, budget)
+    budget = Budget(1, 4, 16, 1e-3, eval_batches=2, eval_seed=7)
+    fp, q = val_bpb(model, data, budget), val_bpb_kv8(model, data, budget)
     assert fp != q and abs(fp - q) < 0.01 * fp
 
 

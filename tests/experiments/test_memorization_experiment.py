@@ -66,7 +66,7 @@ def test_estimated_label_issue_sets_are_measured(tiny):
 def test_set_quality_counts_hits():
     import torch
 
-    from netprism.experiments._memorization_runs import set_quality
+    from netprism.experiments.memorization.training_runs import set_quality
 
     found = torch.tensor([True, True, False, False, True])
     planted = torch.tensor([True, False, False, True, True])

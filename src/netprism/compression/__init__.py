@@ -11,6 +11,7 @@ analog crossbars and pricing their ADCs) and ``dub`` (D.U.B. pruning, Ibrayev et
 from netprism.compression.crossbar import CrossbarReport, crossbar_report
 from netprism.compression.dub import dub_prune, fit_dub, magnitude_masks, masked_finetune
 from netprism.compression.hybrid import HybridNet, compare_energy, significant_layers
+from netprism.compression.l1_pruning import l1_prune_to_macs
 from netprism.compression.pca_design import DesignReport, build_model, design
 from netprism.compression.utilized_rank import RankReport, decompose, skipped_layers, utilized_rank
 
@@ -26,6 +27,7 @@ __all__ = [
     "design",
     "dub_prune",
     "fit_dub",
+    "l1_prune_to_macs",
     "magnitude_masks",
     "masked_finetune",
     "significant_layers",

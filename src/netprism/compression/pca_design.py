@@ -21,7 +21,7 @@ What follows the paper and what is ours
   while its count is strictly greater than the previous layer's; from the first layer whose
   count is <= its predecessor's, the rest of the stage is dropped (:func:`depth_keep`).
 - MACs: ``torch_pruning.utils.count_ops_and_params`` when Torch-Pruning is installed (the
-  L1-pruning baseline lives in ``netprism.experiments.pca_design``), else Conv/Linear hooks.
+  L1-pruning baseline lives in :mod:`netprism.compression.l1_pruning`), else Conv/Linear hooks.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""The seven claims of the ``memorization`` experiment, judged from the runs' AUROCs."""
+"""The seven claims of the ``memorization`` experiment, judged from the runs' AUROCs.
+
+Garg, Ravikumar, Roy, "Memorization Through the Lens of Curvature of Loss Function Around
+Samples", ICML 2024 (arXiv 2307.05831).  AUROCs are means (and stds) over seeds.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ from typing import Any
 import torch
 
 from netprism.core.metrics import cosine, pearson, spearman, top_k_overlap
-from netprism.experiments.base import Claim, mean_std
+from netprism.core.results import Claim, mean_std
+from netprism.experiments.memorization.config import MemorizationConfig
+from netprism.experiments.memorization.records import FZEstimate, MemorizationRuns
 
 CURVATURE_VARIANTS = ("curvature", "curvature_final", "curvature_sq")
 
@@ -57,9 +63,15 @@ def markdown_table(table: dict[tuple[Any, float], dict[str, list[float]]], label
 
 
 def claims_and_metrics(
-    config: Any, runs: list[dict[str, Any]], fz: Any
+    records: MemorizationRuns, config: MemorizationConfig
 ) -> tuple[list[Claim], dict[str, Any], dict[str, dict[str, float]]]:
-    """Judge the claims; return them with metrics and per-method baselines."""
+    """Judge the claims; return them with metrics and per-method baselines.
+
+    The metrics hold the AUROC tables as markdown (``auroc_table``, and
+    ``duplicates_table`` / ``estimated_set_table`` when run); a run with an output folder moves
+    them into ``auroc_tables.md``.
+    """
+    runs, fz = records.runs, records.fz
     noise = noise_table(runs, "noise")
     dups = (
         noise_table(runs, "dup_exact")
@@ -125,7 +137,7 @@ def _worst(noise: dict, dataset: str, method: str) -> float:
     return min(mean(row[method]) for (d, _), row in noise.items() if d == dataset)
 
 
-def _mislabel_claim(config: Any, noise: dict) -> Claim:
+def _mislabel_claim(config: MemorizationConfig, noise: dict) -> Claim:
     parts, margins, base_margins = [], [], []
     for d, target in zip(config.datasets, config.targets):
         worst = _worst(noise, d, "curvature")
@@ -146,7 +158,7 @@ def _mislabel_claim(config: Any, noise: dict) -> Claim:
     )
 
 
-def _average_claim(config: Any, noise: dict, metrics: dict) -> Claim:
+def _average_claim(config: MemorizationConfig, noise: dict, metrics: dict) -> Claim:
     diffs = {}
     for d in config.datasets:
         rows = [row for (dd, _), row in noise.items() if dd == d]
@@ -164,9 +176,9 @@ def _average_claim(config: Any, noise: dict, metrics: dict) -> Claim:
 
 
 def _fz_claims(
-    config: Any,
+    config: MemorizationConfig,
     runs: list[dict[str, Any]],
-    fz: Any,
+    fz: FZEstimate | None,
     metrics: dict,
     baselines: dict[str, dict[str, float]],
 ) -> list[Claim]:
@@ -183,13 +195,13 @@ def _fz_claims(
         and r["setting"].hidden == config.fz_hidden
         and r["setting"].epochs == config.fz_epochs
     ]
-    mem = fz.mem
+    mem = fz.result.mem
     keep = torch.isfinite(mem)
     agreement: dict[str, dict[str, float]] = {}
     for name in fz_runs[0]["scores"]:
         score = torch.stack([r["scores"][name] for r in fz_runs]).mean(0)
         agreement[name] = fz_agreement(score[keep], mem[keep])
-    half = fz.split_half()
+    half = fz.result.split_half()
     for name, stats in agreement.items():
         target = metrics if name == "curvature" else baselines[name]
         for k in ("pearson", "spearman", "cosine_ratio", "top5_ratio"):
@@ -198,14 +210,14 @@ def _fz_claims(
     metrics["fz split-half spearman"] = round(half["spearman"], 4)
     c = agreement["curvature"]
     run_seconds = mean([r["seconds"]["train"] + r["seconds"]["curvature"] for r in fz_runs])
-    core_seconds = fz.seconds * getattr(fz, "n_jobs", 1)
+    core_seconds = fz.core_seconds
     metrics["fz core-seconds"] = round(core_seconds, 1)
     metrics["curvature run seconds (same architecture)"] = round(run_seconds, 2)
     return [
         Claim(
             "fz_agreement",
             f"Curvature of clean {fz_runs[0]['setting'].dataset} agrees with the Feldman-Zhang "
-            f"estimate ({fz.n_models} subset models): Pearson {c['pearson']:.3f} (>= 0.5), "
+            f"estimate ({fz.result.n_models} subset models): Pearson {c['pearson']:.3f} (>= 0.5), "
             f"cosine {c['cosine']:.3f} = {c['cosine_ratio']:.1f}x a permutation (>= 3x), "
             f"top-5% overlap {c['top5_overlap']:.2f} = {c['top5_ratio']:.1f}x chance (>= 5x); "
             f"measured = the smallest of the three as a fraction of its target",
@@ -285,7 +297,7 @@ def _best_peer_claim(noise: dict) -> Claim:
     )
 
 
-def _combined_claim(config: Any, noise: dict, metrics: dict) -> Claim:
+def _combined_claim(config: MemorizationConfig, noise: dict, metrics: dict) -> Claim:
     first, last = config.datasets[0], config.datasets[-1]
     combos = [
         m for m in next(iter(noise.values())) if m not in single_methods(next(iter(noise.values())))

@@ -1,19 +1,30 @@
-"""Metrics, claims and figures of the ``utilized_rank`` experiment (see
-:mod:`netprism.experiments.utilized_rank`)."""
+"""Claims, metrics and baselines of the ``utilized_rank`` experiment.
+
+Pure summaries of the :class:`RankStudy`: accuracies are fractions, parameter fractions are
+compressed / original parameters, errors are held-out relative output errors per layer.
+"""
 
 from __future__ import annotations
 
 import statistics
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import Any
 
 from netprism.compression.utilized_rank import METHODS
-from netprism.experiments.base import Claim, mean_std
+from netprism.core.results import Claim, mean_std
+from netprism.core.results import format_pm as pm
+from netprism.experiments.utilized_rank.config import UtilizedRankConfig
+from netprism.experiments.utilized_rank.records import RankStudy
 
-if TYPE_CHECKING:
-    from netprism.experiments.utilized_rank import UtilizedRankConfig
+
+def claims_and_metrics(
+    records: RankStudy, config: UtilizedRankConfig
+) -> tuple[list[Claim], dict[str, float], dict[str, dict[str, float]]]:
+    """The five claims, the flat metrics (the ViT analogue's included) and the two SVD
+    baselines."""
+    metrics, baselines = _metrics(records.widths, records.rows, records.refs, config)
+    metrics.update(records.vit)
+    claims = _claims(records.widths, records.rows, records.refs, metrics, config)
+    return claims, metrics, baselines
 
 
 def _smallest_fraction(rows: list[dict[str, Any]], method: str, ref: float, drop: float) -> float:
@@ -25,7 +36,8 @@ def _smallest_fraction(rows: list[dict[str, Any]], method: str, ref: float, drop
     return min(ok, default=1.0)
 
 
-def _at(rows: list[dict[str, Any]], tau: float, method: str) -> list[dict[str, Any]]:
+def rows_at(rows: list[dict[str, Any]], tau: float, method: str) -> list[dict[str, Any]]:
+    """The rows of one threshold and method (one per seed)."""
     return [r for r in rows if r["threshold"] == tau and r["method"] == method]
 
 
@@ -65,7 +77,7 @@ def _metrics(
     baselines: dict[str, dict[str, float]] = {m: {} for m in METHODS}
     for method in METHODS:
         for tau in config.thresholds:
-            sel = _at(rows, tau, method)
+            sel = rows_at(rows, tau, method)
             key = f"{method}_t{tau}"
             metrics[f"{key}_param_fraction"] = statistics.fmean(r["param_fraction"] for r in sel)
             metrics[f"{key}_acc_before"] = statistics.fmean(r["acc_before"] for r in sel)
@@ -113,7 +125,7 @@ def _claim_preserve(study: dict[int, Any], config: UtilizedRankConfig) -> Claim:
 
 
 def _claim_width(
-    study: dict[int, Any], widths: list[int], metrics: dict[str, float], config: Any
+    study: dict[int, Any], widths: list[int], metrics: dict[str, float], config: UtilizedRankConfig
 ) -> Claim:
     u = [study[w]["hidden_u"] for w in widths]
     mlu = [study[w]["mlu"] for w in widths]
@@ -150,7 +162,7 @@ def _vit_text(metrics: dict[str, float], config: UtilizedRankConfig) -> str:
 
 def _claim_svd(rows: list[dict[str, Any]], config: UtilizedRankConfig) -> Claim:
     tau = config.threshold
-    proj, svd = _at(rows, tau, "projection"), _at(rows, tau, "weight_svd")
+    proj, svd = rows_at(rows, tau, "projection"), rows_at(rows, tau, "weight_svd")
     err_ok = all(
         p["errors"][n] < s["errors"][n] for p, s in zip(proj, svd) for n in p["factorized"]
     )
@@ -169,12 +181,12 @@ def _claim_svd(rows: list[dict[str, Any]], config: UtilizedRankConfig) -> Claim:
 
 def _claim_optimum(rows: list[dict[str, Any]], config: UtilizedRankConfig) -> Claim:
     tau = config.threshold
-    proj, white = _at(rows, tau, "projection"), _at(rows, tau, "whitened_svd")
+    proj, white = rows_at(rows, tau, "projection"), rows_at(rows, tau, "whitened_svd")
     ratios = [
         p["errors"][n] / w["errors"][n]
         for p, w in zip(proj, white) for n in p["factorized"] if w["errors"][n] > 0
     ]  # fmt: skip
-    after = {m: statistics.fmean(r["acc_after"] for r in _at(rows, tau, m)) for m in METHODS}
+    after = {m: statistics.fmean(r["acc_after"] for r in rows_at(rows, tau, m)) for m in METHODS}
     return Claim(
         "near_optimum",
         f"The projection's held-out per-layer output error is within 5 % of whitened SVD's (the "
@@ -201,55 +213,8 @@ def _claim_drop(
         f"Smallest parameter fraction on the threshold grid {list(config.thresholds)} with <= "
         f"{100 * config.max_drop:g} point test-accuracy drop after {config.finetune_epochs} "
         f"epochs of FT, width {config.widths[-1]}, {int(metrics['n_test'])} test samples: "
-        f"{mean:.3f} +- {std:.3f} over {len(fr)} seed(s) {[round(f, 3) for f in fr]}; at <= "
-        f"{50 * config.max_drop:g} point (the noise floor): {half[0]:.3f} +- {half[1]:.3f}. "
+        f"{pm((mean, std), 3)} over {len(fr)} seed(s) {[round(f, 3) for f in fr]}; at <= "
+        f"{50 * config.max_drop:g} point (the noise floor): {pm(half, 3)}. "
         f"Target: the paper's ViT-L/16 figure (25 %).",
         mean, config.target_fraction, "<=", white[0], "whitened SVD, same criterion",
     )  # fmt: skip
-
-
-def _figures(
-    study: dict[int, Any],
-    rows: list[dict[str, Any]],
-    refs: dict[int, dict[str, float]],
-    out_dir: Path,
-) -> list[str]:
-    from matplotlib.figure import Figure
-
-    from netprism.report.figures import save_figure
-
-    fig = Figure(figsize=(6, 3.2))
-    ax = fig.subplots()
-    names = [la.name for la in study[next(iter(study))]["report"].layers]
-    step = 0.8 / len(study)
-    for i, (w, st) in enumerate(study.items()):
-        u = [la.utilization for la in st["report"].layers]
-        ax.bar(np.arange(len(names)) + i * step, u, step, label=f"w={w} (MLU {st['mlu']:.2f})")
-    ax.set_xticks(np.arange(len(names)) + 0.4 - step / 2, names)
-    ax.set(ylabel="utilization r / min(d_in, d_out)", title="per-layer utilization")
-    ax.legend()
-    fig.tight_layout()
-    save_figure(fig, out_dir / "utilization_bars.png")
-
-    fig = Figure(figsize=(9, 3.4))
-    axes = fig.subplots(1, 2, sharey=True)
-    taus = sorted({r["threshold"] for r in rows})
-    ref = 100 * statistics.fmean(r["original"] for r in refs.values())
-    for ax, key in zip(axes, ("acc_before", "acc_after")):
-        for method in METHODS:
-            pts = [
-                (
-                    statistics.fmean(r["param_fraction"] for r in _at(rows, t, method)),
-                    100 * statistics.fmean(r[key] for r in _at(rows, t, method)),
-                )
-                for t in taus
-            ]
-            ax.plot(*zip(*pts), marker="o", label=method)  # fmt: skip
-        ax.axhline(ref, color="k", ls="--", lw=1, label="original")
-        ax.set(xscale="log", xlabel="parameter fraction", title=key.replace("_", " "))
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("test accuracy (%)")
-    axes[1].legend()
-    fig.tight_layout()
-    save_figure(fig, out_dir / "accuracy_vs_params.png")
-    return ["utilization_bars.png", "accuracy_vs_params.png"]

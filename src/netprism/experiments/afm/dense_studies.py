@@ -1,8 +1,8 @@
-"""Studies of the ``afm`` experiment on the byte-level LM: KV sharing, 2-bit QAT, LoRA, speed.
+"""The ``afm`` studies on the dense byte-level LM: KV sharing, 2-bit PTQ and QAT, LoRA.
 
-"Apple Intelligence Foundation Language Models: Tech Report 2025" (arXiv 2507.13575); this
-module runs the CPU-scale protocol's KV-sharing, QAT and LoRA studies.  Each function
-trains or measures one thing and returns plain numbers; ``afm.py`` turns them into claims.
+"Apple Intelligence Foundation Language Models: Tech Report 2025" (arXiv 2507.13575); the
+CPU-scale protocol's KV-sharing, QAT and LoRA studies.  Each function trains or measures one
+thing and returns plain numbers; :mod:`netprism.experiments.afm.claims` turns them into claims.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, cast
 
 import numpy as np
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from netprism.experiments.afm.training import Budget, finetune, val_bpb
 from netprism.lm.bench import model_device
 from netprism.lm.corpus import BatchSampler, ByteCorpus
 from netprism.lm.formats import q2k_quantize
@@ -31,55 +32,6 @@ from netprism.lm.quant import (
     quantize_model_qat,
     size_report,
 )
-from netprism.lm.train import evaluate_bpb, train_lm
-
-
-@dataclass(frozen=True)
-class Budget:
-    """How every model of the experiment is trained and evaluated."""
-
-    steps: int
-    batch_size: int
-    context: int
-    lr: float
-    eval_batches: int
-    eval_seed: int
-
-
-def train_and_score(
-    model: nn.Module, corpus: ByteCorpus, budget: Budget, seed: int, *, steps: int | None = None
-) -> float:
-    """Train ``model`` in place on the train split; return its validation bits per byte."""
-    train_lm(
-        model,
-        corpus.train,
-        steps=budget.steps if steps is None else steps,
-        batch_size=budget.batch_size,
-        context=budget.context,
-        lr=budget.lr,
-        seed=seed,
-    )
-    return val_bpb(model, corpus.val, budget)
-
-
-def val_bpb(model: nn.Module, data: np.ndarray, budget: Budget) -> float:
-    """Bits per byte on the same seeded windows for every model."""
-    return evaluate_bpb(
-        model, data, budget.context, budget.eval_batches, budget.eval_seed, batch_size=8
-    )
-
-
-def lm_config(config: Any, kv_share: float = 0.0) -> LMConfig:
-    """The experiment's dense model shape (``kv_share`` 3/8 for the 5:3 split)."""
-    return LMConfig(
-        context=config.context,
-        n_layers=config.n_layers,
-        d_model=config.d_model,
-        n_heads=config.n_heads,
-        n_kv_heads=config.n_kv_heads,
-        kv_share=kv_share,
-    )
-
 
 # ---------------------------------------------------------------------------- KV sharing
 
@@ -133,14 +85,14 @@ def qat_study(
     """
     out: dict[str, Any] = {"fp32_base": val_bpb(base, corpus.val, budget)}
     control = copy.deepcopy(base)
-    _finetune(control, corpus.train, budget, seed + 1000, steps, lr)
+    finetune(control, corpus.train, budget, seed + 1000, steps, lr)
     out["fp32_control"] = val_bpb(control, corpus.val, budget)
     for name, quantize in PTQ_VARIANTS.items():
         out[name] = val_bpb(ptq_copy(control, quantize), corpus.val, budget)
         out[f"base_{name}"] = val_bpb(ptq_copy(base, quantize), corpus.val, budget)
     qat = quantize_model_qat(copy.deepcopy(base))
     out["qat_step0"] = val_bpb(qat, corpus.val, budget)  # = base_ptq_channel_mse
-    _finetune(qat, corpus.train, budget, seed + 1000, steps, lr)
+    finetune(qat, corpus.train, budget, seed + 1000, steps, lr)
     out["qat"] = val_bpb(qat, corpus.val, budget)
     rep = size_report(qat)
     out["qat_bits_per_weight"] = rep.bits_per_weight
@@ -152,23 +104,6 @@ def qat_study(
     out["qat_embed4"] = val_bpb(emb, corpus.val, budget)
     out["fp32_kv8"] = val_bpb_kv8(control, corpus.val, budget)
     return out
-
-
-def _finetune(
-    model: nn.Module, data: np.ndarray, budget: Budget, seed: int, steps: int, lr: float
-) -> None:
-    """Continue training ``model`` on ``data`` at ``lr`` without weight decay, on the windows of
-    ``seed`` (QAT and its control: ``seed + 1000``; LoRA and full fine-tuning: ``seed + 2000``)."""
-    train_lm(
-        model,
-        data,
-        steps=steps,
-        batch_size=budget.batch_size,
-        context=budget.context,
-        lr=lr,
-        seed=seed,
-        weight_decay=0.0,
-    )
 
 
 @torch.no_grad()
@@ -217,10 +152,10 @@ def lora_study(
     adapted = add_lora(copy.deepcopy(base), rank=rank, alpha=alpha, seed=seed)
     out["lora_trainable_fraction"] = trainable_fraction(adapted)
     out["lora_params"] = float(sum(t.numel() for t in lora_state_dict(adapted).values()))
-    _finetune(adapted, train_part, budget, seed + 2000, steps, lr)
+    finetune(adapted, train_part, budget, seed + 2000, steps, lr)
     out["lora_heldout"] = val_bpb(adapted, test_part, budget)
     full = copy.deepcopy(base)
-    _finetune(full, train_part, budget, seed + 2000, steps, full_lr)
+    finetune(full, train_part, budget, seed + 2000, steps, full_lr)
     out["full_heldout"] = val_bpb(full, test_part, budget)
     out["lora_drop"] = out["base_heldout"] - out["lora_heldout"]
     out["full_drop"] = out["base_heldout"] - out["full_heldout"]

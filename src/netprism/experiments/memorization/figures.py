@@ -1,4 +1,4 @@
-"""Figures and the ranked CSV of the ``memorization`` experiment."""
+"""Figures, the AUROC tables and the ranked CSV of the ``memorization`` experiment."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from netprism.experiments.memorization.config import MemorizationConfig
+from netprism.experiments.memorization.records import FZEstimate, MemorizationRuns
 from netprism.io import atomic_write_text
 from netprism.memorization import find_conflicting_duplicates, find_label_issues, plots
 from netprism.memorization.scores import MemorizationScores
@@ -25,8 +27,27 @@ SHOWN_METHODS = (
 )
 
 
-def make_figures(config: Any, runs: list[dict[str, Any]], fz: Any, out_dir: Path) -> list[str]:
-    """Write the PNGs and the AUROC tables; return the figure file names."""
+def save_tables(metrics: dict[str, Any], out_dir: Path) -> None:
+    """Move the markdown AUROC tables out of ``metrics`` into ``auroc_tables.md``; the metrics
+    keep a pointer to the file under ``tables``."""
+    tables = [
+        metrics.pop("auroc_table"),
+        metrics.pop("duplicates_table", ""),
+        metrics.pop("estimated_set_table", ""),
+    ]
+    atomic_write_text(out_dir / "auroc_tables.md", "\n\n".join(t for t in tables if t) + "\n")
+    metrics["tables"] = "auroc_tables.md (mean ± std over seeds)"
+
+
+def draw(records: MemorizationRuns, config: MemorizationConfig, out_dir: Path) -> list[str]:
+    """Write the PNGs; return the figure file names."""
+    return make_figures(config, records.runs, records.fz, out_dir)
+
+
+def make_figures(
+    config: MemorizationConfig, runs: list[dict[str, Any]], fz: FZEstimate | None, out_dir: Path
+) -> list[str]:
+    """Write the PNGs; return the figure file names."""
     names: list[str] = []
     for run in runs:
         s = run["setting"]
@@ -78,7 +99,9 @@ def _sample_grids(run: dict[str, Any], tag: str, out_dir: Path) -> list[str]:
     return out
 
 
-def _fz_scatter(runs: list[dict[str, Any]], fz: Any, config: Any, out_dir: Path) -> str:
+def _fz_scatter(
+    runs: list[dict[str, Any]], fz: FZEstimate, config: MemorizationConfig, out_dir: Path
+) -> str:
     from matplotlib.figure import Figure
 
     fz_runs = [
@@ -89,12 +112,12 @@ def _fz_scatter(runs: list[dict[str, Any]], fz: Any, config: Any, out_dir: Path)
     curv = torch.stack([r["scores"]["curvature"] for r in fz_runs]).mean(0)
     fig = Figure(figsize=(5, 4))
     ax = fig.subplots()
-    ax.scatter(fz.mem.numpy(), curv.numpy(), s=4, alpha=0.5)
+    ax.scatter(fz.result.mem.numpy(), curv.numpy(), s=4, alpha=0.5)
     ax.set(
         xlabel="Feldman-Zhang memorization estimate",
         ylabel="curvature (epoch-avg)",
         yscale="log",
-        title=f"clean {config.datasets[0]}: curvature vs FZ ({fz.n_models} models)",
+        title=f"clean {config.datasets[0]}: curvature vs FZ ({fz.result.n_models} models)",
     )
     fig.tight_layout()
     save_figure(fig, out_dir / "fz_scatter.png")

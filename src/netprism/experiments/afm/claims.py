@@ -1,4 +1,4 @@
-"""Claims, metrics and figures of the ``afm`` experiment (see :mod:`netprism.experiments.afm`).
+"""Claims and metrics of the ``afm`` experiment.
 
 Pure summaries of the measured numbers.  Every target is fixed before the run: the exact
 identities (KV 5/8, syncs L/D, the local/global KV formula, 100 % schema validity) and two
@@ -8,10 +8,10 @@ variant's gap; LoRA keeps at least ``lora_min_fraction_of_full`` of full fine-tu
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-from netprism.experiments.base import Claim, mean_std
+from netprism.core.results import Claim, mean_std
+from netprism.core.results import format_pm as pm
+from netprism.experiments.afm.config import AFMConfig
+from netprism.experiments.afm.records import AFMRuns
 
 PTQ_KEYS = (
     "ptq_tensor_maxabs",
@@ -22,12 +22,13 @@ PTQ_KEYS = (
 )
 
 
-def _seed_stat(data: dict[str, Any], key: str) -> tuple[float, float]:
+def seed_stat(data: AFMRuns, key: str) -> tuple[float, float]:
+    """Mean and std over seeds of one per-seed number (seeds without it left out)."""
     return mean_std([runs[key] for runs in data["seeds"].values() if key in runs])
 
 
 def claims_and_metrics(
-    data: dict[str, Any], config: Any
+    data: AFMRuns, config: AFMConfig
 ) -> tuple[list[Claim], dict[str, float], dict[str, dict[str, float]]]:
     """The six claims, the flat metrics and the baselines' numbers."""
     metrics: dict[str, float] = {}
@@ -46,10 +47,10 @@ def claims_and_metrics(
     return claims, metrics, baselines
 
 
-def _kv_claim(data: dict[str, Any], metrics: dict[str, float]) -> Claim:
+def _kv_claim(data: AFMRuns, metrics: dict[str, float]) -> Claim:
     ratios = {int(t): r for t, r in data["kv_ratio"].items()}
     worst = max(abs(r - 5 / 8) for r in ratios.values())
-    base, shared = _seed_stat(data, "base"), _seed_stat(data, "kv_share")
+    base, shared = seed_stat(data, "base"), seed_stat(data, "kv_share")
     deltas = [runs["kv_share"] - runs["base"] for runs in data["seeds"].values()]
     delta = mean_std(deltas)
     metrics.update(
@@ -69,7 +70,7 @@ def _kv_claim(data: dict[str, Any], metrics: dict[str, float]) -> Claim:
         "kv_share_memory",
         f"KV-cache bytes of the 5:3 shared model, read from the real cache tensors at T in "
         f"{{{lengths}}}, are exactly 5/8 of the baseline's (measured: largest |ratio - 5/8|); "
-        f"validation bpb {shared[0]:.3f} +- {shared[1]:.3f} vs {base[0]:.3f} +- {base[1]:.3f} "
+        f"validation bpb {pm(shared, 3)} vs {pm(base, 3)} "
         f"(delta {delta[0]:+.3f} +- {delta[1]:.3f}, {len(deltas)} seeds)",
         measured=worst,
         target=0.0,
@@ -78,8 +79,8 @@ def _kv_claim(data: dict[str, Any], metrics: dict[str, float]) -> Claim:
 
 
 def _qat_claim(
-    data: dict[str, Any],
-    config: Any,
+    data: AFMRuns,
+    config: AFMConfig,
     metrics: dict[str, float],
     baselines: dict[str, dict[str, float]],
 ) -> Claim:
@@ -107,22 +108,22 @@ def _qat_claim(
 
 
 def _pt_claim(
-    data: dict[str, Any], metrics: dict[str, float], baselines: dict[str, dict[str, float]]
+    data: AFMRuns, metrics: dict[str, float], baselines: dict[str, dict[str, float]]
 ) -> Claim | None:
     pt = data.get("pt")
     if pt is None:
         return None
-    bpb = _seed_stat(data, "pt_moe")
+    bpb = seed_stat(data, "pt_moe")
     metrics.update({f"pt_{k}": float(v) for k, v in pt.items()})
     metrics["bpb_pt_moe"], metrics["bpb_pt_moe_std"] = bpb
-    metrics["pt_load_entropy"] = _seed_stat(data, "pt_load_entropy")[0]
-    baselines["dense"] = {"bpb": _seed_stat(data, "base")[0]}
+    metrics["pt_load_entropy"] = seed_stat(data, "pt_load_entropy")[0]
+    baselines["dense"] = {"bpb": seed_stat(data, "base")[0]}
     return Claim(
         "pt_syncs",
         f"cross-track synchronizations counted in one forward of the parallel-track MoE "
         f"(L={pt['layers']}, D={pt['block_depth']}) equal L/D = {pt['expected_syncs']} vs "
         f"2L = {pt['tensor_parallel_syncs']} for tensor parallelism; validation bpb "
-        f"{bpb[0]:.3f} +- {bpb[1]:.3f} vs dense {_seed_stat(data, 'base')[0]:.3f} at "
+        f"{pm(bpb, 3)} vs dense {seed_stat(data, 'base')[0]:.3f} at "
         f"{pt['active_params']:.0f} vs {pt['dense_active_params']:.0f} active parameters",
         measured=float(pt["counted_syncs"]),
         target=float(pt["expected_syncs"]),
@@ -131,7 +132,7 @@ def _pt_claim(
 
 
 def _lg_claim(
-    data: dict[str, Any], metrics: dict[str, float], baselines: dict[str, dict[str, float]]
+    data: AFMRuns, metrics: dict[str, float], baselines: dict[str, dict[str, float]]
 ) -> Claim | None:
     lg = data.get("local_global")
     if lg is None:
@@ -139,15 +140,15 @@ def _lg_claim(
     worst = max(abs(r["measured"] - r["formula"]) for r in lg["ratios"].values())
     for t, r in lg["ratios"].items():
         metrics[f"lg_kv_ratio_T{t}"] = r["measured"]
-    bpb = _seed_stat(data, "local_global")
+    bpb = seed_stat(data, "local_global")
     metrics["bpb_local_global"], metrics["bpb_local_global_std"] = bpb
     for key in ("local_global_x2", "local_global_x4", "base_x2", "base_x4"):
-        metrics[f"bpb_{key}"], metrics[f"bpb_{key}_std"] = _seed_stat(data, key)
+        metrics[f"bpb_{key}"], metrics[f"bpb_{key}_std"] = seed_stat(data, key)
     return Claim(
         "local_global_kv",
         f"KV bytes of 3 local (W={lg['window']}) : 1 global layers over all-global follow "
         f"1/4 + 3/4*min(W,T)/T at T in {{{', '.join(str(t) for t in lg['ratios'])}}} "
-        f"(measured: largest |measured - formula|); validation bpb {bpb[0]:.3f} +- {bpb[1]:.3f}",
+        f"(measured: largest |measured - formula|); validation bpb {pm(bpb, 3)}",
         measured=worst,
         target=1e-12,
         op="<=",
@@ -155,7 +156,7 @@ def _lg_claim(
 
 
 def _guided_claim(
-    data: dict[str, Any], metrics: dict[str, float], baselines: dict[str, dict[str, float]]
+    data: AFMRuns, metrics: dict[str, float], baselines: dict[str, dict[str, float]]
 ) -> Claim | None:
     g = data.get("guided")
     if g is None:
@@ -176,8 +177,8 @@ def _guided_claim(
 
 
 def _lora_claim(
-    data: dict[str, Any],
-    config: Any,
+    data: AFMRuns,
+    config: AFMConfig,
     metrics: dict[str, float],
     baselines: dict[str, dict[str, float]],
 ) -> Claim:
@@ -199,40 +200,3 @@ def _lora_claim(
         baseline=lo["full_heldout"],
         baseline_name="full fine-tuning",
     )
-
-
-def plot_all(data: dict[str, Any], out_dir: Path) -> list[str]:
-    """Bar charts of validation bpb per variant and the 2-bit study."""
-    from matplotlib.figure import Figure
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    figures = []
-    fig = Figure(figsize=(6.5, 3.2))
-    ax = fig.add_subplot(1, 1, 1)
-    names = [k for k in ("base", "kv_share", "pt_moe", "local_global") if _has(data, k)]
-    stats = [_seed_stat(data, k) for k in names]
-    ax.bar(names, [s[0] for s in stats], yerr=[s[1] for s in stats], color="#4a7ab5")
-    ax.set_ylabel("validation bits per byte")
-    ax.set_title("architecture variants (mean +- std over seeds)")
-    lo = min(s[0] for s in stats)
-    ax.set_ylim(lo * 0.9, max(s[0] + s[1] for s in stats) * 1.02)
-    fig.tight_layout()
-    fig.savefig(out_dir / "afm_variants.png", dpi=120)
-    figures.append("afm_variants.png")
-
-    q = data["qat"]
-    keys = ["fp32_control", *PTQ_KEYS, "qat", "qat_embed4", "fp32_kv8"]
-    fig = Figure(figsize=(7.5, 3.4))
-    ax = fig.add_subplot(1, 1, 1)
-    ax.bar(range(len(keys)), [q[k] for k in keys], color="#b5634a")
-    ax.set_xticks(range(len(keys)), keys, rotation=35, ha="right", fontsize=8)
-    ax.set_ylabel("validation bits per byte")
-    ax.set_title("2-bit: PTQ variants vs QAT at an equal token budget")
-    fig.tight_layout()
-    fig.savefig(out_dir / "afm_qat.png", dpi=120)
-    figures.append("afm_qat.png")
-    return figures
-
-
-def _has(data: dict[str, Any], key: str) -> bool:
-    return all(key in runs for runs in data["seeds"].values())

@@ -1,11 +1,11 @@
-"""Stages of the ``utilized_rank`` experiment: training, the width and ViT studies, and the
-compression sweep (see :mod:`netprism.experiments.utilized_rank`)."""
+"""The work of the ``utilized_rank`` experiment: training, the width and ViT studies, and the
+compression sweep of the widest model over seeds."""
 
 from __future__ import annotations
 
 import copy
 import statistics
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,12 +21,42 @@ from netprism.compression.utilized_rank import (
     utilized_rank,
 )
 from netprism.core.seed import seed_everything
+from netprism.data import load_dataset
 from netprism.data.base import TensorDataset
-from netprism.models import create_model
+from netprism.experiments.utilized_rank.config import UtilizedRankConfig
+from netprism.experiments.utilized_rank.records import RankStudy
+from netprism.models import MODELS, create_model
 from netprism.train import TrainConfig, evaluate, fit
 
-if TYPE_CHECKING:
-    from netprism.experiments.utilized_rank import UtilizedRankConfig
+
+def mnist1d_split(num_samples: int) -> tuple[TensorDataset, TensorDataset]:
+    """MNIST-1D with ``num_samples`` samples split 50/50 (generated offline, cached)."""
+    kwargs: dict[str, Any] = {"num_samples": num_samples, "train_split": 0.5}
+    return load_dataset("mnist1d", **kwargs), load_dataset("mnist1d", split="test", **kwargs)
+
+
+def measure(config: UtilizedRankConfig) -> RankStudy:
+    """Train every width (first seed) and the widest model on every seed; study the widths;
+    compress each seed's widest model; last, the small-ViT analogue."""
+    dev = config.device
+    train, test = mnist1d_split(config.num_samples)
+    wide = config.widths[-1]
+    seeds = list(config.seeds)
+    models = {w: _train(w, seeds[0], train, config) for w in config.widths[:-1]}
+    wide_models = {s: _train(wide, s, train, config) for s in seeds}
+    models[wide] = wide_models[seeds[0]]
+    study = _width_study(models, train, test, config.threshold, dev)
+    rows: list[dict[str, Any]] = []
+    refs: dict[int, dict[str, float]] = {}
+    for seed, model in wide_models.items():
+        tuned = copy.deepcopy(model)
+        _finetune(tuned, train, seed, config)
+        refs[seed] = {
+            "original": evaluate(model, test, device=dev)["accuracy"],
+            "original_ft": evaluate(tuned, test, device=dev)["accuracy"],
+        }
+        rows += _compress_seed(model, train, test, seed, config)
+    return RankStudy(study, rows, refs, _vit_study(config))
 
 
 def _train(width: int, seed: int, train: TensorDataset, config: UtilizedRankConfig) -> nn.Module:
@@ -93,9 +123,6 @@ def _width_study(
 def _vit_study(config: UtilizedRankConfig) -> dict[str, float]:
     """Utilization of a small ViT's attention (q, k, v, proj) and MLP projections on digits
     at two widths: an analogue, not a reproduction of the paper's ImageNet ViT figures."""
-    from netprism.data import load_dataset
-    from netprism.models import MODELS
-
     if not config.vit_dims or "vit_tiny" not in MODELS.names():
         return {}
     train, test = load_dataset("digits", split="train"), load_dataset("digits", split="test")
@@ -121,7 +148,11 @@ def _vit_study(config: UtilizedRankConfig) -> dict[str, float]:
 
 
 def _compress_seed(
-    model: nn.Module, train: TensorDataset, test: TensorDataset, seed: int, config: Any
+    model: nn.Module,
+    train: TensorDataset,
+    test: TensorDataset,
+    seed: int,
+    config: UtilizedRankConfig,
 ) -> list[dict[str, Any]]:
     """One row per (threshold, method): parameter fraction, accuracy before/after FT, errors."""
     calib, held = layer_statistics(model, train), layer_statistics(model, test)
