@@ -12,10 +12,10 @@ Example
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 import importlib
 from typing import TYPE_CHECKING, Any
+
+from netprism.version import __version__
 
 if TYPE_CHECKING:  # what type checkers see; at run time the names load on first use
     from netprism.data import list_datasets, load_dataset

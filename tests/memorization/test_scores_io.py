@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from netprism.memorization.scores import MemorizationScores
-from netprism.memorization.scores_io import HEADER_KEY, _digest, load_scores, save_scores
+from netprism.memorization.scores import MemorizationScores, load_scores
+from netprism.memorization.scores_io import HEADER_KEY, _digest, save_scores
 
 
 def _scores(n: int = 7, epochs: int = 3) -> MemorizationScores:

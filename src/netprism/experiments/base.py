@@ -36,6 +36,7 @@ from netprism.core.results import Result as Result
 from netprism.core.results import mean_std as mean_std
 from netprism.core.seed import torch_threads
 from netprism.io import ensure_writable_dir
+from netprism.version import __version__
 
 SCALES = ("tiny", "small", "full")
 
@@ -165,10 +166,8 @@ def library_versions() -> dict[str, str]:
     import numpy
     import torch
 
-    import netprism
-
     return {
-        "netprism": netprism.__version__,
+        "netprism": __version__,
         "torch": torch.__version__,
         "numpy": numpy.__version__,
         "python": platform.python_version(),

@@ -21,13 +21,13 @@ from torch import nn
 from netprism.core.curvature import CurvatureTracker
 from netprism.core.seed import seed_everything
 from netprism.io import atomic_write_text
+from netprism.memorization import scores_io
 from netprism.memorization.dynamics import DYNAMICS_SCORES, TrainingDynamics
+from netprism.memorization.names import ALL_METHODS as ALL_METHODS
+from netprism.memorization.names import CURVATURE_SCORES as CURVATURE_SCORES
+from netprism.memorization.names import DEFAULT_METHODS as DEFAULT_METHODS
 from netprism.train import BatchKeys, TrainConfig, fit
 from netprism.train.config import require_train_config
-
-CURVATURE_SCORES = ("curvature", "curvature_final", "curvature_sq")
-ALL_METHODS = CURVATURE_SCORES + DYNAMICS_SCORES
-DEFAULT_METHODS = ALL_METHODS
 
 
 @dataclass
@@ -89,29 +89,31 @@ class MemorizationScores:
 
     def save(self, path: str | Path) -> Path:
         """Write to one safetensors file (not the model); see :func:`.scores_io.save_scores`."""
-        from netprism.memorization.scores_io import save_scores
-
-        return save_scores(self, path)
+        return scores_io.save_scores(self, path)
 
     @classmethod
     def load(cls, path: str | Path, *, allow_unknown: bool = False) -> MemorizationScores:
-        """Read a :meth:`save` file, checked; see :func:`.scores_io.load_scores`."""
-        from netprism.memorization.scores_io import load_scores
-
-        return load_scores(path, allow_unknown=allow_unknown)
+        """Read a :meth:`save` file, checked; see :func:`.scores_io.read_scores_file`."""
+        return cls(**scores_io.read_scores_file(path, allow_unknown=allow_unknown))
 
     @classmethod
     def from_csv(cls, path: str | Path, *, allow_unknown: bool = False) -> MemorizationScores:
-        """Read a :meth:`to_csv` file back by index; see :func:`.scores_io.scores_from_csv`."""
-        from netprism.memorization.scores_io import scores_from_csv
-
-        return scores_from_csv(path, allow_unknown=allow_unknown)
+        """Read a :meth:`to_csv` file back by index; see :func:`.scores_io.read_scores_csv`."""
+        return cls(scores_io.read_scores_csv(path, allow_unknown=allow_unknown))
 
     def to_pandas(self) -> Any:
         """A DataFrame, one row per sample index; see :func:`.scores_io.scores_to_pandas`."""
-        from netprism.memorization.scores_io import scores_to_pandas
+        return scores_io.scores_to_pandas(self)
 
-        return scores_to_pandas(self)
+
+def load_scores(path: str | Path, *, allow_unknown: bool = False) -> MemorizationScores:
+    """:meth:`MemorizationScores.load`: read a saved scores file, checked."""
+    return MemorizationScores.load(path, allow_unknown=allow_unknown)
+
+
+def scores_from_csv(path: str | Path, *, allow_unknown: bool = False) -> MemorizationScores:
+    """:meth:`MemorizationScores.from_csv`: read a ranked CSV back by index."""
+    return MemorizationScores.from_csv(path, allow_unknown=allow_unknown)
 
 
 def _csv_field(text: str) -> str:

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from netprism.io import atomic_write, load_json
-from netprism.memorization.scores import ALL_METHODS
+from netprism.memorization.names import ALL_METHODS
+from netprism.version import __version__
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -100,8 +101,10 @@ def save_scores(scores: MemorizationScores, path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
-def load_scores(path: str | Path, *, allow_unknown: bool = False) -> MemorizationScores:
-    """Read what :func:`save_scores` wrote, after checking it (``model`` is ``None``).
+def read_scores_file(path: str | Path, *, allow_unknown: bool = False) -> dict[str, Any]:
+    """Read what :func:`save_scores` wrote, after checking it: the keyword arguments of a
+    :class:`~netprism.memorization.scores.MemorizationScores` (``model`` is ``None``), which
+    ``MemorizationScores.load`` builds.
 
     Tensors are read with safetensors' own loader; nothing is unpickled.
 
@@ -145,19 +148,18 @@ def load_scores(path: str | Path, *, allow_unknown: bool = False) -> Memorizatio
             f"{path}: SHA-256 {digest[:12]}... does not match {header['sha256'][:12]!r}... "
             f"recorded in its header (header or values edited or corrupted)"
         )
-    from netprism.memorization.scores import MemorizationScores
-
-    return MemorizationScores(
-        scores={m: tensors[_SCORE + m] for m in header["methods"]},
-        per_epoch={k: tensors[_EPOCH + k] for k in header["per_epoch"]},
-        model=None,
-        history=header["history"],
-        seconds=header["seconds"],
-    )
+    return {
+        "scores": {m: tensors[_SCORE + m] for m in header["methods"]},
+        "per_epoch": {k: tensors[_EPOCH + k] for k in header["per_epoch"]},
+        "model": None,
+        "history": header["history"],
+        "seconds": header["seconds"],
+    }
 
 
-def scores_from_csv(path: str | Path, *, allow_unknown: bool = False) -> MemorizationScores:
-    """Read a CSV written by :meth:`MemorizationScores.to_csv` back, keyed by sample index.
+def read_scores_csv(path: str | Path, *, allow_unknown: bool = False) -> dict[str, torch.Tensor]:
+    """The scores of a CSV written by :meth:`MemorizationScores.to_csv`, keyed by sample index
+    (``MemorizationScores.from_csv`` wraps them).
 
     The rows are ranked; score ``m`` of sample ``i`` lands at ``scores[m][i]`` (float64).
     Values carry the CSV's 6 significant digits; ``nan``/``inf`` are read back as such.  The
@@ -181,9 +183,7 @@ def scores_from_csv(path: str | Path, *, allow_unknown: bool = False) -> Memoriz
     values = torch.tensor([r[1] for r in rows], dtype=torch.float64).reshape(n, len(methods))
     by_index = torch.empty_like(values)
     by_index[index] = values
-    from netprism.memorization.scores import MemorizationScores
-
-    return MemorizationScores({m: by_index[:, j].clone() for j, m in enumerate(methods)})
+    return {m: by_index[:, j].clone() for j, m in enumerate(methods)}
 
 
 def csv_reasons(path: str | Path) -> dict[int, str]:
@@ -216,8 +216,6 @@ def scores_to_pandas(scores: MemorizationScores) -> pd.DataFrame:
 
 
 def _version() -> str:
-    from netprism import __version__
-
     return __version__
 
 

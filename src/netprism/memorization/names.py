@@ -1,0 +1,11 @@
+"""The names of the per-sample scores one :func:`~netprism.memorization.memorization_scores`
+run computes: curvature (Garg, Ravikumar & Roy, ICML 2024, arXiv 2307.05831) and the
+training-dynamics peers of :mod:`netprism.memorization.dynamics`."""
+
+from __future__ import annotations
+
+from netprism.memorization.dynamics import DYNAMICS_SCORES
+
+CURVATURE_SCORES = ("curvature", "curvature_final", "curvature_sq")
+ALL_METHODS = CURVATURE_SCORES + DYNAMICS_SCORES
+DEFAULT_METHODS = ALL_METHODS
