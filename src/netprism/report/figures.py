@@ -12,11 +12,12 @@ import math
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from netprism.io import atomic_write_bytes
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 _METHOD_COLOR = "#0969da"
@@ -120,6 +121,25 @@ def bar_chart(
     ax.spines[["top", "right"]].set_visible(False)
     ax.margins(y=0.15)
     return save_figure(fig, path)
+
+
+def accuracy_matrix(ax: Axes, R: Any, *, title: str) -> None:
+    """Draw a continual-learning accuracy matrix on ``ax``, each cell annotated.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    R : array (T, T)
+        ``R[i, j]``: accuracy in percent on task ``j`` after training task ``i``.
+    title : str
+    """
+    import numpy as np
+
+    ax.imshow(R, vmin=0, vmax=100, cmap="viridis")
+    for (i, j), v in np.ndenumerate(R):
+        color = "white" if v < 60 else "black"
+        ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color=color)
+    ax.set(title=title, xlabel="tested on task j", ylabel="after training task i")
 
 
 def _close(fig: Figure) -> None:

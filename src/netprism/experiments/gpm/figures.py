@@ -34,27 +34,12 @@ def plot_all(runs: list[SeedRuns], out_dir: Path) -> list[str]:
 def _plot_matrices(run: SeedRuns, out_dir: Path) -> str:
     from matplotlib.figure import Figure
 
-    from netprism.report.figures import save_figure
+    from netprism.report.figures import accuracy_matrix, save_figure
 
     fig = Figure(figsize=(3.2 * len(METHODS), 3.2))
     for ax, m in zip(fig.subplots(1, len(METHODS)), METHODS):
         R = 100.0 * run.streams[m].R.numpy()  # (T, T)
-        ax.imshow(R, vmin=0, vmax=100, cmap="viridis")
-        for (i, j), v in np.ndenumerate(R):
-            ax.text(
-                j,
-                i,
-                f"{v:.0f}",
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if v < 60 else "black",
-            )
-        ax.set(
-            title=f"{LABELS[m]} (seed {run.seed})",
-            xlabel="tested on task j",
-            ylabel="after training task i",
-        )
+        accuracy_matrix(ax, R, title=f"{LABELS[m]} (seed {run.seed})")
     fig.tight_layout()
     save_figure(fig, out_dir / "accuracy_matrices.png")
     return "accuracy_matrices.png"

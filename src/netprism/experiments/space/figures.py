@@ -34,7 +34,7 @@ def plot_all(runs: list[SeedRuns], out_dir: Path) -> list[str]:
 def _plot_matrices(run: SeedRuns, out_dir: Path) -> str:
     from matplotlib.figure import Figure
 
-    from netprism.report.figures import save_figure
+    from netprism.report.figures import accuracy_matrix, save_figure
 
     kinds = list(run.streams)
     fig = Figure(figsize=(3.2 * len(METHODS), 3.2 * len(kinds)))
@@ -42,12 +42,7 @@ def _plot_matrices(run: SeedRuns, out_dir: Path) -> str:
     for row, kind in zip(axes, kinds):
         for ax, m in zip(row, METHODS):
             R = 100.0 * run.streams[kind].results[m].R.numpy()  # (T, T)
-            ax.imshow(R, vmin=0, vmax=100, cmap="viridis")
-            for (i, j), v in np.ndenumerate(R):
-                color = "white" if v < 60 else "black"
-                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color=color)
-            ax.set(title=f"{LABELS[m]}, {kind} (seed {run.seed})", xlabel="tested on task j")
-            ax.set_ylabel("after training task i")
+            accuracy_matrix(ax, R, title=f"{LABELS[m]}, {kind} (seed {run.seed})")
     fig.tight_layout()
     save_figure(fig, out_dir / "space_accuracy_matrices.png")
     return "space_accuracy_matrices.png"
