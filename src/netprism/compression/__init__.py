@@ -6,6 +6,9 @@ Chakraborty et al., Nature Machine Intelligence 2020), ``crossbar`` (mapping wei
 analog crossbars and pricing their ADCs) and ``dub`` (D.U.B. pruning, Ibrayev et al. 2024).
 
 >>> from netprism.compression import utilized_rank, decompose, design, dub_prune
+
+Method notes (the papers, what we measured, where we differ from them):
+``docs/methods/compression.md`` in the repository.
 """
 
 from netprism.compression.crossbar import CrossbarReport, crossbar_report

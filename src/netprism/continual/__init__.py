@@ -14,6 +14,9 @@ Modules: ``streams`` (permuted / split / rotated task streams), ``runner`` (``Co
 ``gpm``, ``space`` and ``thresholds`` (per-layer, per-task energy thresholds).
 
 >>> from netprism.continual import permuted_stream, run_stream, stream_config, GPM, SPACE
+
+Method notes (the papers, what we measured, where we differ from them):
+``docs/methods/continual.md`` in the repository.
 """
 
 from netprism.continual.baselines import AGEM, EWC, FineTune, joint_training

@@ -13,6 +13,9 @@ DLG, analytic first-layer inversion, PSNR), ``rounds`` (the in-process round loo
 on demand so ``netprism.federated`` does not pay for importing flwr).
 
 >>> from netprism.federated import run_rounds, encode_update, decode_update, local_config
+
+Method notes (the papers, what we measured, where we differ from them):
+``docs/methods/federated.md`` in the repository.
 """
 
 from netprism.federated.aggregate import (

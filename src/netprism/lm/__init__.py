@@ -10,6 +10,9 @@ embeddings), ``lora`` (adapters), ``parallel_track`` (parallel-track MoE), ``loc
 ``factories`` (``byte_lm``, ``local_global_lm``, ``parallel_track_lm`` in the model registry)
 and the ``guided`` subpackage (JSON-Schema-constrained decoding and tool calling).  The
 ``netprism lm train|generate|adapt`` commands live in :mod:`netprism.cli.lm`.
+
+Method notes (the papers, what we measured, where we differ from them):
+``docs/methods/lm.md`` in the repository.
 """
 
 from netprism.lm.bench import decode_tokens_per_s, prefill_ms

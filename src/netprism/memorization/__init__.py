@@ -6,6 +6,9 @@ Samples", ICML 2024 (arXiv 2307.05831), with every peer a user would otherwise p
 >>> import netprism as npm
 >>> from netprism.memorization import memorization_scores, find_label_issues
 >>> from netprism.memorization import MemorizationMonitor  # for your own training loop
+
+Method notes (the papers, what we measured, where we differ from them):
+``docs/methods/memorization.md`` in the repository.
 """
 
 from netprism.memorization.dynamics import DYNAMICS_SCORES, TrainingDynamics, forgetting_events

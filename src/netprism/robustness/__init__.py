@@ -14,6 +14,9 @@ distance), ``hierarchy_train`` (multi-head models, conditional training), ``vrm_
 vote, ensemble attacks, TREND design) and ``variants`` (model variants for the study).
 
 >>> from netprism.robustness import VRMDetector, train_vrm, conditional_fit, pgd
+
+Method notes (the papers, what we measured, where we differ from them):
+``docs/methods/robustness.md`` in the repository.
 """
 
 from netprism.robustness.adversarial import bpda, fgsm, halftone, mi_fgsm, pgd, quantize_input

@@ -6,6 +6,9 @@ Garg, Chowdhury, Roy, "DCT-SNN", ICCV 2021 (arXiv 2010.01795); Chowdhury, Garg, 
 conversion, threshold balancing), ``pruning`` (PCA widths, staged T, quantization, energy).
 
 >>> from netprism.spiking import DCTEncoder, convert_ann, significant_widths, energy_proxy
+
+Method notes (the papers, what we measured, where we differ from them):
+``docs/methods/spiking.md`` in the repository.
 """
 
 from netprism.spiking.dct import (

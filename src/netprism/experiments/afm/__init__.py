@@ -24,6 +24,8 @@ initialised on the CPU from the seed and then moved, so each device starts from 
 weights; batch windows are drawn on the CPU and moved.  What stays on the CPU: the schema
 masks of guided decoding (a byte automaton in Python), its sampling generator (seeded draws
 that do not depend on the device), and the local/global cache-byte count (allocation only).
+
+Method note: ``docs/methods/lm.md`` in the repository.
 """
 
 from __future__ import annotations

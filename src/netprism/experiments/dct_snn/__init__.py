@@ -16,6 +16,8 @@ softmax and first loses accuracy) and the SNN is fine-tuned with BPTT (Adam 1e-3
 Datasets: ``digits_tone`` (the continuous-tone case the paper's claim is about, where the claim
 is tested), ``digits`` (near-binary: reported beside it) and ``textures`` (continuous-tone
 gratings, at one T; so easy that the ANN scores ~100 %).
+
+Method note: ``docs/methods/spiking.md`` in the repository.
 """
 
 from __future__ import annotations

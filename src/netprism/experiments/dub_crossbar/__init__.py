@@ -16,6 +16,8 @@ are mapped onto ``T x T`` crossbars.  From the same dense weights, at each targe
 Every arm thus gets the same post-dense budget.  ADC energy uses conversion counts from each
 layer's output size, under ``exp2`` (``2^b``) and ``linear`` (``a b + c``) models.  The VGG11
 tile counts come from the conv shapes alone.
+
+Method note: ``docs/methods/compression.md`` in the repository.
 """
 
 from __future__ import annotations

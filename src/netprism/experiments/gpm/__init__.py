@@ -21,6 +21,8 @@ Under ``torchrun`` the seeds are shared out over the ranks (the continual runner
 task with the engine's ``fit`` on its own process, ``distributed=False``, so each seed's stream
 runs whole on one rank) and gathered back in order: the numbers equal a single-process run.
 Training and testing run on ``device`` ("auto": CUDA when present).
+
+Method note: ``docs/methods/continual.md`` in the repository.
 """
 
 from __future__ import annotations

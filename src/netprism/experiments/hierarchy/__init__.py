@@ -17,6 +17,8 @@ has no level above its 20 superclasses, so it cannot exercise a 3-level tree una
 
 Device: ``--device`` (default ``auto``: CUDA when present) trains every method (on the engine,
 :func:`netprism.train.fit`) and runs the test predictions there.
+
+Method note: ``docs/methods/robustness.md`` in the repository.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ The paper's 94 % of XNOR's efficiency cannot be expected here: the full-precisio
 last layers dominate a small net's energy, so any k-bit hidden layer costs a large share of
 the tiny binary budget.  Small scale trains digits for fewer epochs than the calibration (10
 instead of 30) and MNIST-1D for the calibration's 20, to stay within 10 minutes on 2 cores.
+
+Method note: ``docs/methods/compression.md`` in the repository.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ come from a small-scale calibration run before the claims were fixed.
 Under ``torchrun`` the training runs are shared out over the ranks and the Feldman-Zhang
 models spread over them (model ``m`` on rank ``m % world_size``); results equal a
 single-process run.
+
+Method note: ``docs/methods/memorization.md`` in the repository.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ threshold <= ``max_drop`` points, with its parameter and MAC reductions in the t
 The run is a plain function rather than a :class:`netprism.experiments.base.SeedStudy`: its
 result's config also records the first seed's designs (``"designs"``), which a study's result
 does not carry.  It follows the same steps: validate -> measure -> claims -> figures.
+
+Method note: ``docs/methods/compression.md`` in the repository.
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ the comparison favours SPACE.  On the split stream both use the task identity.
 
 Every task is trained by the engine's ``fit`` (through the continual runner) on ``device``
 ("auto": CUDA when present); the probes are scored where the model is.
+
+Method note: ``docs/methods/continual.md`` in the repository.
 """
 
 from __future__ import annotations

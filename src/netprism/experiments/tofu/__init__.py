@@ -17,6 +17,8 @@ sign-flipping client to FedAvg with the robust aggregator.
 Decided up front: bytes are float32 payloads (no framing); the downlink is counted, full
 precision unless ``downlink="tofu"``; the ``privacy`` claim uses Inverting Gradients' best-
 match MSE ratio (DLG and the analytic control are reported next to it).
+
+Method note: ``docs/methods/federated.md`` in the repository.
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ and the three ensemble attacks (on the TREND ensemble).
 Device: ``--device`` (default ``auto``: CUDA when present) trains every variant and runs every
 attack, prediction and vote there (the attacked test samples are moved once); models are
 initialised on the CPU from their seed, and the vote's tie-breaking draw stays on the CPU.
+
+Method note: ``docs/methods/robustness.md`` in the repository.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ whitened SVD (the optimum of the data-weighted error).
 Device: ``--device`` (default ``auto``: CUDA when present) trains, fine-tunes and scores every
 model there, and the layer statistics (float64 second moments, eigendecompositions) are
 accumulated on it; models are initialised on the CPU from their seed.
+
+Method note: ``docs/methods/compression.md`` in the repository.
 """
 
 from __future__ import annotations

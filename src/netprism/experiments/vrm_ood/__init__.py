@@ -21,6 +21,8 @@ MSP there is expected.  Uniform noise and the near-OoD sets were never seen in t
 Device: ``--device`` (default ``auto``: CUDA when present) trains the three classifiers (on
 the engine, :func:`netprism.train.fit`) and runs every detector's scoring there; the mixup and
 noise draws are made on the CPU generator whatever the device.
+
+Method note: ``docs/methods/robustness.md`` in the repository.
 """
 
 from __future__ import annotations
