@@ -316,3 +316,26 @@ def test_violations_catches_up_and_sideways_arrows() -> None:
         ("netprism.core.x", "netprism.train.loop"),
         ("netprism.spiking.y", "netprism.lm.model"),
     }
+
+
+def test_library_tests_never_need_the_experiments() -> None:
+    """What a method needs lives in its area: no test of a library layer imports an
+    experiment (the experiments' own tests, the CLI's and the cross-cutting ones may)."""
+    tests = SRC.parent / "tests"
+    library = {"core", "data", "models", "nn", "train", "report", *AREAS}
+    offenders = []
+    for folder in sorted(p for p in tests.iterdir() if p.is_dir() and p.name in library):
+        for path in sorted(folder.rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else []
+                )
+                if any(n.startswith(f"{PACKAGE}.experiments") for n in names):
+                    offenders.append(str(path.relative_to(tests)))
+    assert len(list(tests.glob("*/test_*.py"))) > 50  # the walk sees the suite
+    assert not offenders, f"library tests importing experiments: {sorted(set(offenders))}"

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from netprism.experiments.base import Claim, Result
+from netprism.core.results import Claim, Result
 from netprism.report import (
     bar_chart,
     collect_results,
