@@ -61,3 +61,13 @@ def test_folders_and_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "| exp | 2/2 | 1 | 0 | identical |" in capsys.readouterr().out
     assert cr.main([str(tmp_path / "a"), str(tmp_path / "c")]) == 1
     assert cr.main([str(tmp_path / "a"), str(tmp_path / "b"), "absent"]) == 1
+
+
+def test_a_timing_claim_is_not_compared_but_must_be_there() -> None:
+    before, after = _result(a=1.0), _result(a=1.0)
+    for res, value in ((before, 31.0), (after, 33.5)):
+        res["claims"].append({"id": "fz_cost", "measured": value, "target": 50.0, "holds": False})
+    row = cr.compare_results("x", before, after)
+    assert row.identical and row.timing_claims == ["fz_cost"]
+    del after["claims"][1]
+    assert not cr.compare_results("x", before, after).identical
