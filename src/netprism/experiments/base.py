@@ -51,21 +51,23 @@ def seeded_result(
     name: str,
     config: Any,
     *,
-    metrics: dict[str, float],
+    metrics: dict[str, Any],
     baselines: dict[str, dict[str, float]],
     claims: list[Claim],
     figures: list[str],
+    seed: int | None = None,
+    config_extra: dict[str, Any] | None = None,
 ) -> Result:
-    """The :class:`Result` of a run over ``config.seeds`` (a dataclass config): the config as
-    a dict and its first seed recorded."""
+    """The :class:`Result` of a run of ``config`` (a dataclass): the config as a dict (plus
+    ``config_extra``) and ``seed`` recorded (default: the first of ``config.seeds``)."""
     return Result(
         name=name,
-        config=dataclasses.asdict(config),
+        config=dataclasses.asdict(config) | (config_extra or {}),
         metrics=metrics,
         baselines=baselines,
         claims=claims,
         figures=figures,
-        seed=config.seeds[0],
+        seed=config.seeds[0] if seed is None else seed,
     )
 
 

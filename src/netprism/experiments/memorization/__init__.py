@@ -16,11 +16,10 @@ Method note: ``docs/methods/memorization.md`` in the repository.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from netprism.core.seed import torch_threads
-from netprism.experiments.base import Result, register_experiment
+from netprism.experiments.base import Result, register_experiment, seeded_result
 from netprism.experiments.memorization.claims import claims_and_metrics
 from netprism.experiments.memorization.config import SCALES, MemorizationConfig
 from netprism.experiments.memorization.figures import audit_csv, draw, save_tables
@@ -53,9 +52,9 @@ def run(config: MemorizationConfig, *, out_dir: Path | None = None) -> Result:
         figures = draw(records, config, out)
         if config.export_csv:
             metrics["export_csv"] = audit_csv(records.runs, out)
-    return Result(
-        name="memorization",
-        config=dataclasses.asdict(config),
+    return seeded_result(
+        "memorization",
+        config,
         metrics=metrics,
         baselines=baselines,
         claims=claims,

@@ -22,12 +22,11 @@ Method note: ``docs/methods/compression.md`` in the repository.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from netprism.compression.l1_pruning import l1_prune_to_macs
 from netprism.core.seed import torch_threads
-from netprism.experiments.base import Result, register_experiment
+from netprism.experiments.base import Result, register_experiment, seeded_result
 from netprism.experiments.pca_design.claims import claims_and_metrics, designs
 from netprism.experiments.pca_design.config import SCALES, PCADesignConfig
 from netprism.experiments.pca_design.figures import draw
@@ -49,14 +48,14 @@ def run(config: PCADesignConfig, *, out_dir: Path | None = None) -> Result:
         runs = measure(config)
         claims, metrics, baselines = claims_and_metrics(runs, config)
         figures = [] if out_dir is None else draw(runs, config, Path(out_dir))
-    return Result(
-        name="pca_design",
-        config=dataclasses.asdict(config) | {"designs": designs(runs, config)},
+    return seeded_result(
+        "pca_design",
+        config,
         metrics=metrics,
         baselines=baselines,
         claims=claims,
         figures=figures,
-        seed=config.seeds[0],
+        config_extra={"designs": designs(runs, config)},
     )
 
 

@@ -15,11 +15,10 @@ measure -> claims -> figures.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from netprism.core.seed import torch_threads
-from netprism.experiments.base import Result, register_experiment
+from netprism.experiments.base import Result, register_experiment, seeded_result
 from netprism.experiments.train.claims import claims_and_metrics
 from netprism.experiments.train.config import SCALES, TrainExperimentConfig
 from netprism.experiments.train.figures import draw
@@ -39,9 +38,9 @@ def run(config: TrainExperimentConfig, *, out_dir: Path | None = None) -> Result
         record = measure(config)
         claims, metrics, baselines = claims_and_metrics(record, config)
         figures = [] if out_dir is None else draw(record, config, Path(out_dir))
-    return Result(
-        name="train",
-        config=dataclasses.asdict(config),
+    return seeded_result(
+        "train",
+        config,
         metrics=metrics,
         baselines=baselines,
         claims=claims,
