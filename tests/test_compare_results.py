@@ -71,3 +71,33 @@ def test_a_timing_claim_is_not_compared_but_must_be_there() -> None:
     assert row.identical and row.timing_claims == ["fz_cost"]
     del after["claims"][1]
     assert not cr.compare_results("x", before, after).identical
+
+
+@pytest.mark.parametrize(
+    ("key", "timing"),
+    [
+        ("fit_seconds", True),
+        ("perf_prefill_ms_base", True),
+        ("guided_mask_us_per_token_cold", True),
+        ("perf_decode_tokens_per_s", True),
+        ("guided_mask_overhead_pct_cold", True),
+        ("curvature / train time digits", True),
+        ("b4_ig_real_mse", False),  # "_ms" inside a word is not milliseconds
+        ("mixup_msp_gaussian_auroc", False),
+        ("overhead_msp_forward_passes", False),
+        ("n_per_subpop", False),
+        ("timesteps", False),
+    ],
+)
+def test_timing_keys_are_whole_words(key: str, timing: bool) -> None:
+    assert cr.is_timing(key) is timing
+
+
+def test_lists_and_strings_are_compared() -> None:
+    before, after = _result(a=1.0), _result(a=1.0)
+    before["metrics"]["table"] = [0.5, math.nan, 1.0]
+    after["metrics"]["table"] = [0.5, math.nan, 1.0]
+    before["metrics"]["note"] = after["metrics"]["note"] = "auroc_tables.md"
+    assert cr.compare_results("x", before, after).identical
+    after["metrics"]["table"] = [0.5, math.nan, 1.5]
+    assert not cr.compare_results("x", before, after).identical

@@ -4,24 +4,25 @@
 #
 #   tools/bit_identity.sh BASE_REF [SCALE] [NAME ...]     (SCALE: tiny | small, default tiny)
 #
-# Outputs go to ${BIT_OUT:-/tmp/netprism-bit}/{base,head}/<name>/; the base checkout is a
-# temporary git worktree, removed at the end.  Uses the venv of this checkout.
+# Outputs go to ${BIT_OUT:-runs/bit-identity}/<scale>/{base,head}/<name>/ (runs/ is ignored by
+# git); the base checkout is a temporary git worktree, removed at the end.  Uses the venv of this checkout.
 set -euo pipefail
 base_ref=${1:?usage: tools/bit_identity.sh BASE_REF [SCALE] [NAME ...]}
 scale=${2:-tiny}
 shift $(( $# >= 2 ? 2 : 1 ))
 root=$(git rev-parse --show-toplevel)
 py="$root/.venv/bin/python"
-out=${BIT_OUT:-/tmp/netprism-bit}/$scale
+out=${BIT_OUT:-$root/runs/bit-identity}/$scale
 mkdir -p "$out"
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
   mapfile -t names < <(PYTHONPATH="$root/src" "$py" -c \
     'from netprism.experiments import load_experiments; print("\n".join(load_experiments()))')
 fi
-tree=$(mktemp -d)/base
+tmp=$(mktemp -d)
+tree="$tmp/base"
 git -C "$root" worktree add --detach --quiet "$tree" "$base_ref"
-trap 'git -C "$root" worktree remove --force "$tree"' EXIT
+trap 'git -C "$root" worktree remove --force "$tree"; rm -rf "$tmp"' EXIT
 for side in base head; do
   src="$root/src"; [ "$side" = base ] && src="$tree/src"
   for name in "${names[@]}"; do

@@ -5,8 +5,9 @@ two checkouts into two folders, then::
 
     python tools/compare_results.py BEFORE_DIR AFTER_DIR [NAME ...]
 
-Every numeric metric and baseline value is compared exactly (NaN equals NaN), except timing
-keys (seconds, milliseconds, throughput), which differ from run to run.  Claims are compared
+Every metric and baseline value (numbers, strings, lists) is compared exactly (NaN equals
+NaN), except timing keys (seconds, milliseconds, rates; see :func:`is_timing`), which differ
+from run to run.  Claims are compared
 by id on ``measured``, ``target`` and ``holds``, except the timing claims (``TIMING_CLAIMS``:
 a ratio of wall-clock times), which must only be present on both sides; the figure lists by
 name.  Prints one Markdown
@@ -17,25 +18,19 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-TIMING_KEYS = (
-    "second",
-    "time",
-    "_ms",
-    "_us",
-    "per_s",
-    "latency",
-    "throughput",
-    "speed",
-    "elapsed",
-    "wall",
-    "overhead_pct",
+# A key is a wall-clock quantity when one of its words is one of these (words: split on "_",
+# ".", spaces and punctuation), or it holds "per s" (a rate) or "overhead pct" (a time ratio).
+TIMING_WORDS = frozenset(
+    {"second", "seconds", "ms", "us", "time", "latency", "throughput", "elapsed", "wall"}
 )
+TIMING_PAIRS = (("per", "s"), ("overhead", "pct"))
 
 # Claims whose measured value is a ratio of wall-clock times (differs from run to run).
 TIMING_CLAIMS = ("fz_cost",)
@@ -69,22 +64,34 @@ class Comparison:
         )
 
 
-def flat_numbers(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, float]]:
-    """``(dotted key, value)`` for every int or float leaf of nested dicts (not booleans)."""
+def flat_numbers(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``(dotted key, value)`` for every leaf of nested dicts that is compared: numbers (not
+    booleans), strings and lists, as they are."""
     for key, value in tree.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             yield from flat_numbers(value, name + ".")
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            yield name, float(value)
+        elif isinstance(value, (int, float, str, list)) and not isinstance(value, bool):
+            yield name, float(value) if isinstance(value, int) else value
 
 
 def is_timing(key: str) -> bool:
-    """Whether ``key`` names a wall-clock quantity (compared by nobody)."""
-    return any(t in key.lower() for t in TIMING_KEYS)
+    """Whether ``key`` names a wall-clock quantity (never compared).
+
+    >>> [is_timing(k) for k in ("fit_seconds", "prefill_ms", "b4_ig_real_mse", "msp_auroc")]
+    [True, True, False, False]
+    >>> [is_timing(k) for k in ("decode_tokens_per_s", "n_per_subpop", "timesteps")]
+    [True, False, False]
+    """
+    words = [w for w in re.split(r"[^a-z0-9]+", key.lower()) if w]
+    pairs = set(zip(words, words[1:]))
+    return bool(TIMING_WORDS.intersection(words)) or any(p in pairs for p in TIMING_PAIRS)
 
 
 def _same(a: Any, b: Any) -> bool:
+    """Equal, with NaN equal to NaN, lists element by element."""
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
     return bool(a == b)

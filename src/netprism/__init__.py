@@ -1,7 +1,11 @@
 """netprism: how neural networks use their data and their space.
 
 Two lenses -- per-sample loss curvature and streaming subspace analysis -- and the
-research methods built on them.  See ``DESIGN.md`` in the repository for the layout.
+research methods built on them.  See ``docs/architecture.md`` in the repository for the
+layout.  ``netprism.create_model`` and ``netprism.list_models`` first import the method areas
+that register architectures (``netprism.models.MODEL_AREAS``: ``hybrid_net``, ``spiking_mlp``,
+the byte LMs), so they know every model; ``netprism.models.create_model`` knows those once their
+area is imported.
 
 Example
 -------

@@ -141,3 +141,19 @@ def test_l1_pruning_matches_mac_budget():
     assert count_cost(pruned, x)[:2] == (info["macs"], info["params"])
     assert count_cost(net, x)[0] == macs0  # the original is untouched
     assert pruned.eval()(x).shape == (1, 4)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"target_macs": 0}, "target_macs"),
+        ({"rel_tol": 0.0}, "rel_tol"),
+        ({"max_iter": 0}, "max_iter"),
+        ({"ignored_layers": [nn.Linear(2, 2)]}, "not in model"),
+    ],
+)
+def test_l1_pruning_refuses_bad_settings_by_name(kwargs, message):
+    net = create_model("mlp", input_shape=(4,), num_classes=3, hidden=(8,))
+    args = {"target_macs": 10, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        l1_prune_to_macs(net, torch.randn(1, 4), **args)

@@ -204,3 +204,30 @@ def test_code_dtypes_and_per_tensor_scale_shape() -> None:
 def test_clear_errors(call, match) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"bounds": (-1.0, 1.0)}, "bounds apply to the asymmetric grid only"),
+        ({"symmetric": False, "scale": torch.tensor(1.0)}, "scale applies to the symmetric"),
+        ({"symmetric": False, "grid": "balanced"}, "no 'balanced' variant"),
+        ({"symmetric": False, "bounds": (1.0, 1.0)}, "lo < hi"),
+    ],
+)
+def test_options_the_form_would_ignore_are_refused(kwargs: dict, message: str) -> None:
+    x = torch.linspace(-1, 1, 7)
+    for fn in (fake_quantize, quantize):
+        with pytest.raises(ValueError, match=message):
+            fn(x, 4, **kwargs)
+
+
+def test_unsigned_codes_only_on_the_symmetric_integer_grid_and_at_most_16_bits() -> None:
+    x = torch.linspace(-1, 1, 7)
+    with pytest.raises(ValueError, match="signed=False applies"):
+        quantize(x, 2, grid="balanced", signed=False)
+    with pytest.raises(ValueError, match="at most 16 bits"):
+        quantize(x, 24)
+    assert quantize(x, 16).codes.dtype == torch.int16  # the widest codes still work
+    wide = fake_quantize(x.double(), 32, ste=False)  # fake quantization goes wider than codes
+    assert torch.allclose(wide, x.double(), atol=1.0 / (2**31 - 1))

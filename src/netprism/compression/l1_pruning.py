@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+__all__ = ["l1_prune_to_macs"]
+
 
 def l1_prune_to_macs(
     model: nn.Module,
@@ -58,15 +60,23 @@ def l1_prune_to_macs(
     ImportError
         Without Torch-Pruning.
     ValueError
-        When ``target_macs`` is not positive.
+        When ``target_macs`` is not positive, ``rel_tol`` not positive, ``max_iter`` below 1,
+        or an ``ignored_layers`` entry is not a module of ``model``.
     """
     if target_macs <= 0:
         raise ValueError(f"target_macs must be a positive MAC count, got {target_macs!r}")
+    if not rel_tol > 0:
+        raise ValueError(f"rel_tol must be a positive fraction, got {rel_tol!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"max_iter must be an int >= 1, got {max_iter!r}")
+    names = {id(m): n for n, m in model.named_modules()}
+    strangers = [type(m).__name__ for m in ignored_layers if id(m) not in names]
+    if strangers:
+        raise ValueError(f"ignored_layers holds modules that are not in model: {strangers}")
     import torch_pruning as tp
 
     def prune(ratio: float) -> tuple[nn.Module, int, int]:
         pruned = copy.deepcopy(model).eval()
-        names = {id(m): n for n, m in model.named_modules()}
         by_name = dict(pruned.named_modules())
         ignored = [by_name[names[id(m)]] for m in ignored_layers]
         imp = tp.importance.MagnitudeImportance(p=1, target_types=[nn.Conv2d, nn.Linear])
@@ -90,5 +100,5 @@ def l1_prune_to_macs(
         if abs(err) <= rel_tol:
             break
         lo, hi = (mid, hi) if macs > target_macs else (lo, mid)
-    assert best is not None
+    assert best is not None  # max_iter >= 1
     return best[0].train(model.training), best[1]

@@ -1,7 +1,8 @@
-"""Reproductions, one module per paper, each registered in ``EXPERIMENTS``.
+"""Reproductions, one package per paper, each registered in ``EXPERIMENTS``.
 
-Every module in this package is imported by :func:`load_experiments`, so adding an
-experiment touches one file.
+Every subpackage is imported by :func:`load_experiments`, so adding an experiment adds one
+package (its layout and the :class:`~netprism.experiments.base.SeedStudy` template: see
+``docs/architecture.md`` in the repository).
 """
 
 from __future__ import annotations

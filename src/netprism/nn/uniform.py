@@ -25,7 +25,21 @@ from typing import Any, NamedTuple
 
 import torch
 
-MAX_BITS = 32
+MAX_BITS = 32  # fake quantization (float); integer codes stop at MAX_CODE_BITS
+MAX_CODE_BITS = 16  # codes are rounded in the input's float type: float32 is exact to 2^24
+
+__all__ = [
+    "GRIDS",
+    "MAX_BITS",
+    "MAX_CODE_BITS",
+    "Quantized",
+    "absmax",
+    "dequantize",
+    "fake_quantize",
+    "grid_max",
+    "quantize",
+    "uniform_scale",
+]
 
 GRIDS = ("integer", "balanced")
 Axis = int | tuple[int, ...] | None
@@ -43,6 +57,7 @@ class Quantized(NamedTuple):
     zero_point: float | torch.Tensor
 
     def dequantize(self) -> torch.Tensor:
+        """``(codes - zero_point) * scale``, the input's shape (see :func:`dequantize`)."""
         return dequantize(self.codes, self.scale, self.zero_point)
 
 
@@ -71,6 +86,33 @@ def _check_grid(bits: Any, grid: str, symmetric: bool = True) -> int:
     if isinstance(bits, bool) or not isinstance(bits, int) or not low <= bits <= MAX_BITS:
         raise ValueError(f"bits must be an int in [{low}, {MAX_BITS}] for this grid, got {bits!r}")
     return bits
+
+
+def _check_options(
+    symmetric: bool,
+    grid: str,
+    scale: torch.Tensor | None,
+    bounds: tuple[Bound, Bound] | None,
+    signed: bool = True,
+) -> None:
+    """Refuse options that the chosen form would silently ignore."""
+    if symmetric and bounds is not None:
+        raise ValueError("bounds apply to the asymmetric grid only: pass symmetric=False")
+    if not symmetric and scale is not None:
+        raise ValueError(
+            "scale applies to the symmetric grids only: the asymmetric step comes from bounds"
+        )
+    if not symmetric and grid != "integer":
+        raise ValueError(f"the asymmetric grid has no {grid!r} variant: use grid='integer'")
+    if not signed and (grid == "balanced" or not symmetric):
+        raise ValueError(
+            "signed=False applies to the symmetric integer grid only (balanced "
+            "and asymmetric codes are unsigned already)"
+        )
+    if bounds is not None:
+        lo, hi = bounds
+        if not isinstance(lo, torch.Tensor) and not isinstance(hi, torch.Tensor) and hi <= lo:
+            raise ValueError(f"bounds must satisfy lo < hi, got {bounds!r}")
 
 
 def _reduce_dims(x: torch.Tensor, axis: Axis) -> tuple[int, ...]:
@@ -192,6 +234,7 @@ def fake_quantize(
     >>> (3 * fake_quantize(torch.tensor([-1.0, -0.2, 0.2, 1.0]), 2, symmetric=False)).round()
     tensor([-3., -1.,  1.,  3.])
     """
+    _check_options(symmetric, grid, scale, bounds)
     if not symmetric:
         bits = _check_grid(bits, grid, symmetric=False)
         lo, hi = _bounds(x, axis, bounds)
@@ -236,6 +279,12 @@ def quantize(
     >>> q.codes.tolist(), q.zero_point, bool(torch.equal(q.dequantize(), q.codes * q.scale))
     ([[127, -64, 32]], 0, True)
     """
+    _check_options(symmetric, grid, scale, bounds, signed)
+    if isinstance(bits, int) and not isinstance(bits, bool) and bits > MAX_CODE_BITS:
+        raise ValueError(
+            f"integer codes take at most {MAX_CODE_BITS} bits, got {bits}: use fake_quantize "
+            f"for wider grids"
+        )
     x = x.detach()
     if not symmetric:
         bits = _check_grid(bits, grid, symmetric=False)
@@ -259,7 +308,18 @@ def quantize(
 def dequantize(
     codes: torch.Tensor, scale: torch.Tensor, zero_point: float | torch.Tensor = 0
 ) -> torch.Tensor:
-    """``(codes - zero_point) * scale`` at the scale's dtype (no subtraction when it is 0)."""
+    """``(codes - zero_point) * scale`` at the scale's dtype (no subtraction when it is 0).
+
+    Parameters
+    ----------
+    codes : integer Tensor (...)
+    scale : Tensor broadcasting to ``codes`` (e.g. ``(..., 1)`` per vector)
+    zero_point : float or Tensor broadcasting to ``codes``
+
+    Returns
+    -------
+    Tensor, ``codes``' shape, ``scale``'s dtype
+    """
     if codes.is_floating_point():
         raise ValueError(f"codes must be an integer tensor, got {codes.dtype}")
     values = codes.to(scale.dtype)
