@@ -184,22 +184,23 @@ def uniform_scale(
     return (amax / top).clamp_min(eps) if eps > 0 else amax / top
 
 
-def _bounds(x: torch.Tensor, axis: Axis, bounds: tuple[Bound, Bound] | None) -> tuple[Bound, Bound]:
+def _asymmetric(
+    x: torch.Tensor, bits: int, axis: Axis, bounds: tuple[Bound, Bound] | None, eps: float
+) -> tuple[torch.Tensor, Any, int, Bound]:
+    """The asymmetric grid on ``[lo, hi]`` (given, or the min and max of ``x`` per ``axis``):
+    ``t = (x - lo) * (2^b - 1) / (hi - lo)``, the step, ``2^b - 1`` and ``lo``."""
+    _check_grid(bits, "integer", symmetric=False)
     if bounds is not None:
-        return bounds
-    dims = _reduce_dims(x, axis)
-    if not dims:  # one scale per element
-        return x, x
-    return x.amin(dim=dims, keepdim=True), x.amax(dim=dims, keepdim=True)
-
-
-def _range_steps(x: torch.Tensor, bits: int, lo: Bound, hi: Bound, eps: float) -> Any:
-    """Asymmetric grid: ``t = (x - lo) * (2^b - 1) / (hi - lo)``, the step and ``2^b - 1``."""
+        lo, hi = bounds
+    elif dims := _reduce_dims(x, axis):
+        lo, hi = x.amin(dim=dims, keepdim=True), x.amax(dim=dims, keepdim=True)
+    else:  # one scale per element
+        lo, hi = x, x
     steps = 2**bits - 1
     width = hi - lo
     if isinstance(width, torch.Tensor):
         width = width.clamp_min(eps)
-    return (x - lo) * (steps / width), width / steps, steps
+    return (x - lo) * (steps / width), width / steps, steps, lo
 
 
 def fake_quantize(
@@ -236,9 +237,7 @@ def fake_quantize(
     """
     _check_options(symmetric, grid, scale, bounds)
     if not symmetric:
-        bits = _check_grid(bits, grid, symmetric=False)
-        lo, hi = _bounds(x, axis, bounds)
-        t, step, steps = _range_steps(x, bits, lo, hi, eps)
+        t, step, steps, lo = _asymmetric(x, bits, axis, bounds, eps)
         return torch.clamp(_round(t, "round", ste), 0, steps) * step + lo
     top = grid_max(bits, grid)
     s = uniform_scale(x.detach(), bits, axis=axis, grid=grid, eps=eps) if scale is None else scale
@@ -287,9 +286,7 @@ def quantize(
         )
     x = x.detach()
     if not symmetric:
-        bits = _check_grid(bits, grid, symmetric=False)
-        lo, hi = _bounds(x, axis, bounds)
-        t, step, steps = _range_steps(x, bits, lo, hi, eps)
+        t, step, steps, lo = _asymmetric(x, bits, axis, bounds, eps)
         codes = torch.clamp(torch.round(t), 0, steps)
         step = torch.as_tensor(step, dtype=x.dtype, device=x.device)
         return Quantized(codes.to(dtype or _code_dtype(bits, False)), step, -lo / step)

@@ -17,7 +17,7 @@ from netprism.io import atomic_write_text
 
 def draw(runs: list[SeedRun], config: DUBCrossbarConfig, out_dir: Path) -> list[str]:
     """The two figures and ``runs.json``; returns the figure file names."""
-    figures = plot_all(runs, config, out_dir)
+    figures = [_plot_levels(runs, config, out_dir), _plot_savings(runs, config, out_dir)]
     save_runs(runs, out_dir)
     return figures
 
@@ -26,11 +26,6 @@ def save_runs(runs: list[SeedRun], out_dir: Path) -> None:
     """Every seed's arms and regularizer history, keyed by seed."""
     data = {str(r.seed): r.to_dict() for r in runs}
     atomic_write_text(out_dir / "runs.json", json.dumps(data, indent=1))
-
-
-def plot_all(runs: list[SeedRun], config: Any, out_dir: Path) -> list[str]:
-    """Write the two figures into ``out_dir``; return their file names."""
-    return [_plot_levels(runs, config, out_dir), _plot_savings(runs, config, out_dir)]
 
 
 def _plot_levels(runs: list[SeedRun], config: Any, out_dir: Path) -> str:

@@ -17,14 +17,9 @@ from netprism.robustness.hierarchy import LabelTree
 
 def draw(runs: list[SeedRun], config: HierarchyExperimentConfig, out_dir: Path) -> list[str]:
     """The two figures and ``hierarchy_runs.json``; returns the figure file names."""
-    figures = plot_all(runs, label_tree(config), out_dir)
+    figures = [_plot_tree(runs, label_tree(config), out_dir), _plot_bars(runs, out_dir)]
     save_runs(runs, out_dir)
     return figures
-
-
-def plot_all(runs: list[SeedRun], tree: LabelTree, out_dir: Path) -> list[str]:
-    """Write the two figures into ``out_dir``; return their file names."""
-    return [_plot_tree(runs, tree, out_dir), _plot_bars(runs, out_dir)]
 
 
 def _layout(tree: LabelTree) -> dict[str, tuple[float, float]]:

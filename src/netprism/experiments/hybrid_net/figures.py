@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -17,7 +16,12 @@ from netprism.io import atomic_write_text
 
 def draw(runs: list[SeedRun], config: HybridNetConfig, out_dir: Path) -> list[str]:
     """The three figures and ``hybrid_runs.json``; returns the figure file names."""
-    figures = plot_all(runs, config, out_dir)
+    groups = by_dataset(runs)
+    figures = [
+        _plot_counts(groups, out_dir),
+        _plot_precision_map(groups, out_dir),
+        _plot_acc_energy(groups, out_dir),
+    ]
     save_runs(runs, out_dir)
     return figures
 
@@ -26,16 +30,6 @@ def save_runs(runs: list[SeedRun], out_dir: Path) -> None:
     """Every dataset and seed's record, in run order."""
     data_out = [r.to_dict() for r in runs]
     atomic_write_text(out_dir / "hybrid_runs.json", json.dumps(data_out, indent=1))
-
-
-def plot_all(runs: list[SeedRun], config: Any, out_dir: Path) -> list[str]:
-    """Write the three figures into ``out_dir``; return their file names."""
-    groups = by_dataset(runs)
-    return [
-        _plot_counts(groups, out_dir),
-        _plot_precision_map(groups, out_dir),
-        _plot_acc_energy(groups, out_dir),
-    ]
 
 
 def _plot_counts(groups: dict[str, list[SeedRun]], out_dir: Path) -> str:

@@ -16,7 +16,12 @@ from netprism.io import atomic_write_text
 
 def draw(runs: list[SeedRun], config: SNNPruningConfig, out_dir: Path) -> list[str]:
     """The four figures and ``snn_pruning_runs.json``; returns the figure file names."""
-    figures = plot_all(runs, config, out_dir)
+    figures = [
+        _plot_widths(runs, config, out_dir),
+        _plot_temporal(runs, config, out_dir),
+        _plot_quant(runs, out_dir),
+        _plot_energy(runs, config, out_dir),
+    ]
     save_runs(runs, out_dir)
     return figures
 
@@ -25,16 +30,6 @@ def save_runs(runs: list[SeedRun], out_dir: Path) -> None:
     """Every seed's record, keyed by seed."""
     data = {str(r.seed): r.to_dict() for r in runs}
     atomic_write_text(out_dir / "snn_pruning_runs.json", json.dumps(data, indent=1))
-
-
-def plot_all(runs: list[SeedRun], config: Any, out_dir: Path) -> list[str]:
-    """Write the four figures into ``out_dir``; return their file names."""
-    return [
-        _plot_widths(runs, config, out_dir),
-        _plot_temporal(runs, config, out_dir),
-        _plot_quant(runs, out_dir),
-        _plot_energy(runs, config, out_dir),
-    ]
 
 
 def _plot_widths(runs: list[SeedRun], config: Any, out_dir: Path) -> str:

@@ -16,19 +16,14 @@ from netprism.io import atomic_write_text
 
 def draw(runs: list[SeedRuns], config: SPACEExperimentConfig, out_dir: Path) -> list[str]:
     """The four figures and ``streams.json``; returns the figure file names."""
-    figures = plot_all(runs, out_dir)
-    save_streams(runs, out_dir)
-    return figures
-
-
-def plot_all(runs: list[SeedRuns], out_dir: Path) -> list[str]:
-    """Write the four figures into ``out_dir``; return their file names."""
-    return [
+    figures = [
         _plot_matrices(runs[0], out_dir),
         _plot_units(runs, out_dir),
         _plot_macs(runs, out_dir),
         _plot_bars(runs, out_dir),
     ]
+    save_streams(runs, out_dir)
+    return figures
 
 
 def _plot_matrices(run: SeedRuns, out_dir: Path) -> str:

@@ -20,19 +20,14 @@ LABELS = {"fedavg": "FedAvg", "tofu": "TOFU only", "hybrid": "TOFU hybrid"}
 
 def draw(runs: list[SeedRuns], config: TOFUExperimentConfig, out_dir: Path) -> list[str]:
     """The four figures and ``tofu_runs.json``; returns the figure file names."""
-    figures = plot_all(runs, out_dir)
-    save_runs(runs, out_dir)
-    return figures
-
-
-def plot_all(runs: list[SeedRuns], out_dir: Path) -> list[str]:
-    """Write the figures into ``out_dir``; return their file names."""
-    return [
+    figures = [
         _plot_bytes(runs, out_dir),
         _plot_proxies(runs[0], out_dir),
         _plot_recon(runs[0], out_dir),
         _plot_fidelity(runs, out_dir),
     ]
+    save_runs(runs, out_dir)
+    return figures
 
 
 def _image(t: torch.Tensor) -> np.ndarray:

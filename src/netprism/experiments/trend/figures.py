@@ -18,21 +18,16 @@ from netprism.robustness.ensemble import MODE_NAMES, MODES
 
 def draw(runs: list[SeedRun], config: TRENDExperimentConfig, out_dir: Path) -> list[str]:
     """The four figures and ``trend_runs.json``; returns the figure file names."""
-    figures = plot_all(runs, config, out_dir)
-    atomic_write_text(
-        out_dir / "trend_runs.json", json.dumps([r.to_dict() for r in runs], indent=1)
-    )
-    return figures
-
-
-def plot_all(runs: list[SeedRun], config: Any, out_dir: Path) -> list[str]:
-    """Write the four figures into ``out_dir``; return their file names."""
-    return [
+    figures = [
         _plot_heatmap(runs, config, out_dir),
         _plot_curves(runs, config, out_dir),
         _plot_candidates(runs, config, out_dir),
         _plot_domination(runs, config, out_dir),
     ]
+    atomic_write_text(
+        out_dir / "trend_runs.json", json.dumps([r.to_dict() for r in runs], indent=1)
+    )
+    return figures
 
 
 def _plot_heatmap(runs: list[SeedRun], config: Any, out_dir: Path) -> str:
