@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 SPLITS = ("train", "val", "test", "heldout")
 EOS = 0  # separates files; never occurs in the (text) sources
@@ -256,12 +257,66 @@ class BatchSampler:
         self.context = context
         self.generator = torch.Generator().manual_seed(seed)
 
+    def next_starts(self) -> torch.Tensor:
+        """The start offsets ``(B,)`` of the next batch's windows (what :meth:`sample` reads)."""
+        n_starts = self.data.numel() - self.context
+        return torch.randint(0, n_starts, (self.batch_size,), generator=self.generator)
+
     def sample(self) -> torch.Tensor:
         """The next batch, ``(B, T + 1)`` uint8."""
-        n_starts = self.data.numel() - self.context
-        starts = torch.randint(0, n_starts, (self.batch_size,), generator=self.generator)
         offsets = torch.arange(self.context + 1)
-        return self.data[starts[:, None] + offsets[None, :]]  # (B, T+1)
+        return self.data[self.next_starts()[:, None] + offsets[None, :]]  # (B, T+1)
+
+    def plan(self, steps: int) -> list[torch.Tensor]:
+        """The start offsets of the next ``steps`` batches: a training plan over
+        :class:`ByteWindows` (window ``i`` starts at byte ``i``)."""
+        return [self.next_starts() for _ in range(steps)]
+
+
+class ByteWindows(Dataset):
+    """Every window of a byte array as a next-byte prediction sample.
+
+    Item ``i`` is ``(x, y)``: the bytes ``data[i : i + T]`` and their successors
+    ``data[i + 1 : i + T + 1]``, both ``(T,)`` int64, so a batch is ``(B, T)`` inputs and
+    ``(B, T)`` per-position labels for :func:`netprism.train.fit`.  Nothing is copied up
+    front: a window is sliced when it is read.
+
+    Parameters
+    ----------
+    data : ndarray (N,) uint8
+    context : int
+        ``T``; the dataset holds ``N - T`` windows.
+
+    Examples
+    --------
+    >>> w = ByteWindows(np.frombuffer(b"abcdef", dtype=np.uint8).copy(), context=3)
+    >>> len(w), bytes(w[1][0].tolist()), bytes(w[1][1].tolist())
+    (3, b'bcd', b'cde')
+    """
+
+    def __init__(self, data: np.ndarray, context: int) -> None:
+        data = np.asarray(data)
+        if data.ndim != 1 or data.dtype != np.uint8:
+            raise ValueError(
+                f"data must be a 1-D uint8 array, got shape {data.shape} dtype {data.dtype}"
+            )
+        if not isinstance(context, int) or isinstance(context, bool) or context < 1:
+            raise ValueError(f"context must be a positive int, got {context!r}")
+        if data.size < context + 1:
+            raise ValueError(
+                f"data has {data.size} bytes; a window of context {context} needs {context + 1}"
+            )
+        self.data = torch.from_numpy(data)
+        self.context = context
+
+    def __len__(self) -> int:
+        return self.data.numel() - self.context
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= i < len(self):
+            raise IndexError(f"window {i} out of range for {len(self)} windows")
+        window = self.data[i : i + self.context + 1].long()  # (T + 1,)
+        return window[:-1], window[1:]
 
 
 def bits_per_byte(loss_nats: float | torch.Tensor) -> float | torch.Tensor:

@@ -4,7 +4,9 @@ The language model of "Apple Intelligence Foundation Language Models: Tech Repor
 (arXiv 2507.13575), reproduced at CPU scale: AdamW on the next-byte cross-entropy with a linear
 warmup then cosine decay of the learning rate (nanoGPT's schedule), validation in bits per byte
 (mean cross-entropy in nats over ``ln 2``).  Only parameters with ``requires_grad`` are optimised,
-so the same loop fine-tunes LoRA adapters (:mod:`netprism.lm.lora`) with the base frozen.
+so the same loop fine-tunes LoRA adapters (:mod:`netprism.lm.lora`) with the base frozen.  The
+loop is the training engine's (:func:`netprism.train.fit`), with the schedule and the
+per-step history as its hooks.
 
 A saved model is a directory: ``model.safetensors`` (the state dict) then ``config.json``
 (the :class:`~netprism.lm.model.LMConfig` and the weights' SHA-256), each written atomically;
@@ -14,6 +16,7 @@ the file hash are those of the training engine's checkpoints (:mod:`netprism.tra
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -28,10 +31,12 @@ import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 
 from netprism.io import atomic_write_text, load_json
-from netprism.lm.corpus import BatchSampler
+from netprism.lm.corpus import BatchSampler, ByteWindows
 from netprism.lm.lora import lora_modules
 from netprism.lm.model import ByteLM, LMConfig
+from netprism.train import Batch, BatchOutput, TrainConfig, TrainContext, fit
 from netprism.train.checkpoint import sha256_file, write_safetensors
+from netprism.train.optim import trainable_parameters
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -143,7 +148,11 @@ def train_lm(
 
     AdamW (betas 0.9, 0.95) over the parameters that require grad, learning rate warmed up
     linearly for ``warmup`` steps (default ``steps // 10``) then cosine-decayed to ``lr / 10``,
-    gradient-norm clipping.  The global RNG is forked, so the caller's state is untouched.
+    gradient-norm clipping.  The training loop is the engine's (:func:`netprism.train.fit`):
+    the windows are a :class:`~netprism.lm.corpus.ByteWindows` dataset, the steps one epoch
+    whose plan is ``steps`` batches of random window starts, the loss the mean next-byte
+    cross-entropy over all ``B * T`` positions.  The global RNG is forked, so the caller's
+    state is untouched.
 
     Parameters
     ----------
@@ -176,38 +185,85 @@ def train_lm(
     (3, [3])
     """
     _check_train_args(steps, lr, eval_every, warmup)
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = trainable_parameters(model)
     if not params:
         raise ValueError("model has no trainable parameters (requires_grad is False everywhere)")
-    warm = max(1, steps // 10) if warmup is None else warmup
+    windows = ByteWindows(corpus_split, context)
     sampler = BatchSampler(corpus_split, batch_size=batch_size, context=context, seed=seed)
-    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=weight_decay)
+    plan = sampler.plan(steps)  # (steps,) batches of window starts: the one epoch
+    validation = None if val is None else _Validation(val, context, eval_batches, seed, eval_every)
     hist = TrainHistory()
-    device = params[0].device
+    schedule = functools.partial(
+        lr_at, steps=steps, lr=lr, warmup=max(1, steps // 10) if warmup is None else warmup
+    )
+    recorder = _StepRecorder(schedule, steps, hist, validation, on_eval)
+    config = TrainConfig(
+        epochs=1, batch_size=batch_size, lr=lr, seed=seed, scheduler="none",
+        device=str(params[0].device), progress=False, max_grad_norm=grad_clip,
+    )  # fmt: skip
+    adamw = functools.partial(
+        torch.optim.AdamW, lr=lr, betas=(0.9, 0.95), weight_decay=weight_decay
+    )
     # torch.manual_seed seeds CUDA too: fork the model's CUDA generator as well, so the
     # caller's RNG state is untouched on every device
+    device = params[0].device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        model.train()
-        for step in range(steps):
-            rate = lr_at(step, steps=steps, lr=lr, warmup=warm)
-            for group in opt.param_groups:
-                group["lr"] = rate
-            loss = next_byte_loss(model, sampler.sample())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, grad_clip)
-            opt.step()
-            hist.step.append(step + 1)
-            hist.train_loss.append(float(loss.detach()))
-            hist.lr.append(rate)
-            done = step + 1
-            if val is not None and (done == steps or (eval_every and done % eval_every == 0)):
-                hist.val_step.append(done)
-                hist.val_bpb.append(evaluate_bpb(model, val, context, eval_batches, seed))
-                if on_eval is not None:
-                    on_eval(done, hist.val_bpb[-1])
+        fit(
+            model, windows, config, callbacks=[recorder], order=lambda epoch: plan,
+            optimizer=adamw, reseed=False, distributed=False,
+        )  # fmt: skip
     return hist
+
+
+@dataclass(frozen=True)
+class _Validation:
+    """Where and how often :func:`train_lm` measures validation bits per byte."""
+
+    data: np.ndarray
+    context: int
+    batches: int
+    seed: int
+    every: int | None
+
+    def due(self, done: int, steps: int) -> bool:
+        return done == steps or bool(self.every and done % self.every == 0)
+
+
+class _StepRecorder:
+    """The hooks of :func:`train_lm`: the learning rate of each step set before it, then the
+    step's loss, rate and (when due) validation bits per byte recorded in a history."""
+
+    def __init__(
+        self,
+        schedule: Callable[[int], float],
+        steps: int,
+        history: TrainHistory,
+        validation: _Validation | None,
+        on_eval: Callable[[int, float], object] | None,
+    ) -> None:
+        self.schedule, self.steps, self.history = schedule, steps, history
+        self.validation, self.on_eval = validation, on_eval
+        self.done = 0
+
+    def on_batch_start(self, ctx: TrainContext, batch: Batch) -> None:
+        rate = self.schedule(self.done)
+        for group in ctx.optimizer.param_groups:
+            group["lr"] = rate
+        self.history.lr.append(rate)
+
+    def on_batch_end(self, ctx: TrainContext, out: BatchOutput) -> None:
+        self.done += 1
+        self.history.step.append(self.done)
+        self.history.train_loss.append(float(out.loss.mean()))  # the mean that was minimised
+        check = self.validation
+        if check is None or not check.due(self.done, self.steps):
+            return
+        bpb = evaluate_bpb(ctx.model, check.data, check.context, check.batches, check.seed)
+        self.history.val_step.append(self.done)
+        self.history.val_bpb.append(bpb)
+        if self.on_eval is not None:
+            self.on_eval(self.done, bpb)
 
 
 def _check_train_args(steps: int, lr: float, eval_every: int | None, warmup: int | None) -> None:

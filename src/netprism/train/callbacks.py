@@ -81,11 +81,11 @@ class BatchOutput:
     ----------
     index : LongTensor (B,) or None
         Dataset indices of the batch's samples (``None`` for an ``IterableDataset``).
-    logits : Tensor (B, K)
-    y : Tensor (B,)
+    logits : Tensor (B, K), or (B, T, K) for a sequence model
+    y : Tensor (B,) or (B, T)
         Labels (or what a batch hook replaced them with).
-    loss : Tensor (B,)
-        Per-sample losses (before the mean that was back-propagated).
+    loss : Tensor (B,) or (B, T)
+        Per-sample (or per-position) losses, before the mean that was back-propagated.
     """
 
     index: torch.Tensor | None
@@ -100,7 +100,7 @@ class Callback:
     Order within one training step::
 
         batch = on_batch_start(ctx, batch) or batch     # may replace the batch (mixup)
-        output = model(batch.x); losses = loss_fn(output, batch)       # (B,)
+        output = model(batch.x); losses = loss_fn(output, batch)       # (B,) or (B, T)
         loss = losses.mean() + sum(penalty(ctx, batch) for each callback)
         loss.backward(); on_after_backward(ctx, batch)  # may edit .grad (projection)
         clip; optimizer.step(); on_after_step(ctx, batch)               # may edit weights

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -36,13 +34,19 @@ from netprism.train.callbacks import TrainContext
 from netprism.train.config import TrainConfig
 from netprism.train.data import BatchKeys, Order, Source, epoch_order, make_source
 from netprism.train.device import resolve_device
+from netprism.train.optim import OptimizerFactory, SchedulerFactory, make_optimizer, make_scheduler
 from netprism.train.resume import maybe_resume as _maybe_resume
 from netprism.train.resume import save as _save
-from netprism.train.step import BatchChecks, LossFn, call_hooks, train_step
+from netprism.train.step import (
+    BatchChecks,
+    LossFn,
+    call_hooks,
+    cross_entropy,
+    n_correct,
+    train_step,
+)
 
 __all__ = ["FitResult", "epoch_order", "evaluate", "fit", "make_optimizer", "make_scheduler"]
-
-SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
 
 
 @dataclasses.dataclass
@@ -77,6 +81,7 @@ def fit(
     score_data: Any = None,
     batch_keys: BatchKeys | None = None,
     order: Order | None = None,
+    optimizer: OptimizerFactory | None = None,
     scheduler: SchedulerFactory | None = None,
     reseed: bool = True,
     distributed: bool | None = None,
@@ -86,8 +91,9 @@ def fit(
     Parameters
     ----------
     model : nn.Module
-        Maps a batch ``(B, *input_shape)`` to logits ``(B, K)``, or to a tuple (logits first),
-        a dict with ``"logits"`` or an object with ``.logits``; trained in place.
+        Maps a batch ``(B, *input_shape)`` to logits ``(B, K)`` (a sequence model: ``(B, T, K)``
+        against labels ``(B, T)``, one cross-entropy per position), or to a tuple (logits
+        first), a dict with ``"logits"`` or an object with ``.logits``; trained in place.
     train : DataLoader, Dataset, IterableDataset, TensorDataset or (x, y) tensors
         Streamed every epoch.  A ``DataLoader`` keeps its sampler (shuffling), batch size,
         workers, collate function and ``pin_memory``; any other data is batched by
@@ -100,8 +106,9 @@ def fit(
     callbacks : sequence of Callback
         Objects with any of the :class:`~netprism.train.Callback` hooks.
     loss_fn : callable, optional
-        ``loss_fn(output, batch) -> (B,)`` per-sample losses from the model's raw output and
-        the :class:`~netprism.train.data.Batch`; default cross-entropy on the logits.
+        ``loss_fn(output, batch) -> (B,)`` per-sample losses (or ``(B, T)`` per-position
+        losses) from the model's raw output and the :class:`~netprism.train.data.Batch`; the
+        step minimises their mean.  Default: cross-entropy on the logits.
     output_fn : callable, optional
         Model output -> logits ``(B, K)`` (metrics, callbacks); default
         :func:`~netprism.core.outputs.as_logits`.
@@ -113,7 +120,11 @@ def fit(
     order : callable, optional
         For data that is not a ``DataLoader``: ``order(epoch)`` returns the epoch's
         permutation ``(N,)`` (cut into batches of ``config.batch_size``) or its whole plan,
-        a list of index batches (uneven or repeated batches allowed).
+        a list of index batches (uneven or repeated batches allowed; samples it never draws
+        raise no warning, e.g. random windows of a corpus).
+    optimizer : callable, optional
+        ``optimizer(params) -> Optimizer`` over the trainable parameters, replacing
+        ``config.optimizer`` (and its ``lr``, ``momentum``, ``weight_decay``).
     scheduler : callable, optional
         ``scheduler(optimizer) -> LRScheduler`` stepped once per epoch, replacing
         ``config.scheduler``.
@@ -161,11 +172,11 @@ def fit(
     device = resolve_device(config.device)
     device = dist_train.rank_device(device) if parallel else device
     model.to(device)
-    optimizer = make_optimizer(model, config)
-    sched = scheduler(optimizer) if scheduler is not None else make_scheduler(optimizer, config)
+    opt = make_optimizer(model, config, optimizer)
+    sched = scheduler(opt) if scheduler is not None else make_scheduler(opt, config)
     n = source.num_samples
     ctx = TrainContext(
-        model, optimizer, config, device, source, score, output_fn or as_logits,
+        model, opt, config, device, source, score, output_fn or as_logits,
         num_samples=n, seen=None if n is None else torch.zeros(n, dtype=torch.bool),
         rank=rank, world_size=world,
     )  # fmt: skip
@@ -185,7 +196,7 @@ def fit(
         ctx.epoch = epoch
         metrics = _run_epoch(ctx, callbacks, loss_fn, checks, ddp)
         checks.active, ran = False, ran + 1
-        metrics["lr"] = optimizer.param_groups[0]["lr"]
+        metrics["lr"] = opt.param_groups[0]["lr"]
         sched.step()
         if val_source is not None:
             ev = evaluate(
@@ -200,7 +211,7 @@ def fit(
         if ctx.stop:
             break
     call_hooks(callbacks, "on_fit_end", ctx)
-    if ran:
+    if ran and order is None:  # a plan the caller wrote may leave samples out on purpose
         _warn_unseen(ctx)
     return FitResult(ctx.history, resumed, ctx.seen)
 
@@ -231,7 +242,8 @@ def evaluate(
     Returns
     -------
     dict
-        ``{"loss": float, "accuracy": float, "n": int}``.
+        ``{"loss": float, "accuracy": float, "n": int}``: means over the ``n`` predictions
+        (samples, or every position of ``(B, T, K)`` sequence logits).
     """
     source = data if _is_source(data) else make_source(data, keys=batch_keys, name="data")
     dev = resolve_device(device)
@@ -247,42 +259,18 @@ def evaluate(
     total_loss, correct, count = 0.0, 0, 0
     for batch in source.ordered(batch_size, first, stop):
         batch = batch.to(dev)
-        logits = to_logits(model(batch.x))
-        total_loss += float(F.cross_entropy(logits, batch.y, reduction="sum"))
-        correct += int((logits.argmax(dim=1) == batch.y).sum())
-        count += len(batch.y)
+        logits = to_logits(model(batch.x))  # (B, K) or (B, T, K)
+        total_loss += float(cross_entropy(logits, batch.y, reduction="sum"))
+        correct += int(n_correct(logits, batch.y))
+        count += batch.y.numel()
     model.train(was_training)
     if parallel:
-        sums = all_reduce_sum(torch.tensor([total_loss, float(correct)], dtype=torch.float64))
-        total_loss, correct, count = float(sums[0]), int(sums[1]), int(n_all)  # type: ignore[arg-type]
+        local = torch.tensor([total_loss, float(correct), float(count)], dtype=torch.float64)
+        sums = all_reduce_sum(local)
+        total_loss, correct, count = float(sums[0]), int(sums[1]), int(sums[2])
     if count == 0:
         raise ValueError("data is empty: expected at least one sample")
     return {"loss": total_loss / count, "accuracy": correct / count, "n": count}
-
-
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer named by ``config.optimizer``."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-        )
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-
-
-def make_scheduler(
-    optimizer: torch.optim.Optimizer, config: TrainConfig
-) -> torch.optim.lr_scheduler.LRScheduler:
-    """A per-epoch learning-rate schedule."""
-    sched = torch.optim.lr_scheduler
-    if config.scheduler == "cosine":
-        return sched.CosineAnnealingLR(optimizer, T_max=max(1, config.epochs))
-    if config.scheduler == "step":
-        marks = [max(1, math.floor(config.epochs * f)) for f in (0.5, 0.75)]
-        return sched.MultiStepLR(optimizer, milestones=marks, gamma=0.1)
-    return sched.LambdaLR(optimizer, lambda _: 1.0)
 
 
 def _run_epoch(
@@ -295,38 +283,33 @@ def _run_epoch(
     call_hooks(callbacks, "on_epoch_start", ctx)
     plan = ctx.data.plan(ctx.epoch)
     if ddp is not None:
-        sums = dist_train.run_epoch(ctx, ddp, plan, callbacks, loss_fn, checks)
-        return _epoch_metrics(ctx, *sums)
+        total, correct, count = dist_train.run_epoch(ctx, ddp, plan, callbacks, loss_fn, checks)
+        return _epoch_metrics(ctx, total / max(count, 1), correct, count)
     ctx.model.train()
-    total, correct, count = 0.0, 0, 0
+    total, n_losses, correct, n_predicted = 0.0, 0, 0, 0
     non_blocking = bool(getattr(ctx.data, "pin_memory", False))
     for batch in ctx.data.load(plan):
         batch = batch.to(ctx.device, non_blocking=non_blocking)
         out = train_step(ctx, ctx.model, batch, callbacks, loss_fn, checks)
         call_hooks(callbacks, "on_batch_end", ctx, out)
         total += float(out.loss.sum())  # the step already synchronised (finiteness check)
-        correct += int(_n_correct(out.logits, out.y))
-        count += len(out.loss)
+        n_losses += out.loss.numel()  # samples, or positions of a sequence
+        correct += int(n_correct(out.logits, out.y))
+        n_predicted += out.logits.shape[:-1].numel()
     if ctx.seen is not None and plan:  # every planned batch was drawn
         ctx.seen[torch.cat(plan)] = True
-    return _epoch_metrics(ctx, total, correct, count)
-
-
-def _n_correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    if y.ndim == 1 and not y.is_floating_point():
-        return (logits.argmax(dim=1) == y).sum()
-    return (logits.argmax(dim=1) == y.argmax(dim=1)).sum()  # soft targets: their argmax
+    return _epoch_metrics(ctx, total / max(n_losses, 1), correct, n_predicted)
 
 
 def _epoch_metrics(
-    ctx: TrainContext, total_loss: float, correct: int, count: int
+    ctx: TrainContext, mean_loss: float, correct: int, count: int
 ) -> dict[str, float]:
     if count == 0:
         raise ValueError(
             f"epoch {ctx.epoch} drew no batch: the loader or sampler yielded nothing "
             "(an empty dataset, or drop_last=True with fewer samples than one batch)"
         )
-    return {"epoch": ctx.epoch, "loss": total_loss / count, "accuracy": correct / count}
+    return {"epoch": ctx.epoch, "loss": mean_loss, "accuracy": correct / count}
 
 
 def _score_source(source: Source, score_data: Any, config: TrainConfig, keys: BatchKeys) -> Source:

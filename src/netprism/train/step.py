@@ -5,6 +5,10 @@ weights and a scale so that DDP's gradient average equals the single-process bat
 Checks name the offending samples by their dataset index: labels outside the model's classes
 and input shapes that change are caught while the first epoch runs, non-finite losses at
 every step, before the optimizer can write NaN into the weights.
+
+Sequence models train here too: logits ``(B, T, K)`` against labels ``(B, T)`` give one
+cross-entropy per position, and the step minimises their mean over all ``B * T`` positions
+(the next-token loss of a language model).
 """
 
 from __future__ import annotations
@@ -59,12 +63,15 @@ def train_step(
     logits = ctx.output_fn(output)  # (B, K)
     if loss_fn is None:
         checks.labels(batch, logits)
-        losses = F.cross_entropy(
-            logits, batch.y, reduction="none", label_smoothing=cfg.label_smoothing
-        )  # (B,)
+        losses = cross_entropy(logits, batch.y, cfg.label_smoothing)  # (B,) or (B, T)
     else:
         losses = loss_fn(output, batch)
         checks.loss_shape(losses, batch)
+    if weight is not None and losses.ndim != 1:
+        raise ValueError(
+            f"distributed training takes one loss per sample, shape ({len(batch.y)},); got "
+            f"per-position losses of shape {tuple(losses.shape)}: train it on one process"
+        )
     loss = losses.mean() if weight is None else (losses * weight).sum() * scale
     for cb in callbacks:
         hook = getattr(cb, "penalty", None)
@@ -80,6 +87,45 @@ def train_step(
     ctx.optimizer.step()
     call_hooks(callbacks, "on_after_step", ctx, batch)
     return BatchOutput(batch.index, logits.detach(), batch.y, losses.detach())
+
+
+def cross_entropy(
+    logits: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0, reduction: str = "none"
+) -> torch.Tensor:
+    """Cross-entropy of every prediction (``reduction="none"``) or their sum (``"sum"``).
+
+    Parameters
+    ----------
+    logits : Tensor (B, K) or (B, T, K)
+    y : LongTensor (B,) or (B, T)
+        Class indices, one per row of ``logits`` without its last axis.
+    label_smoothing : float
+    reduction : {"none", "sum"}
+
+    Returns
+    -------
+    Tensor (B,) or (B, T), or a scalar for ``"sum"``
+        Per-sample or per-position losses (a sequence is flattened to ``(B * T, K)`` rows,
+        the same arithmetic as a next-token loss over the flat batch).
+    """
+    if logits.ndim == 2:
+        return F.cross_entropy(logits, y, reduction=reduction, label_smoothing=label_smoothing)
+    flat = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]),
+        y.reshape(-1),
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+    )
+    return flat if reduction == "sum" else flat.reshape(y.shape)
+
+
+def n_correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """How many argmax predictions of ``logits`` (..., K) match ``y``: class indices shaped
+    like ``logits`` without its last axis, or soft targets shaped like ``logits`` (their
+    argmax)."""
+    if y.is_floating_point() and y.shape == logits.shape:
+        y = y.argmax(dim=-1)
+    return (logits.argmax(dim=-1) == y).sum()
 
 
 def _checked_replacement(batch: Batch, cb: Any) -> Batch:
@@ -134,29 +180,32 @@ class BatchChecks:
         y = batch.y
         if not self.active:
             return
-        if y.ndim != 1 or y.is_floating_point() or y.dtype == torch.bool:
+        if y.ndim not in (1, 2) or y.is_floating_point() or y.dtype == torch.bool:
             raise ValueError(
-                f"cross-entropy needs labels of shape (B,) holding class indices, got dtype "
-                f"{y.dtype} and shape {tuple(y.shape)}; pass loss_fn= for other targets"
+                f"cross-entropy needs labels of shape (B,) or (B, T) holding class indices, got "
+                f"dtype {y.dtype} and shape {tuple(y.shape)}; pass loss_fn= for other targets"
             )
-        if logits.ndim != 2:
+        if logits.ndim != y.ndim + 1 or logits.shape[:-1] != y.shape:
+            want = "(B, K)" if y.ndim == 1 else f"(B, T, K) = {(*y.shape, 'K')}"
             raise ValueError(
-                f"the model must return logits of shape (B, K), got {tuple(logits.shape)}"
+                f"the model must return logits of shape {want} for labels of shape "
+                f"{tuple(y.shape)}, got {tuple(logits.shape)}"
             )
-        k = logits.shape[1]
+        k = logits.shape[-1]
         bad = (y < 0) | (y >= k)
         if bool(bad.any()):
-            where = bad.nonzero().flatten().cpu()
             raise ValueError(
                 f"labels must lie in [0, {k}) for a model with {k} outputs: samples "
-                f"{_names(batch.index, where)} have labels {y[where][:5].tolist()}"
+                f"{_names(batch.index, _rows(bad))} have labels {y[bad][:5].tolist()}"
             )
 
     def loss_shape(self, losses: torch.Tensor, batch: Batch) -> None:
         n = len(batch.y)
-        if losses.shape != (n,):
+        per_position = losses.ndim == 2 and losses.shape[0] == n
+        if losses.shape != (n,) and not per_position:
             raise ValueError(
-                f"loss_fn must return one loss per sample, shape ({n},), got {tuple(losses.shape)}"
+                f"loss_fn must return one loss per sample, shape ({n},), or one per position, "
+                f"shape ({n}, T), got {tuple(losses.shape)}"
             )
 
     def finite(
@@ -164,7 +213,7 @@ class BatchChecks:
     ) -> None:
         if math.isfinite(loss.item()):  # one host sync per step, before the weights move
             return
-        bad = (~torch.isfinite(losses.detach())).nonzero().flatten().cpu()
+        bad = _rows(~torch.isfinite(losses.detach()))
         who = (
             f"samples {_names(batch.index, bad)}"
             if len(bad)
@@ -174,6 +223,11 @@ class BatchChecks:
             f"training loss became non-finite in epoch {ctx.epoch} at {who}; the weights "
             f"before this step are intact. Lower lr (now {ctx.config.lr}) or check those samples"
         )
+
+
+def _rows(flags: torch.Tensor) -> torch.Tensor:
+    """The batch rows (CPU LongTensor) where ``flags`` (B,) or (B, T) holds any True."""
+    return flags.reshape(len(flags), -1).any(dim=1).nonzero().flatten().cpu()
 
 
 def _names(index: torch.Tensor | None, where: torch.Tensor | None = None) -> str:
