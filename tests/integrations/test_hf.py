@@ -158,7 +158,7 @@ def test_keyword_input_model_from_config(tmp_path):
         model=model, args=args, train_dataset=Rows(x, y, "input_ids"), callbacks=[callback]
     ).train()
     s = callback.scores()
-    assert sorted(s.names) == ["entropy", "loss", "train_loss"] and s["loss"].shape == (24,)
+    assert sorted(s.names) == ["csl", "entropy", "loss", "train_loss"] and s["loss"].shape == (24,)
     assert bool(torch.isfinite(s["train_loss"]).all())
 
 

@@ -128,7 +128,7 @@ def test_dict_batches_and_returned_logits_are_observed():
     loader = torch.utils.data.DataLoader(DictItems(), batch_size=16, shuffle=True)
     _trainer(2, cb).fit(DictModule(epochs=2), loader)
     s = cb.scores()
-    assert s.names == ["loss", "train_loss"] and bool(torch.isfinite(s["train_loss"]).all())
+    assert s.names == ["loss", "csl", "train_loss"] and bool(torch.isfinite(s["train_loss"]).all())
 
 
 def test_batches_without_index_still_give_epoch_scores():

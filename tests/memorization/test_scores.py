@@ -17,6 +17,7 @@ from netprism.memorization import (
     memorization_scores,
 )
 from netprism.models import create_model
+from netprism.train import epoch_order
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,8 @@ def test_planted_label_noise_is_recovered_far_above_chance(noisy_run):
     assert set(scores.names) == set(ALL_METHODS)
     assert auroc(flipped, scores["loss"]) > 0.95
     assert auroc(flipped, scores["curvature"]) > 0.8
+    assert auroc(flipped, scores["csl"]) > 0.95  # summed training-batch losses
+    assert auroc(flipped, scores["learning_time"]) > 0.8
     top = find_label_issues(scores, fraction=0.1)  # default detector
     assert flipped[top].float().mean() > 0.7  # precision far above the 10 % base rate
 
@@ -84,6 +87,33 @@ def test_forgetting_and_cartography_closed_form():
     )
     assert torch.allclose(s["in_confidence"], 1 - torch.tensor([0.9, 0.1, 0.9, 0.6]).double())
     assert s["aum"].tolist() == [-1.0, 1.0, -2.0, -0.5]
+    assert s["learning_time"].tolist() == [2.0, 3.0, 0.0, 1.0]
+
+
+def test_csl_is_the_sum_of_the_training_batches_losses():
+    # a hand-written loop with the engine's order, optimizer and schedule: CSL is the sum of
+    # each sample's training-batch cross-entropy, however the batches were ordered
+    torch.manual_seed(0)
+    x, y = torch.randn(40, 5), torch.randint(0, 3, (40,))
+    cfg = dataclasses.replace(
+        default_config(3, seed=4, device="cpu"), batch_size=16, progress=False
+    )
+    got = memorization_scores(lambda: torch.nn.Linear(5, 3), (x, y), cfg, methods=("csl",))
+    torch.manual_seed(4)
+    model = torch.nn.Linear(5, 3)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=3)
+    want = torch.zeros(40, dtype=torch.float64)
+    for epoch in range(3):
+        for idx in epoch_order(40, 4, epoch).split(16):
+            losses = torch.nn.functional.cross_entropy(model(x[idx]), y[idx], reduction="none")
+            opt.zero_grad()
+            losses.mean().backward()
+            opt.step()
+            want[idx] += losses.detach().double()
+        sched.step()
+    assert got.names == ["csl"]
+    torch.testing.assert_close(got["csl"], want, rtol=0, atol=1e-6)
 
 
 def test_find_label_issues_estimates_the_planted_set():

@@ -18,7 +18,8 @@ How the callback sees your run:
 - **batch end** (``on_train_batch_end``, optional): when your training batches carry each
   sample's dataset index -- your ``Dataset`` returns ``(x, y, index)`` or a dict with an
   ``"index"`` (or ``"idx"``) entry -- the batch's training loss is recorded per sample
-  (``"train_loss"``, the cumulative sample loss, at no extra forward).  The logits are taken
+  (``"csl"``, the cumulative sample loss, and its per-presentation mean ``"train_loss"``, at no
+  extra forward).  The logits are taken
   from ``training_step``'s return value when it is a dict with ``"logits"`` (``return {"loss":
   loss, "logits": logits}``), else from the module's single ``forward`` call of the step.
   Batches without an index are simply not observed.

@@ -11,8 +11,16 @@ Method notes (the papers, what we measured, where we differ from them):
 ``docs/methods/memorization.md`` in the repository.
 """
 
-from netprism.memorization.dynamics import DYNAMICS_SCORES, TrainingDynamics, forgetting_events
+from netprism.memorization.dynamics import (
+    DYNAMICS_SCORES,
+    TRAINING_LOSS_SCORES,
+    CumulativeLoss,
+    TrainingDynamics,
+    forgetting_events,
+    learning_time,
+)
 from netprism.memorization.monitor import MemorizationMonitor
+from netprism.memorization.names import EPOCH_METHODS
 from netprism.memorization.scores import (
     ALL_METHODS,
     CURVATURE_SCORES,
@@ -30,15 +38,19 @@ from netprism.memorization.select import (
 __all__ = [
     "ALL_METHODS",
     "CURVATURE_SCORES",
+    "CumulativeLoss",
     "DEFAULT_LABEL_ISSUE_METHOD",
     "DYNAMICS_SCORES",
     "DuplicateGroup",
+    "EPOCH_METHODS",
     "MemorizationMonitor",
     "MemorizationScores",
+    "TRAINING_LOSS_SCORES",
     "TrainingDynamics",
     "default_config",
     "find_conflicting_duplicates",
     "find_label_issues",
     "forgetting_events",
+    "learning_time",
     "memorization_scores",
 ]

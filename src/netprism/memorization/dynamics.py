@@ -3,13 +3,14 @@
 After every epoch one eval-mode pass over the training set records each sample's loss,
 assigned-class probability, logit margin, correctness and predictive entropy.  From those:
 
-- CSL, the epoch-averaged loss (Ravikumar et al., "Towards Memorization Estimation: Fast,
-  Formal and Free", ICML 2025);
+- the epoch-averaged loss of that pass (``"loss"``: the end-of-epoch twin of CSL, below);
 - final-epoch in-confidence ``1 - p_y``;
 - AUM, the area under the margin (Pleiss et al., NeurIPS 2020, arXiv 2001.10528), negated so
   that higher is more suspicious;
 - forgetting events (Toneva et al., ICLR 2019, arXiv 1812.05159): correct -> wrong transitions
   between epochs, never-learned samples ranked highest;
+- learning time (as in Maini et al., "Characterizing Datapoints via Second-Split Forgetting",
+  NeurIPS 2022): the first epoch from which a sample stays classified as its label;
 - dataset cartography (Swayamdipta et al., EMNLP 2020, arXiv 2009.10795): ``1 - mean p_y``
   and the standard deviation of ``p_y`` over epochs;
 - label-free predictive entropy of the final model: on ReLU networks the input Hessian of the
@@ -17,6 +18,11 @@ assigned-class probability, logit margin, correctness and predictive entropy.  F
   plain uncertainty (Garg et al., arXiv 2307.05831).
 
 Every score is oriented so that higher means more memorized / more likely mislabeled.
+
+:class:`CumulativeLoss` records the cumulative sample loss, CSL, of Ravikumar et al., "Towards
+Memorization Estimation: Fast, Formal and Free" (ICML 2025) as that paper defines it: the sum
+of a sample's loss over training, read from the training batches themselves (the loss each
+step computed, in train mode and with any augmentation), so it costs no extra forward pass.
 """
 
 from __future__ import annotations
@@ -37,7 +43,9 @@ DYNAMICS_SCORES = (
     "cartography_confidence",
     "cartography_variability",
     "entropy",
+    "learning_time",
 )
+TRAINING_LOSS_SCORES = ("csl",)
 
 
 class TrainingDynamics:
@@ -130,6 +138,7 @@ class TrainingDynamics:
             "cartography_confidence": 1.0 - p_y.mean(0),
             "cartography_variability": p_y.std(0, unbiased=False),
             "entropy": self._entropy,
+            "learning_time": learning_time(torch.stack(self._correct)),
         }
 
     def _check_recorded(self) -> None:
@@ -153,6 +162,83 @@ class TrainingDynamics:
         self._losses, self._p_y = list(state["losses"]), list(state["p_y"])
         self._margins, self._correct = list(state["margins"]), list(state["correct"])
         self._entropy = state["entropy"]
+
+
+class CumulativeLoss:
+    """Training callback summing each sample's training-batch losses: CSL (Ravikumar et al.,
+    ICML 2025), at the samples' dataset indices, whatever order the loader draws them in.
+
+    Use with :func:`netprism.train.fit`; read :attr:`scores_` after training.  A sample drawn
+    ``c`` times contributes ``c`` losses (a loader with ``drop_last`` leaves some at 0; ``fit``
+    reports them as unseen).
+
+    Examples
+    --------
+    >>> from netprism.train import TrainConfig, fit
+    >>> x, y = torch.randn(16, 3), torch.randint(0, 2, (16,))
+    >>> csl = CumulativeLoss()
+    >>> _ = fit(torch.nn.Linear(3, 2), (x, y), TrainConfig(epochs=3, progress=False),
+    ...         callbacks=[csl])
+    >>> csl.scores_["csl"].shape, bool((csl.scores_["csl"] > 0).all())
+    (torch.Size([16]), True)
+    """
+
+    needs_index = True
+
+    def __init__(self) -> None:
+        self._sum: torch.Tensor | None = None
+
+    def on_fit_start(self, ctx: Any) -> None:
+        if self._sum is None:  # a resumed run keeps the sums it loaded
+            self._sum = torch.zeros(ctx.num_samples, dtype=torch.float64)
+
+    def on_batch_end(self, ctx: Any, out: Any) -> None:
+        assert self._sum is not None and out.index is not None
+        losses = out.loss.detach().double().cpu()
+        if losses.ndim != 1:
+            raise ValueError(
+                f"CSL needs one loss per sample, shape ({len(out.index)},); got per-position "
+                f"losses of shape {tuple(losses.shape)}"
+            )
+        self._sum.index_add_(0, out.index, losses)
+
+    @property
+    def scores_(self) -> dict[str, torch.Tensor]:
+        """``{"csl": (N,) float64}``, higher = more memorized / more likely mislabeled."""
+        if self._sum is None:
+            raise RuntimeError("CumulativeLoss has recorded nothing yet; train first")
+        return {"csl": self._sum.clone()}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {} if self._sum is None else {"sum": self._sum.clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if "sum" in state:
+            self._sum = state["sum"].double().clone()
+
+
+def learning_time(correct: torch.Tensor) -> torch.Tensor:
+    """The first epoch from which each sample stays classified as its label (``E`` if it is
+    wrong after the last epoch): late learners are more likely mislabeled or memorized.
+
+    Parameters
+    ----------
+    correct : BoolTensor (E, N)
+
+    Returns
+    -------
+    Tensor (N,) float64
+
+    Examples
+    --------
+    >>> learning_time(torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 0]]).bool())
+    tensor([0., 1., 3.], dtype=torch.float64)
+    >>> learning_time(torch.tensor([[1], [0], [1]]).bool())  # forgotten then relearned
+    tensor([2.], dtype=torch.float64)
+    """
+    c = correct.bool()
+    stays = c.flip(0).cumprod(dim=0).sum(dim=0)  # trailing epochs classified correctly
+    return (len(c) - stays).double()
 
 
 def forgetting_events(correct: torch.Tensor) -> torch.Tensor:

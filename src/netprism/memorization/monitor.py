@@ -30,8 +30,8 @@ from torch import nn
 
 from netprism.core import dist
 from netprism.core.outputs import as_logits
+from netprism.memorization.names import EPOCH_METHODS, TRAINING_LOSS_SCORES
 from netprism.memorization.scores import (
-    DEFAULT_METHODS,
     MemorizationScores,
     _collect,
     check_methods,
@@ -40,6 +40,7 @@ from netprism.memorization.scores import (
 from netprism.train import BatchKeys, make_source
 
 TRAIN_LOSS = "train_loss"
+CSL = TRAINING_LOSS_SCORES[0]
 
 
 @dataclass
@@ -76,7 +77,8 @@ class MemorizationMonitor:
         indices your training batches carry (``N`` samples); scored after each epoch in index
         order, one batch at a time.
     methods : sequence of str
-        Any of :data:`~netprism.memorization.ALL_METHODS`.
+        Any of :data:`~netprism.memorization.names.EPOCH_METHODS` (every score but CSL, which
+        :meth:`observe` records).
     every, n_probes, h, backend, seed, batch_size
         Curvature settings (see :class:`~netprism.core.curvature.CurvatureTracker`);
         ``batch_size`` is also the batch of the dynamics pass.  Epoch ``e`` is scored when
@@ -103,14 +105,14 @@ class MemorizationMonitor:
     ...     metrics = monitor.epoch_end(model, epoch)
     >>> s = monitor.scores()
     >>> s.names, s["curvature"].shape
-    (['curvature', 'loss', 'train_loss'], torch.Size([32]))
+    (['curvature', 'loss', 'csl', 'train_loss'], torch.Size([32]))
     """
 
     def __init__(
         self,
         score_data: Any,
         *,
-        methods: Sequence[str] = DEFAULT_METHODS,
+        methods: Sequence[str] = EPOCH_METHODS,
         every: int = 1,
         n_probes: int = 10,
         h: float = 1e-3,
@@ -122,7 +124,12 @@ class MemorizationMonitor:
         batch_keys: BatchKeys | None = None,
     ) -> None:
         methods = tuple(methods)
-        check_methods(methods)
+        if CSL in methods:
+            raise ValueError(
+                "the monitor reads CSL from your training batches: call monitor.observe(indices, "
+                "logits, labels) after each batch and scores() adds 'csl'; leave it out of methods"
+            )
+        check_methods(methods, EPOCH_METHODS)
         self.methods = methods
         self.device = None if device is None else torch.device(device)
         self.output_fn = output_fn or as_logits
@@ -218,10 +225,11 @@ class MemorizationMonitor:
     def scores(self) -> MemorizationScores:
         """Per-sample scores of the chosen methods, each ``(N,)`` in index order.
 
-        Adds ``"train_loss"`` when :meth:`observe` was called: each sample's mean training
-        loss over the batches it appeared in (the cumulative sample loss divided by its
-        count; NaN for samples never observed).  Under torchrun every rank holds the same,
-        gathered scores; observations count up to the last :meth:`epoch_end`.
+        Adds ``"csl"`` and ``"train_loss"`` when :meth:`observe` was called: each sample's
+        summed training loss over the batches it appeared in (the cumulative sample loss) and
+        that sum divided by its count (NaN for samples never observed, in both).  Under
+        torchrun every rank holds the same, gathered scores; observations count up to the last
+        :meth:`epoch_end`.
         """
         if not self.history_:
             raise RuntimeError(
@@ -239,6 +247,8 @@ class MemorizationMonitor:
         scores, per_epoch, seconds = _collect(self.tracker, self.dynamics)
         chosen = {name: scores[name] for name in self.methods}
         if self._observed:
+            never = self._loss_count == 0
+            chosen[CSL] = self._loss_sum.masked_fill(never, float("nan"))
             chosen[TRAIN_LOSS] = self._loss_sum / self._loss_count  # 0 / 0 = NaN: never seen
         return MemorizationScores(chosen, per_epoch, None, list(self.history_), seconds)
 

@@ -4,8 +4,11 @@ training-dynamics peers of :mod:`netprism.memorization.dynamics`."""
 
 from __future__ import annotations
 
-from netprism.memorization.dynamics import DYNAMICS_SCORES
+from netprism.memorization.dynamics import DYNAMICS_SCORES, TRAINING_LOSS_SCORES
 
 CURVATURE_SCORES = ("curvature", "curvature_final", "curvature_sq")
-ALL_METHODS = CURVATURE_SCORES + DYNAMICS_SCORES
+#: Scores measured after each epoch (what :class:`~netprism.memorization.MemorizationMonitor`
+#: computes in any loop); CSL is read from the training batches themselves.
+EPOCH_METHODS = CURVATURE_SCORES + DYNAMICS_SCORES
+ALL_METHODS = EPOCH_METHODS + TRAINING_LOSS_SCORES
 DEFAULT_METHODS = ALL_METHODS

@@ -22,7 +22,12 @@ from netprism.core.curvature import CurvatureTracker
 from netprism.core.seed import seed_everything
 from netprism.io import atomic_write_text
 from netprism.memorization import scores_io
-from netprism.memorization.dynamics import DYNAMICS_SCORES, TrainingDynamics
+from netprism.memorization.dynamics import (
+    DYNAMICS_SCORES,
+    TRAINING_LOSS_SCORES,
+    CumulativeLoss,
+    TrainingDynamics,
+)
 from netprism.memorization.names import ALL_METHODS as ALL_METHODS
 from netprism.memorization.names import CURVATURE_SCORES as CURVATURE_SCORES
 from netprism.memorization.names import DEFAULT_METHODS as DEFAULT_METHODS
@@ -179,8 +184,8 @@ def memorization_scores(
         cosine decay, batch 64); ``default_config(epochs=30, seed=1, device="cuda")`` changes
         those.  ``config.seed`` also seeds the curvature probes.
     methods : sequence of str
-        Any of :data:`ALL_METHODS`; curvature scores need the curvature tracker, the others one
-        eval pass per epoch.
+        Any of :data:`ALL_METHODS`; curvature scores need the curvature tracker, ``"csl"``
+        only the training batches' losses, the others one eval pass per epoch.
     n_probes, h, every, backend
         Curvature settings (see :func:`netprism.core.curvature.input_curvature`); the paper
         uses ``n_probes=10, h=1e-3`` and scores every epoch.
@@ -217,7 +222,8 @@ def memorization_scores(
     tracker, dynamics = recorders(
         methods, every=every, n_probes=n_probes, h=h, backend=backend, seed=config.seed
     )
-    callbacks = [r for r in (tracker, dynamics) if r is not None]
+    csl = CumulativeLoss() if set(methods) & set(TRAINING_LOSS_SCORES) else None
+    callbacks = [r for r in (tracker, dynamics, csl) if r is not None]
     start = time.perf_counter()
     out = fit(
         model, dataset, config, callbacks=callbacks, score_data=score_data,
@@ -227,6 +233,8 @@ def memorization_scores(
     if not out.history:
         raise ValueError("no epochs were recorded: memorization scores need epochs >= 1")
     scores, per_epoch, seconds = _collect(tracker, dynamics)
+    if csl is not None:
+        scores.update(csl.scores_)
     if out.seen is not None and not bool(out.seen.all()):
         scores = {k: _missing_as_nan(v, out.seen) for k, v in scores.items()}
     seconds["train"] = total - sum(seconds.values())
@@ -234,11 +242,11 @@ def memorization_scores(
     return MemorizationScores(chosen, per_epoch, model, out.history, seconds)
 
 
-def check_methods(methods: Sequence[str]) -> None:
-    """Raise unless ``methods`` is a non-empty subset of :data:`ALL_METHODS`."""
-    unknown = sorted(set(methods) - set(ALL_METHODS))
+def check_methods(methods: Sequence[str], allowed: Sequence[str] = ALL_METHODS) -> None:
+    """Raise unless ``methods`` is a non-empty subset of ``allowed`` (:data:`ALL_METHODS`)."""
+    unknown = sorted(set(methods) - set(allowed))
     if unknown or not methods:
-        raise ValueError(f"methods must be a non-empty subset of {ALL_METHODS}, got {unknown}")
+        raise ValueError(f"methods must be a non-empty subset of {tuple(allowed)}, got {unknown}")
 
 
 def recorders(

@@ -154,7 +154,7 @@ def _mislabel_claim(config: MemorizationConfig, noise: dict) -> Claim:
         0.0,
         ">=",
         baseline=min(base_margins),
-        baseline_name="loss (CSL) margin",
+        baseline_name="epoch-averaged loss margin",
     )
 
 
@@ -225,7 +225,7 @@ def _fz_claims(
             1.0,
             ">=",
             baseline=agreement["loss"]["normalized"],
-            baseline_name="loss (CSL)",
+            baseline_name="epoch-averaged loss",
         ),
         Claim(
             "fz_cost",
@@ -275,7 +275,7 @@ def _duplicates_claim(dups: dict) -> Claim:
         0.95,
         ">=",
         baseline=loss_worst,
-        baseline_name="loss (CSL)",
+        baseline_name="epoch-averaged loss",
     )
 
 
