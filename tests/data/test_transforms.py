@@ -28,6 +28,35 @@ def test_label_noise_mask_is_exact(digits, kind):
     assert torch.equal(again.y, noisy.y) and torch.equal(flipped, flipped2)
 
 
+def test_instance_noise_takes_the_most_confused_other_class(digits):
+    n = len(digits)
+    gen = torch.Generator().manual_seed(0)
+    target = (digits.y + torch.randint(1, 10, (n,), generator=gen)) % 10  # never the label
+    confusion = torch.rand(n, 10, generator=gen)
+    confusion[torch.arange(n), target] = 2.0  # the planted confusion of each sample
+    confusion[torch.arange(n), digits.y] = 3.0  # the given class scores highest: skipped
+    noisy, flipped = with_label_noise(digits, 0.2, kind="instance", confusion=confusion, seed=1)
+    assert int(flipped.sum()) == round(0.2 * n)
+    assert torch.equal(noisy.y[flipped], target[flipped])
+    assert torch.equal(noisy.y[~flipped], digits.y[~flipped])
+    _, same = with_label_noise(digits, 0.2, kind="symmetric", seed=1)
+    assert torch.equal(flipped, same)  # which samples flip does not depend on the kind
+
+
+def test_instance_noise_checks_its_confusion(digits):
+    n = len(digits)
+    with pytest.raises(ValueError, match=rf"needs confusion, a tensor \(N, K\) = \({n}, 10\)"):
+        with_label_noise(digits, 0.1, kind="instance")
+    with pytest.raises(ValueError, match=rf"got \({n}, 9\)"):
+        with_label_noise(digits, 0.1, kind="instance", confusion=torch.zeros(len(digits), 9))
+    with pytest.raises(ValueError, match="only used by kind='instance'"):
+        with_label_noise(digits, 0.1, confusion=torch.zeros(len(digits), 10))
+    bad = torch.zeros(len(digits), 10)
+    bad[3, 2] = float("nan")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        with_label_noise(digits, 0.1, kind="instance", confusion=bad)
+
+
 def test_symmetric_noise_reaches_every_other_class(digits):
     noisy, flipped = with_label_noise(digits, 0.5, seed=0)
     pairs = {(int(a), int(b)) for a, b in zip(digits.y[flipped], noisy.y[flipped])}

@@ -24,7 +24,7 @@ import torch
 from netprism.core.validation import check_fraction, check_positive_int
 from netprism.data.base import DatasetInfo, TensorDataset, as_dataset
 
-NOISE_KINDS = ("symmetric", "pairflip")
+NOISE_KINDS = ("symmetric", "pairflip", "instance")
 
 
 def with_label_noise(
@@ -34,6 +34,7 @@ def with_label_noise(
     kind: str = "symmetric",
     seed: int = 0,
     num_classes: int | None = None,
+    confusion: torch.Tensor | None = None,
 ) -> tuple[TensorDataset, torch.Tensor]:
     """Flip exactly ``round(rate * N)`` labels, chosen uniformly at random.
 
@@ -42,13 +43,18 @@ def with_label_noise(
     ds : TensorDataset or any input of :func:`~netprism.data.base.as_dataset`
         ``N`` samples, ``x`` (N, *input_shape), ``y`` (N,).
     rate : float in [0, 1)
-    kind : {"symmetric", "pairflip"}
+    kind : {"symmetric", "pairflip", "instance"}
         "symmetric" moves a flipped label to one of the other ``K - 1`` classes uniformly;
-        "pairflip" moves class ``k`` to ``(k + 1) mod K``.
+        "pairflip" moves class ``k`` to ``(k + 1) mod K``; "instance" moves each flipped
+        sample to the other class ``confusion`` scores highest for it (instance-dependent
+        noise: the mistake a model would make on that very sample).
     seed : int
     num_classes : int, optional
         ``K`` for a dataset that is not a netprism one (default: largest label + 1, too low
         when the top classes are absent; required for float labels).
+    confusion : Tensor (N, K), optional
+        For ``kind="instance"`` (required there, refused otherwise): per-sample class scores,
+        e.g. a separately trained weak model's probabilities on the clean data.
 
     Returns
     -------
@@ -69,18 +75,40 @@ def with_label_noise(
         raise ValueError(f"kind must be one of {NOISE_KINDS}, got {kind!r}")
     ds = as_dataset(ds, num_classes=num_classes)
     n, k = len(ds), _two_classes(ds, "label noise")
+    _check_confusion(confusion, kind, n, k)
     gen = torch.Generator().manual_seed(seed)
     chosen = torch.randperm(n, generator=gen)[: round(rate * n)]
     y = ds.y.clone()
-    if kind == "symmetric":
-        shift = torch.randint(1, k, (len(chosen),), generator=gen)  # never 0: always changes
+    if kind == "instance":
+        assert confusion is not None
+        other = confusion[chosen].double().clone()  # (M, K)
+        other[torch.arange(len(chosen)), y[chosen]] = -float("inf")  # never the given class
+        y[chosen] = other.argmax(dim=1)
     else:
-        shift = torch.ones(len(chosen), dtype=torch.long)
-    y[chosen] = (y[chosen] + shift) % k
+        if kind == "symmetric":  # never 0: always changes
+            shift = torch.randint(1, k, (len(chosen),), generator=gen)
+        else:
+            shift = torch.ones(len(chosen), dtype=torch.long)
+        y[chosen] = (y[chosen] + shift) % k
     flipped = torch.zeros(n, dtype=torch.bool)
     flipped[chosen] = True
     noisy = ds.with_tensors(y=y, name=f"{ds.name}+{kind}_noise{rate:g}", clean_y=ds.y)
     return noisy, flipped
+
+
+def _check_confusion(confusion: torch.Tensor | None, kind: str, n: int, k: int) -> None:
+    if kind != "instance":
+        if confusion is not None:
+            raise ValueError(f"confusion is only used by kind='instance', not kind={kind!r}")
+        return
+    if not isinstance(confusion, torch.Tensor) or confusion.shape != (n, k):
+        got = tuple(confusion.shape) if isinstance(confusion, torch.Tensor) else confusion
+        raise ValueError(
+            f"kind='instance' needs confusion, a tensor (N, K) = ({n}, {k}) of per-sample class "
+            f"scores, got {got!r}"
+        )
+    if not bool(torch.isfinite(confusion).all()):
+        raise ValueError("confusion holds NaN or inf values")
 
 
 #: How :func:`with_conflicting_duplicates` makes a copy: identical, with small Gaussian pixel

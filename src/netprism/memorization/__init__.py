@@ -21,6 +21,7 @@ from netprism.memorization.dynamics import (
 )
 from netprism.memorization.monitor import MemorizationMonitor
 from netprism.memorization.names import EPOCH_METHODS
+from netprism.memorization.noise import instance_dependent_noise, weak_model_confusion
 from netprism.memorization.scores import (
     ALL_METHODS,
     CURVATURE_SCORES,
@@ -34,6 +35,7 @@ from netprism.memorization.select import (
     find_conflicting_duplicates,
     find_label_issues,
 )
+from netprism.memorization.ssft import second_split_forgetting
 
 __all__ = [
     "ALL_METHODS",
@@ -51,6 +53,9 @@ __all__ = [
     "find_conflicting_duplicates",
     "find_label_issues",
     "forgetting_events",
+    "instance_dependent_noise",
     "learning_time",
     "memorization_scores",
+    "second_split_forgetting",
+    "weak_model_confusion",
 ]

@@ -59,8 +59,9 @@ def find_label_issues(
         Higher = more suspicious.
     method : str, optional
         Which score to rank by.  Default :data:`DEFAULT_LABEL_ISSUE_METHOD` (``"loss"``, the
-        epoch-averaged loss of an end-of-epoch pass): the best single-run detector of planted label noise on the
-        embedded benchmarks (the measured table is in ``docs/methods/memorization.md``).
+        epoch-averaged loss of an end-of-epoch pass): the best single-run detector of planted
+        label noise on the embedded benchmarks (the measured table is in
+        ``docs/methods/memorization.md``).
         Curvature stays available as ``method="curvature"`` and is the memorization score.
     fraction : float in (0, 1), optional
         Return the top ``round(fraction * N)`` samples.

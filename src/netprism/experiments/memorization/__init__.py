@@ -3,9 +3,10 @@ Function Around Samples", ICML 2024 (arXiv 2307.05831).
 
 Planted symmetric label noise and conflicting duplicates are detected by epoch-averaged
 input-loss curvature and by every peer computed from the same training runs (CSL, the
-epoch-averaged loss, learning time, in-confidence, AUM, forgetting, cartography, entropy) plus cleanlab's confident learning; the
-curvature scores of clean data are compared with a Feldman-Zhang subsampling estimate.  Targets
-come from a small-scale calibration run before the claims were fixed.
+epoch-averaged loss, learning time, in-confidence, AUM, forgetting, cartography, entropy) plus
+cleanlab's confident learning; the curvature scores of clean data are compared with a
+Feldman-Zhang subsampling estimate.  Targets come from a small-scale calibration run before the
+claims were fixed.
 
 Under ``torchrun`` the training runs are shared out over the ranks and the Feldman-Zhang
 models spread over them (model ``m`` on rank ``m % world_size``); results equal a
