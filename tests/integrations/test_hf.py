@@ -102,7 +102,7 @@ def digits_run(tmp_path_factory):
     transformers.set_seed(0)
     noisy, flipped = with_label_noise(load_dataset("digits"), 0.1, seed=0)
     callback = MemorizationTrainerCallback(
-        noisy, methods=("loss", "curvature"), every=5, n_probes=3
+        noisy, methods=("loss", "aum", "curvature"), every=5, n_probes=3
     )
     model = TinyMLPForImageClassification(TinyMLPConfig())
     trainer = Trainer(
@@ -224,7 +224,8 @@ _TORCHRUN_SCRIPT = textwrap.dedent(
     torch.set_num_threads(1)
     transformers.set_seed(0)
     noisy, flipped = with_label_noise(load_dataset("digits"), 0.1, seed=0)
-    cb = MemorizationTrainerCallback(noisy, methods=("loss", "curvature"), every=5, n_probes=2)
+    methods = ("loss", "aum", "curvature")
+    cb = MemorizationTrainerCallback(noisy, methods=methods, every=5, n_probes=2)
     args = TrainingArguments(
         "out", num_train_epochs=20, per_device_train_batch_size=32, learning_rate=3e-3,
         use_cpu=True, ddp_backend="gloo", report_to=[], save_strategy="no",

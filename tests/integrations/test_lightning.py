@@ -72,7 +72,9 @@ def digits_run():
     pl.seed_everything(0, verbose=False)
     noisy, flipped = with_label_noise(load_dataset("digits"), 0.1, seed=0)
     epochs = 30
-    callback = MemorizationCallback(noisy, methods=("loss", "curvature"), every=5, n_probes=3)
+    callback = MemorizationCallback(
+        noisy, methods=("loss", "aum", "curvature"), every=5, n_probes=3
+    )
     loader = torch.utils.data.DataLoader(Indexed(noisy), batch_size=64, shuffle=True)
     module = Classifier(epochs=epochs)
     _trainer(epochs, callback).fit(module, loader)
@@ -168,7 +170,7 @@ _DDP_SCRIPT = textwrap.dedent(
     torch.set_num_threads(1)
     pl.seed_everything(0, verbose=False)
     noisy, flipped = with_label_noise(load_dataset("digits"), 0.1, seed=0)
-    cb = MemorizationCallback(noisy, methods=("loss", "curvature"), every=5, n_probes=3)
+    cb = MemorizationCallback(noisy, methods=("loss", "aum", "curvature"), every=5, n_probes=3)
     loader = torch.utils.data.DataLoader(Indexed(noisy), batch_size=32, shuffle=True)
     trainer = pl.Trainer(
         max_epochs=30, accelerator="cpu", devices=2, strategy="ddp", callbacks=[cb],

@@ -122,15 +122,15 @@ def test_find_label_issues_estimates_the_planted_set():
     noisy = 1.5 + torch.rand(50, generator=gen)  # a broad high-loss mode
     loss = torch.cat([clean, noisy])[torch.randperm(1000, generator=gen)]
     planted = loss > 1.0
-    found = find_label_issues({"loss": loss})  # neither fraction nor threshold: estimated
+    found = find_label_issues({"aum": loss})  # neither fraction nor threshold: estimated
     assert sorted(found.tolist()) == planted.nonzero().flatten().tolist()
     assert bool((loss[found].diff() <= 0).all())  # ranked, most suspicious first
-    assert torch.equal(find_label_issues({"loss": loss}, return_mask=True), planted)
-    assert len(find_label_issues({"loss": torch.ones(5)})) == 0  # no second mode: no issues
+    assert torch.equal(find_label_issues({"aum": loss}, return_mask=True), planted)
+    assert len(find_label_issues({"aum": torch.ones(5)})) == 0  # no second mode: no issues
 
 
 def test_find_label_issues_selection_modes_and_errors():
-    scores = {"loss": torch.tensor([0.5, 3.0, 0.1, 2.0, 1.0]), "curvature": torch.arange(5.0)}
+    scores = {"aum": torch.tensor([0.5, 3.0, 0.1, 2.0, 1.0]), "curvature": torch.arange(5.0)}
     assert find_label_issues(scores, threshold=-1.0).tolist() == [1, 3, 4, 0, 2]  # all, ranked
     assert find_label_issues(scores, fraction=0.4).tolist() == [1, 3]
     assert find_label_issues(scores, fraction=0.4, return_mask=True).tolist() == [
@@ -143,8 +143,10 @@ def test_find_label_issues_selection_modes_and_errors():
             find_label_issues(scores, fraction=bad)
     with pytest.raises(ValueError, match="not both"):
         find_label_issues(scores, fraction=0.1, threshold=1.0)
-    with pytest.raises(KeyError, match="no scores for method 'aum'"):
-        find_label_issues(scores, method="aum")
+    with pytest.raises(KeyError, match="no scores for method 'csl'"):
+        find_label_issues(scores, method="csl")
+    with pytest.raises(KeyError, match=r"no scores for method 'aum'; have \['loss'\]"):
+        find_label_issues({"loss": torch.ones(3)})  # the default detector was not computed
     with pytest.raises(ValueError, match="finite"):
         find_label_issues(torch.tensor([1.0, float("nan")]))
 

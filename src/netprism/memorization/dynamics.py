@@ -119,6 +119,13 @@ class TrainingDynamics:
         return len(self._losses)
 
     @property
+    def final_correct_(self) -> torch.Tensor:
+        """Whether each scored sample was classified as its label after the last epoch
+        (eval mode, no augmentation), ``(N,)`` bool."""
+        self._check_recorded()
+        return self._correct[-1].clone()
+
+    @property
     def loss_history_(self) -> torch.Tensor:
         """Per-epoch losses, ``(E, N)``."""
         self._check_recorded()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,8 @@ from netprism.memorization.dynamics import (
 from netprism.memorization.names import ALL_METHODS as ALL_METHODS
 from netprism.memorization.names import CURVATURE_SCORES as CURVATURE_SCORES
 from netprism.memorization.names import DEFAULT_METHODS as DEFAULT_METHODS
+from netprism.memorization.premise import MemorizationPremiseWarning, check_premise
+from netprism.memorization.select import DEFAULT_LABEL_ISSUE_METHOD
 from netprism.train import BatchKeys, TrainConfig, fit
 from netprism.train.config import require_train_config
 
@@ -238,8 +241,23 @@ def memorization_scores(
     if out.seen is not None and not bool(out.seen.all()):
         scores = {k: _missing_as_nan(v, out.seen) for k, v in scores.items()}
     seconds["train"] = total - sum(seconds.values())
+    if dynamics is not None and set(methods) & set(CURVATURE_SCORES):
+        _warn_unless_memorized(scores, dynamics)
     chosen = {name: scores[name] for name in methods}
     return MemorizationScores(chosen, per_epoch, model, out.history, seconds)
+
+
+#: Scores that size the estimated noise of the premise check, first present wins.
+PREMISE_DETECTORS = (DEFAULT_LABEL_ISSUE_METHOD, "csl", "loss", "in_confidence", "aum")
+
+
+def _warn_unless_memorized(scores: dict[str, torch.Tensor], dynamics: TrainingDynamics) -> None:
+    """Warn, naming the numbers, when the network did not fit most of the labels a detector
+    estimates wrong (:mod:`netprism.memorization.premise`)."""
+    detector = next(name for name in PREMISE_DETECTORS if name in scores)
+    check = check_premise(dynamics.final_correct_, scores[detector], detector)
+    if not check.holds:
+        warnings.warn(check.message(), MemorizationPremiseWarning, stacklevel=3)
 
 
 def check_methods(methods: Sequence[str], allowed: Sequence[str] = ALL_METHODS) -> None:
