@@ -91,6 +91,18 @@ def _match(spec: Any, named: dict[str, nn.Module], model: nn.Module) -> list[str
     )
 
 
+def last_linear_name(model: nn.Module) -> str:
+    """The name of ``model``'s last ``nn.Linear`` (whose inputs are its penultimate features).
+
+    >>> last_linear_name(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)))
+    '2'
+    """
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not names:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear layer: pass layers=")
+    return names[-1]
+
+
 def select_layers(model: nn.Module, layers: LayerSpec) -> dict[str, nn.Module]:
     """The modules of ``model`` chosen by ``layers``, in ``named_modules`` order.
 

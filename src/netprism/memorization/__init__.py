@@ -11,6 +11,7 @@ Method notes (the papers, what we measured, where we differ from them):
 ``docs/methods/memorization.md`` in the repository.
 """
 
+from netprism.memorization.duplicates import duplicate_scores, penultimate_features
 from netprism.memorization.dynamics import (
     DYNAMICS_SCORES,
     TRAINING_LOSS_SCORES,
@@ -50,12 +51,14 @@ __all__ = [
     "TRAINING_LOSS_SCORES",
     "TrainingDynamics",
     "default_config",
+    "duplicate_scores",
     "find_conflicting_duplicates",
     "find_label_issues",
     "forgetting_events",
     "instance_dependent_noise",
     "learning_time",
     "memorization_scores",
+    "penultimate_features",
     "second_split_forgetting",
     "weak_model_confusion",
 ]

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from netprism.core.capture import capture
+from netprism.core.capture import capture, last_linear_name
 from netprism.core.validation import NotFittedError, check_positive_int
 from netprism.data.base import as_tensors
 from netprism.robustness.vrm_train import (
@@ -240,7 +240,7 @@ class Mahalanobis(OODDetector):
         if in_data is None:
             raise ValueError("Mahalanobis needs in-distribution data: fit(model, (x, y))")
         x, y = as_tensors(in_data)
-        self.layers_ = tuple(self.layers) if self.layers else (_last_linear(model),)
+        self.layers_ = tuple(self.layers) if self.layers else (last_linear_name(model),)
         feats = self._features(x)
         self.means_: dict[str, torch.Tensor] = {}
         self.precisions_: dict[str, torch.Tensor] = {}
@@ -272,13 +272,6 @@ class Mahalanobis(OODDetector):
         if not hasattr(self, "means_"):
             return []
         return [t for n in self.layers_ for t in (self.means_[n], self.precisions_[n])]
-
-
-def _last_linear(model: nn.Module) -> str:
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    if not names:
-        raise ValueError(f"{type(model).__name__} has no nn.Linear layer: pass layers=")
-    return names[-1]
 
 
 def class_means_and_tied_cov(f: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

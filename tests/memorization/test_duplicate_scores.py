@@ -1,0 +1,59 @@
+"""duplicate_scores finds planted conflicting near-duplicates: exact, noisy and one-pixel
+shifted copies (the shifted ones only when translations are searched); the feature space is
+the last Linear layer's input; the projected search stays close to the exact one."""
+
+import pytest
+import torch
+
+from netprism.core.metrics import auroc
+from netprism.data import load_dataset, with_conflicting_duplicates
+from netprism.memorization.duplicates import duplicate_scores, penultimate_features
+from netprism.models import create_model
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def _planted(ds, kind):
+    data, dup = with_conflicting_duplicates(ds, 30, seed=0, kind=kind)
+    positives = torch.zeros(len(data), dtype=torch.bool)
+    positives[dup.flatten()] = True
+    return data, positives
+
+
+@pytest.mark.parametrize("kind", ["exact", "noise", "shift"])
+def test_translation_search_finds_every_kind_of_copy(digits, kind):
+    data, positives = _planted(digits, kind)
+    assert auroc(positives, duplicate_scores(data, shifts=1)) > 0.99
+    plain = auroc(positives, duplicate_scores(data))
+    assert plain > 0.99 if kind != "shift" else plain < 0.8  # a shift defeats plain distance
+
+
+def test_features_are_the_last_linear_layers_input(digits):
+    torch.manual_seed(0)
+    model = create_model("mlp", input_shape=(1, 8, 8), num_classes=10, hidden=(16,))
+    feats = penultimate_features(model, digits)
+    with torch.no_grad():
+        want = model.act1(model.fc1(model.flatten(digits.x)))  # what the head reads
+    torch.testing.assert_close(feats, want)
+    scores = duplicate_scores(_planted(digits, "exact")[0], model=model)
+    assert scores.shape == (len(digits) + 30,)
+
+
+def test_projected_search_stays_close_to_the_exact_one(digits):
+    data, positives = _planted(digits, "noise")
+    approx = duplicate_scores(data, max_exact=100, projection_dim=32, seed=1)
+    assert auroc(positives, approx) > 0.95
+
+
+def test_bad_arguments_are_refused(digits):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    with pytest.raises(ValueError, match="cannot be used with model="):
+        duplicate_scores(digits, model=model, shifts=1)
+    with pytest.raises(ValueError, match=r"shifts must be an int >= 0, got -1"):
+        duplicate_scores(digits, shifts=-1)
+    x, y = torch.randn(6, 4), torch.tensor([0, 0, 1, 1, 2, 2])
+    with pytest.raises(ValueError, match=r"needs image inputs .* got shape \(6, 4\)"):
+        duplicate_scores((x, y), shifts=1)
