@@ -33,7 +33,7 @@ def test_an_under_trained_run_warns_with_the_numbers():
     assert auroc(flipped, scores["curvature"]) < 0.8  # the warning was deserved
     with pytest.warns(MemorizationPremiseWarning):  # a narrower net, 60 epochs: not yet
         flipped, scores = _run(epochs=60, hidden=(256,))
-    assert auroc(flipped, scores["curvature"]) < 0.8
+    assert auroc(flipped, scores["curvature"]) < 0.95  # not a false alarm by the grid's bar
 
 
 def test_a_run_that_fit_its_data_does_not_warn():

@@ -30,7 +30,13 @@ from torch import nn
 
 from netprism.core import dist
 from netprism.core.outputs import as_logits
-from netprism.memorization.names import EPOCH_METHODS, TRAINING_LOSS_SCORES
+from netprism.memorization.names import (
+    DEFAULT_EVERY,
+    DEFAULT_H,
+    DEFAULT_N_PROBES,
+    EPOCH_METHODS,
+    TRAINING_LOSS_SCORES,
+)
 from netprism.memorization.scores import (
     MemorizationScores,
     _collect,
@@ -113,9 +119,9 @@ class MemorizationMonitor:
         score_data: Any,
         *,
         methods: Sequence[str] = EPOCH_METHODS,
-        every: int = 1,
-        n_probes: int = 10,
-        h: float = 1e-3,
+        every: int = DEFAULT_EVERY,
+        n_probes: int = DEFAULT_N_PROBES,
+        h: float = DEFAULT_H,
         backend: str = "finite_difference",
         seed: int = 0,
         batch_size: int = 256,
