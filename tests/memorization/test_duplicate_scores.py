@@ -54,6 +54,15 @@ def test_bad_arguments_are_refused(digits):
         duplicate_scores(digits, model=model, shifts=1)
     with pytest.raises(ValueError, match=r"shifts must be an int >= 0, got -1"):
         duplicate_scores(digits, shifts=-1)
-    x, y = torch.randn(6, 4), torch.tensor([0, 0, 1, 1, 2, 2])
-    with pytest.raises(ValueError, match=r"needs image inputs .* got shape \(6, 4\)"):
-        duplicate_scores((x, y), shifts=1)
+
+
+def test_signals_are_searched_along_their_axis():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(60, 40, generator=gen)  # 1-D signals, like MNIST-1D
+    y = torch.arange(60) % 3
+    copies = torch.roll(x[:5], shifts=1, dims=-1)  # shifted copies with another label
+    data = (torch.cat([x, copies]), torch.cat([y, (y[:5] + 1) % 3]))
+    positives = torch.zeros(65, dtype=torch.bool)
+    positives[:5] = positives[60:] = True
+    assert auroc(positives, duplicate_scores(data, shifts=1)) > 0.99
+    assert auroc(positives, duplicate_scores(data)) < 0.9

@@ -7,7 +7,7 @@ flags such a pair only when the network had to memorize one member; a one-pixel 
 enough for a network to tell the two apart, and then neither score nor plain input distance
 finds them.  :func:`duplicate_scores` searches for the nearest differently-labelled neighbour
 directly, in one of three spaces: the flattened inputs, the inputs up to a small translation
-(every shift of each image by up to ``shifts`` pixels, zero-filled, against the others), or the
+(every shift of each input by up to ``shifts`` positions, zero-filled, against the others), or the
 trained network's penultimate features (the inputs of its last ``nn.Linear``).  The score is
 that distance relative to the sample's nearest same-label neighbour, negated: higher means a
 conflicting neighbour closer than the sample's own class.
@@ -74,9 +74,10 @@ def duplicate_scores(
     layer : str, optional
         With ``model``: the layer whose inputs are the features.
     shifts : int
-        Input space only: match every translation of each image by up to ``shifts`` pixels
-        along its last two axes (zero-filled) against the others, ``(2 * shifts + 1)**2``
-        searches.
+        Input space only: match every translation of each input by up to ``shifts`` positions
+        (zero-filled) against the others: along the last two axes of images (N, ..., H, W),
+        ``(2 * shifts + 1)**2`` searches, along the only axis of signals (N, L),
+        ``2 * shifts + 1``.
     chunk_size : int
         Rows per distance block.
     max_exact, projection_dim, seed
@@ -101,8 +102,6 @@ def duplicate_scores(
         raise ValueError("shifts applies to the inputs; it cannot be used with model=")
     if not isinstance(shifts, int) or isinstance(shifts, bool) or shifts < 0:
         raise ValueError(f"shifts must be an int >= 0, got {shifts!r}")
-    if shifts and x.ndim < 3:
-        raise ValueError(f"shifts needs image inputs (N, ..., H, W), got shape {tuple(x.shape)}")
     if model is not None:
         base = penultimate_features(model, (x, y), layer=layer).double()
     else:
@@ -127,9 +126,12 @@ def duplicate_scores(
 
 
 def _translations(x: torch.Tensor, shifts: int) -> list[torch.Tensor]:
-    """Every translation of the images ``x`` (C, ..., H, W) by ``(dy, dx)`` in
-    ``[-shifts, shifts]^2``, zero-filled."""
+    """Every translation of the signals ``x`` (C, L) by ``dx`` in ``[-shifts, shifts]``, or of
+    the images ``x`` (C, ..., H, W) by ``(dy, dx)`` in ``[-shifts, shifts]^2``, zero-filled."""
     s = shifts
+    if x.ndim == 2:
+        padded, length = F.pad(x, (s, s)), x.shape[-1]
+        return [padded[:, s + dx : s + dx + length] for dx in range(-s, s + 1)]
     padded = F.pad(x, (s, s, s, s))
     h, w = x.shape[-2:]
     return [
