@@ -24,10 +24,18 @@ from netprism.core.metrics import auroc, rankdata
 from netprism.core.per_sample import eval_mode
 from netprism.data import load_dataset, with_conflicting_duplicates, with_label_noise
 from netprism.data.base import TensorDataset
-from netprism.memorization import default_config, find_label_issues, memorization_scores
+from netprism.memorization import (
+    default_config,
+    duplicate_scores,
+    find_label_issues,
+    memorization_scores,
+)
 from netprism.models import create_model
 
 CORRUPTIONS = ("none", "noise", "dup_exact", "dup_noise", "dup_shift")
+#: The score of the duplicate runs that searches inputs (up to a one-pixel shift) for a
+#: differently-labelled neighbour (``memorization.duplicate_scores(shifts=1)``).
+DUPLICATE_SEARCH = "duplicate_search"
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,8 @@ def run_setting(s: Setting) -> dict[str, Any]:
     )
     scores = dict(result.scores)
     seconds = dict(result.seconds)
+    if s.corruption.startswith("dup_"):  # the direct search for conflicting near-duplicates
+        scores[DUPLICATE_SEARCH] = duplicate_scores(ds, shifts=1)
     cleanlab_set = None
     if s.cleanlab_epochs:
         start = time.perf_counter()
