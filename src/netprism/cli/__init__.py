@@ -1,4 +1,5 @@
-"""``netprism``: list, run and reproduce experiments, rebuild reports, and the ``lm`` commands.
+"""``netprism``: list, run and reproduce experiments, rebuild reports, audit a dataset, and the
+``lm`` commands.
 
 The options of ``netprism run NAME`` are generated from the experiment's frozen config
 dataclass (:mod:`netprism.cli.options`), so the config is the one source of truth; the output
@@ -23,6 +24,7 @@ import typing
 from collections.abc import Sequence
 from pathlib import Path
 
+from netprism.cli import audit as audit_cli
 from netprism.cli.common import (
     _OVERWRITE_HELP,
     LM_TRAIN,
@@ -126,6 +128,7 @@ def _top_parser() -> argparse.ArgumentParser:
     )
     p_lm.add_argument("lm_args", nargs=argparse.REMAINDER)
     p_lm.set_defaults(handler=_cmd_lm)
+    audit_cli.add_parser(sub)
     return parser
 
 

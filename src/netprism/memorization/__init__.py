@@ -11,6 +11,7 @@ Method notes (the papers, what we measured, where we differ from them):
 ``docs/methods/memorization.md`` in the repository.
 """
 
+from netprism.memorization.dataset_audit import AuditReport, audit
 from netprism.memorization.duplicates import duplicate_scores, penultimate_features
 from netprism.memorization.dynamics import (
     DYNAMICS_SCORES,
@@ -40,6 +41,7 @@ from netprism.memorization.ssft import second_split_forgetting
 
 __all__ = [
     "ALL_METHODS",
+    "AuditReport",
     "CURVATURE_SCORES",
     "CumulativeLoss",
     "DEFAULT_LABEL_ISSUE_METHOD",
@@ -50,6 +52,7 @@ __all__ = [
     "MemorizationScores",
     "TRAINING_LOSS_SCORES",
     "TrainingDynamics",
+    "audit",
     "default_config",
     "duplicate_scores",
     "find_conflicting_duplicates",

@@ -60,7 +60,8 @@ def duplicate_scores(
     max_exact: int = 50_000,
     projection_dim: int = 64,
     seed: int = 0,
-) -> torch.Tensor:
+    return_neighbors: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """How much closer each sample's nearest differently-labelled neighbour is than its own
     class: higher = more likely one half of a conflicting near-duplicate.
 
@@ -83,12 +84,16 @@ def duplicate_scores(
     max_exact, projection_dim, seed
         Above ``max_exact`` samples the rows are randomly projected to ``projection_dim``
         dimensions (seeded) first: approximate.
+    return_neighbors : bool
+        Also return each sample's nearest differently-labelled neighbour.
 
     Returns
     -------
     Tensor (N,) float64
         ``-d_conflict / d_same``: 0 for an exact copy with another label, ``-inf`` when no
         other class exists.
+    LongTensor (N,), with ``return_neighbors=True``
+        The index of that neighbour (``-1`` when there is none).
 
     Examples
     --------
@@ -110,6 +115,7 @@ def duplicate_scores(
     rows = base if proj is None else base @ proj
     d_same = torch.full((len(y),), math.inf, dtype=torch.float64)
     d_conflict = torch.full((len(y),), math.inf, dtype=torch.float64)
+    neighbor = torch.full((len(y),), -1, dtype=torch.long)
     for start in range(0, len(y), chunk_size):
         part = slice(start, min(start + chunk_size, len(y)))
         same = y[part, None] == y[None, :]  # (C, N)
@@ -119,10 +125,12 @@ def duplicate_scores(
             dist = torch.cdist(q if proj is None else q @ proj, rows)  # (C, N)
             dist[torch.arange(dist.shape[0]), torch.arange(part.start, part.stop)] = math.inf
             d_same[part] = torch.minimum(d_same[part], dist.masked_fill(~same, math.inf).min(1)[0])
-            d_conflict[part] = torch.minimum(
-                d_conflict[part], dist.masked_fill(same, math.inf).min(1)[0]
-            )
-    return -(d_conflict / d_same.clamp_min(1e-12))
+            closest, where = dist.masked_fill(same, math.inf).min(1)
+            closer = closest < d_conflict[part]
+            d_conflict[part] = torch.where(closer, closest, d_conflict[part])
+            neighbor[part] = torch.where(closer, where, neighbor[part])
+    scores = -(d_conflict / d_same.clamp_min(1e-12))
+    return (scores, neighbor) if return_neighbors else scores
 
 
 def _translations(x: torch.Tensor, shifts: int) -> list[torch.Tensor]:

@@ -260,7 +260,7 @@ def find_conflicting_duplicates(
     if radius is None:
         radius = 0.25 * float(nn_dist.median())
         pairs = [(i, j, d) for i, j, d in pairs if d <= radius]
-    groups = _groups(pairs, vec, y)
+    groups = group_pairs(pairs, vec, y)
     if return_groups:
         return groups
     members = torch.cat([g.indices for g in groups]) if groups else torch.zeros(0).long()
@@ -296,9 +296,11 @@ def _close_pairs(
     return pairs, torch.cat(nearest)
 
 
-def _groups(
+def group_pairs(
     pairs: list[tuple[int, int, float]], vec: torch.Tensor, y: torch.Tensor
 ) -> list[DuplicateGroup]:
+    """Pairs ``(i, j, distance)`` joined into groups (union-find), members ranked by ``vec``
+    (N,), groups by their mean score."""
     parent: dict[int, int] = {}
 
     def find(i: int) -> int:
