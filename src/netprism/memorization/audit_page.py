@@ -125,14 +125,16 @@ def _groups(report: AuditReport, thumb: Any, y: torch.Tensor, label: Any, show: 
 def _histograms(report: AuditReport) -> str:
     from matplotlib.figure import Figure
 
-    shown = [(report.detector, report.scores[report.detector], len(report.issues))]
+    shown: list[tuple[str, torch.Tensor, int | None]] = [
+        (report.detector, report.scores[report.detector], len(report.issues))
+    ]
     if "curvature" in report.scores.names:
         shown.append(("curvature", report.scores["curvature"], None))
     shown.append(("duplicate score", report.duplicate_score, None))
     fig = Figure(figsize=(4.0 * len(shown), 2.8))
     for ax, (name, values, top) in zip(np.atleast_1d(fig.subplots(1, len(shown))), shown):
-        v = values.double()
-        v = v[torch.isfinite(v)].numpy()
+        finite = values.double()
+        v = finite[torch.isfinite(finite)].numpy()
         ax.hist(v, bins=50, color="#0969da")
         if top:  # where the estimated set begins
             ax.axvline(float(np.sort(v)[-top]), color="#cf222e", ls="--", lw=1)
