@@ -95,3 +95,6 @@ def test_bad_input_is_refused_before_training(tmp_path, capsys):
 
         audit(torch.nn.Linear(2, 2), (torch.zeros(4, 2), torch.zeros(4).long()), out_dir=tmp_path,
               duplicate_ratio=0.0)  # fmt: skip
+    with pytest.raises(ValueError, match="detector must be one of"):
+        audit(torch.nn.Linear(2, 2), (torch.zeros(4, 2), torch.zeros(4).long()), out_dir=tmp_path,
+              detector="magic")  # fmt: skip

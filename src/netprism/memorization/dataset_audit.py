@@ -26,11 +26,11 @@ from torch import nn
 
 from netprism.core.per_sample import eval_mode
 from netprism.data.base import as_tensors
-from netprism.io import atomic_write_text
+from netprism.io import atomic_write_text, ensure_writable_dir
 from netprism.memorization.audit_page import render_audit_page
 from netprism.memorization.duplicates import duplicate_scores
 from netprism.memorization.premise import PremiseCheck, check_premise
-from netprism.memorization.scores import MemorizationScores, memorization_scores
+from netprism.memorization.scores import ALL_METHODS, MemorizationScores, memorization_scores
 from netprism.memorization.select import (
     DEFAULT_LABEL_ISSUE_METHOD,
     DuplicateGroup,
@@ -122,8 +122,9 @@ def audit(
     """
     if not 0.0 < duplicate_ratio <= 1.0:
         raise ValueError(f"duplicate_ratio must lie in (0, 1], got {duplicate_ratio!r}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if detector not in ALL_METHODS:
+        raise ValueError(f"detector must be one of {ALL_METHODS}, got {detector!r}")
+    out = ensure_writable_dir(Path(out_dir))  # an unusable folder fails before the training
     plain = score_data if score_data is not None else dataset
     scores = memorization_scores(model_factory, dataset, config, score_data=score_data)
     x, y = as_tensors(plain)
