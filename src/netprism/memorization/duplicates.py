@@ -21,7 +21,7 @@ but much cheaper search.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +48,36 @@ def penultimate_features(
             f"layer {name!r} gave {len(feats)} rows for {len(x)} samples: choose a Linear layer"
         )
     return feats
+
+
+@overload
+def duplicate_scores(
+    data: Any,
+    *,
+    model: nn.Module | None = ...,
+    layer: str | None = ...,
+    shifts: int = ...,
+    chunk_size: int = ...,
+    max_exact: int = ...,
+    projection_dim: int = ...,
+    seed: int = ...,
+    return_neighbors: Literal[False] = ...,
+) -> torch.Tensor: ...
+
+
+@overload
+def duplicate_scores(
+    data: Any,
+    *,
+    model: nn.Module | None = ...,
+    layer: str | None = ...,
+    shifts: int = ...,
+    chunk_size: int = ...,
+    max_exact: int = ...,
+    projection_dim: int = ...,
+    seed: int = ...,
+    return_neighbors: Literal[True],
+) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 def duplicate_scores(
