@@ -163,6 +163,46 @@ def per_seed(
     return measure
 
 
+def in_workers(
+    work: Callable[[Any], RecordsT],
+    items: Sequence[Any],
+    workers: int,
+    desc: str,
+    *,
+    progress: bool = True,
+) -> list[RecordsT]:
+    """``[work(item) for item in items]`` with a progress bar, in ``workers`` spawned worker
+    processes (one torch thread each) when ``workers > 1``; results in ``items`` order.
+    ``work`` must be picklable (a top-level function or a ``functools.partial`` of one)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(items), desc=desc, disable=not progress)
+    if workers <= 1:
+        results = []
+        for item in items:
+            results.append(work(item))
+            bar.update()
+        bar.close()
+        return results
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_one_thread) as pool:
+        futures = [pool.submit(work, item) for item in items]
+        for f in futures:
+            f.add_done_callback(lambda _: bar.update())
+        results = [f.result() for f in futures]
+    bar.close()
+    return results
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that shape a result's numbers."""
     import numpy

@@ -9,21 +9,19 @@ figures).  Settings are independent, so they run in worker processes (one torch 
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from netprism.core.metrics import auroc, rankdata
 from netprism.core.per_sample import eval_mode
 from netprism.data import load_dataset, with_conflicting_duplicates, with_label_noise
 from netprism.data.base import TensorDataset
+from netprism.experiments.base import in_workers
 from netprism.memorization import (
     default_config,
     duplicate_scores,
@@ -216,23 +214,4 @@ def run_settings(
     settings: Sequence[Setting], n_jobs: int, progress: bool = True
 ) -> list[dict[str, Any]]:
     """Run every setting, in ``n_jobs`` worker processes when > 1; results in input order."""
-    bar = tqdm(total=len(settings), desc="memorization runs", disable=not progress)
-    if n_jobs <= 1:
-        results = []
-        for s in settings:
-            results.append(run_setting(s))
-            bar.update()
-        bar.close()
-        return results
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(n_jobs, mp_context=ctx, initializer=_one_thread) as pool:
-        futures = [pool.submit(run_setting, s) for s in settings]
-        for f in futures:
-            f.add_done_callback(lambda _: bar.update())
-        results = [f.result() for f in futures]
-    bar.close()
-    return results
-
-
-def _one_thread() -> None:
-    torch.set_num_threads(1)
+    return in_workers(run_setting, settings, n_jobs, "memorization runs", progress=progress)

@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import multiprocessing
 import time
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from netprism.core.metrics import auroc, precision_at_k
 from netprism.core.per_sample import eval_mode
 from netprism.data import load_dataset, with_label_noise
 from netprism.data.base import TensorDataset
+from netprism.experiments.base import in_workers
 from netprism.experiments.memorization_grid.config import (
     ARCHS,
     IMAGE_DATASETS,
@@ -73,24 +71,8 @@ def cells(config: GridConfig) -> list[Cell]:
 
 def measure(config: GridConfig) -> list[CellRun]:
     """Every cell, in ``config.workers`` worker processes; results in cell order."""
-    todo = cells(config)
-    bar = tqdm(total=len(todo), desc="memorization grid", unit="cell")
     work = partial(run_cell, config=config)
-    if config.workers == 1:
-        out = []
-        for cell in todo:
-            out.append(work(cell))
-            bar.update()
-        bar.close()
-        return out
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(config.workers, mp_context=ctx, initializer=_one_thread) as pool:
-        futures = [pool.submit(work, cell) for cell in todo]
-        for f in futures:
-            f.add_done_callback(lambda _: bar.update())
-        out = [f.result() for f in futures]
-    bar.close()
-    return out
+    return in_workers(work, cells(config), config.workers, "memorization grid")
 
 
 def run_cell(cell: Cell, config: GridConfig) -> CellRun:
@@ -168,7 +150,3 @@ def _accuracy(model: nn.Module, ds: TensorDataset) -> float:
     with eval_mode(model):
         pred = torch.cat([model(xb.to(device)).argmax(1).cpu() for xb in ds.x.split(1024)])
     return float((pred == ds.y).double().mean())
-
-
-def _one_thread() -> None:
-    torch.set_num_threads(1)
