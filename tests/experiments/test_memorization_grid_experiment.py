@@ -40,6 +40,8 @@ def test_lenet_only_on_images_and_bad_settings_refused():
     grid = cells(GridConfig(seeds=(0,)))
     assert not [c for c in grid if c.arch == "lenet" and c.dataset == "mnist1d"]
     assert len(grid) == (3 + 3 + 2) * 3 * 2  # (dataset, arch) pairs x noise kinds x rates
+    with pytest.raises(ValueError, match="datasets must be a non-empty subset"):
+        validate(GridConfig(datasets=("nope",)))
     with pytest.raises(ValueError, match="archs must be a non-empty subset"):
         validate(GridConfig(archs=("resnet",)))
     with pytest.raises(ValueError, match=r"rates must lie in \(0, 0.5\)"):

@@ -44,7 +44,10 @@ ONE_CALL_METHODS = (
 
 def validate(config: GridConfig) -> None:
     """Names and budgets, checked before any work."""
+    from netprism.data import list_datasets
+
     for name, given, allowed in (
+        ("datasets", config.datasets, tuple(list_datasets())),
         ("archs", config.archs, ARCHS),
         ("noise_kinds", config.noise_kinds, NOISE_KINDS),
     ):
