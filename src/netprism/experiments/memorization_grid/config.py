@@ -52,7 +52,7 @@ class GridConfig:
     quiet_above: float = 0.95  # ... and stay quiet above this one
     workers: int = 2  # cells run in worker processes, one torch thread each
     threads: int = 1
-    device: str = "cpu"
+    device: str = "auto"  # "auto": CUDA when present
     data_dir: str | None = None
 
 
