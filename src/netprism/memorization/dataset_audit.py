@@ -4,7 +4,8 @@ conflicting near-duplicate or a memorized long-tail sample, and write the page t
 Built on Garg, Ravikumar, Roy, "Memorization Through the Lens of Curvature of Loss Function
 Around Samples" (ICML 2024, arXiv 2307.05831) and the peers measured beside it (AUM, CSL, ...):
 :func:`~netprism.memorization.memorization_scores` trains through the engine (your data,
-streamed; a progress bar with ETA over the epochs, scoring included), the default detector's
+streamed; a progress bar with ETA over the epochs, scoring included, then one over the
+duplicate search), the default detector's
 estimated set gives the label issues and the model's own prediction the suggested label,
 :func:`~netprism.memorization.duplicate_scores` (up to a one-pixel shift) the conflicting
 groups, and curvature outside both sets the memorized long tail.  Written to ``out_dir``:
@@ -131,7 +132,9 @@ def audit(
     issues = find_label_issues(scores, method=detector)
     assert scores.model is not None
     suggested = _predictions(scores.model, x)
-    dup, neighbor = duplicate_scores((x, y), shifts=duplicate_shifts, return_neighbors=True)
+    dup, neighbor = duplicate_scores(
+        (x, y), shifts=duplicate_shifts, return_neighbors=True, progress=True
+    )
     groups = _duplicate_groups(dup, neighbor, y, duplicate_ratio)
     in_group = {int(i) for g in groups for i in g.indices}
     flagged = set(issues.tolist()) | in_group

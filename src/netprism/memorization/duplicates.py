@@ -26,6 +26,7 @@ from typing import Any, Literal, overload
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from netprism.core.capture import capture, last_linear_name
 from netprism.data.base import as_tensors
@@ -62,6 +63,7 @@ def duplicate_scores(
     projection_dim: int = ...,
     seed: int = ...,
     return_neighbors: Literal[False] = ...,
+    progress: bool = ...,
 ) -> torch.Tensor: ...
 
 
@@ -77,6 +79,7 @@ def duplicate_scores(
     projection_dim: int = ...,
     seed: int = ...,
     return_neighbors: Literal[True],
+    progress: bool = ...,
 ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
@@ -91,6 +94,7 @@ def duplicate_scores(
     projection_dim: int = 64,
     seed: int = 0,
     return_neighbors: bool = False,
+    progress: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """How much closer each sample's nearest differently-labelled neighbour is than its own
     class: higher = more likely one half of a conflicting near-duplicate.
@@ -116,6 +120,8 @@ def duplicate_scores(
         dimensions (seeded) first: approximate.
     return_neighbors : bool
         Also return each sample's nearest differently-labelled neighbour.
+    progress : bool
+        Show a progress bar (with ETA) over the chunks.
 
     Returns
     -------
@@ -146,7 +152,8 @@ def duplicate_scores(
     d_same = torch.full((len(y),), math.inf, dtype=torch.float64)
     d_conflict = torch.full((len(y),), math.inf, dtype=torch.float64)
     neighbor = torch.full((len(y),), -1, dtype=torch.long)
-    for start in range(0, len(y), chunk_size):
+    starts = range(0, len(y), chunk_size)
+    for start in tqdm(starts, desc="duplicate search", unit="chunk", disable=not progress):
         part = slice(start, min(start + chunk_size, len(y)))
         same = y[part, None] == y[None, :]  # (C, N)
         queries = [base[part]] if not shifts else _translations(x[part].double(), shifts)
