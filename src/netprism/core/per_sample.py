@@ -70,6 +70,33 @@ def _map_batches(
     return torch.cat(outs)
 
 
+@torch.no_grad()
+def predictions(model: nn.Module, x: torch.Tensor, *, batch_size: int = 512) -> torch.Tensor:
+    """The class ``model`` predicts for each input (argmax of its logits), in eval mode.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Maps ``(B, *input_shape)`` to logits ``(B, K)``.
+    x : Tensor (N, *input_shape)
+
+    Returns
+    -------
+    LongTensor (N,) on the CPU
+
+    Examples
+    --------
+    >>> m = torch.nn.Linear(2, 2, bias=False)
+    >>> _ = m.weight.data.copy_(torch.eye(2))
+    >>> predictions(m, torch.tensor([[1.0, 0.0], [0.0, 2.0]])).tolist()
+    [0, 1]
+    """
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    with eval_mode(model):
+        outs = [model(x[sl].to(device)).argmax(dim=1).cpu() for sl in _batches(len(x), batch_size)]
+    return torch.cat(outs) if outs else torch.zeros(0, dtype=torch.long)
+
+
 def per_sample_losses(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 512
 ) -> torch.Tensor:

@@ -214,6 +214,23 @@ def corpus_sha256(files: dict[str, tuple[str, ...]], train: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def checked_windows(data: np.ndarray, context: int) -> np.ndarray:
+    """``data`` as a 1-D ``uint8`` array holding at least one window of ``context + 1`` bytes;
+    a clear ``ValueError`` otherwise."""
+    data = np.asarray(data)
+    if data.ndim != 1 or data.dtype != np.uint8:
+        raise ValueError(
+            f"data must be a 1-D uint8 array, got shape {data.shape} dtype {data.dtype}"
+        )
+    if not isinstance(context, int) or isinstance(context, bool) or context < 1:
+        raise ValueError(f"context must be a positive int, got {context!r}")
+    if data.size < context + 1:
+        raise ValueError(
+            f"data has {data.size} bytes; a window of context {context} needs {context + 1}"
+        )
+    return data
+
+
 class BatchSampler:
     """Seeded random windows of a byte array: each batch is ``(B, T + 1)`` ``uint8``.
 
@@ -238,18 +255,9 @@ class BatchSampler:
     """
 
     def __init__(self, data: np.ndarray, *, batch_size: int, context: int, seed: int) -> None:
-        data = np.asarray(data)
-        if data.ndim != 1 or data.dtype != np.uint8:
-            raise ValueError(
-                f"data must be a 1-D uint8 array, got shape {data.shape} dtype {data.dtype}"
-            )
-        for name, v in (("batch_size", batch_size), ("context", context)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if data.size < context + 1:
-            raise ValueError(
-                f"data has {data.size} bytes; a window of context {context} needs {context + 1}"
-            )
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        data = checked_windows(data, context)
         if not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         self.data = torch.from_numpy(data)
@@ -295,18 +303,7 @@ class ByteWindows(Dataset):
     """
 
     def __init__(self, data: np.ndarray, context: int) -> None:
-        data = np.asarray(data)
-        if data.ndim != 1 or data.dtype != np.uint8:
-            raise ValueError(
-                f"data must be a 1-D uint8 array, got shape {data.shape} dtype {data.dtype}"
-            )
-        if not isinstance(context, int) or isinstance(context, bool) or context < 1:
-            raise ValueError(f"context must be a positive int, got {context!r}")
-        if data.size < context + 1:
-            raise ValueError(
-                f"data has {data.size} bytes; a window of context {context} needs {context + 1}"
-            )
-        self.data = torch.from_numpy(data)
+        self.data = torch.from_numpy(checked_windows(data, context))
         self.context = context
 
     def __len__(self) -> int:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from netprism.core.per_sample import eval_mode
+from netprism.core.per_sample import predictions
 from netprism.data.base import as_tensors
 from netprism.io import atomic_write_text, ensure_writable_dir
 from netprism.memorization.audit_page import render_audit_page
@@ -131,7 +131,7 @@ def audit(
     x, y = as_tensors(plain)
     issues = find_label_issues(scores, method=detector)
     assert scores.model is not None
-    suggested = _predictions(scores.model, x)
+    suggested = predictions(scores.model, x)
     dup, neighbor = duplicate_scores(
         (x, y), shifts=duplicate_shifts, return_neighbors=True, progress=True
     )
@@ -157,13 +157,6 @@ def _duplicate_groups(
     close = ((dup >= -ratio) & (neighbor >= 0)).nonzero().flatten().tolist()
     pairs = [(i, int(neighbor[i]), float(-dup[i])) for i in close]
     return group_pairs(pairs, dup, y)
-
-
-@torch.no_grad()
-def _predictions(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    device = next(iter(model.parameters()), torch.empty(0)).device
-    with eval_mode(model):
-        return torch.cat([model(xb.to(device)).argmax(1).cpu() for xb in x.split(512)])
 
 
 def _write(

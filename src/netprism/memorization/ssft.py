@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from netprism.core.per_sample import eval_mode
+from netprism.core.per_sample import predictions
 from netprism.core.seed import seed_everything
 from netprism.core.validation import check_nonempty
 from netprism.data.base import as_tensors
@@ -122,9 +122,5 @@ class _Correctness:
     def on_epoch_end(self, ctx: Any, metrics: dict[str, Any]) -> None:
         self.record(ctx.model)
 
-    @torch.no_grad()
     def record(self, model: torch.nn.Module) -> None:
-        device = next(iter(model.parameters()), torch.empty(0)).device
-        with eval_mode(model):
-            pred = torch.cat([model(xb.to(device)).argmax(dim=1).cpu() for xb in self.x.split(512)])
-        self.rows.append(pred == self.y)
+        self.rows.append(predictions(model, self.x) == self.y)

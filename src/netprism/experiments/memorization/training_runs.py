@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from netprism.core.metrics import auroc, rankdata
-from netprism.core.per_sample import eval_mode
+from netprism.core.per_sample import predictions
 from netprism.data import load_dataset, with_conflicting_duplicates, with_label_noise
 from netprism.data.base import TensorDataset
 from netprism.experiments.base import in_workers
@@ -133,7 +133,7 @@ def run_setting(s: Setting) -> dict[str, Any]:
             )
     if s.keep_scores:
         assert result.model is not None
-        pred = _predictions(result.model, ds.x)
+        pred = predictions(result.model, ds.x, batch_size=1024)
         out.update(
             scores=scores,
             positives=positives,
@@ -185,13 +185,6 @@ def combinations(
         "loss_early": early,
         "rank_mean(loss_early,curvature)": rank_mean(early, scores["curvature"]),
     }
-
-
-@torch.no_grad()
-def _predictions(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    device = next(iter(model.parameters())).device
-    with eval_mode(model):
-        return torch.cat([model(xb.to(device)).argmax(1).cpu() for xb in x.split(1024)])
 
 
 def _confident_learning(

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from netprism.core.metrics import auroc, precision_at_k
-from netprism.core.per_sample import eval_mode
+from netprism.core.per_sample import predictions
 from netprism.data import load_dataset, with_label_noise
 from netprism.data.base import TensorDataset
 from netprism.experiments.base import in_workers
@@ -147,9 +147,5 @@ def model_factory(arch: str, ds: TensorDataset) -> Callable[[], nn.Module]:
     )
 
 
-@torch.no_grad()
 def _accuracy(model: nn.Module, ds: TensorDataset) -> float:
-    device = next(iter(model.parameters())).device
-    with eval_mode(model):
-        pred = torch.cat([model(xb.to(device)).argmax(1).cpu() for xb in ds.x.split(1024)])
-    return float((pred == ds.y).double().mean())
+    return float((predictions(model, ds.x, batch_size=1024) == ds.y).double().mean())
