@@ -66,3 +66,42 @@ def test_signals_are_searched_along_their_axis():
     positives[:5] = positives[60:] = True
     assert auroc(positives, duplicate_scores(data, shifts=1)) > 0.99
     assert auroc(positives, duplicate_scores(data)) < 0.9
+
+
+class _OnlyItems(torch.utils.data.Dataset):
+    """A map-style dataset read item by item (nothing for the search to slice)."""
+
+    def __init__(self, x, y):
+        self.x, self.y, self.reads = x, y, 0
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        self.reads += 1
+        return self.x[i], self.y[i]
+
+
+@pytest.mark.parametrize("max_exact", [50_000, 100])
+def test_streamed_search_equals_the_in_memory_one(digits, max_exact):
+    """A dataset read item by item, a shuffled loader over it and chunks cut small by the
+    block budget give the in-memory search's scores and neighbours: exactly, or up to
+    rounding when the rows are projected (a chunk's product is blocked differently)."""
+    data, _ = _planted(digits, "shift")
+    options = dict(shifts=1, max_exact=max_exact, return_neighbors=True)
+    want, want_nb = duplicate_scores(data, **options)
+    items = _OnlyItems(data.x, data.y)
+    loader = torch.utils.data.DataLoader(items, batch_size=7, shuffle=True)
+    for streamed in (items, loader):
+        got, got_nb = duplicate_scores(streamed, block_bytes=len(data) * 24 * 37, **options)
+        if max_exact > len(data):
+            assert torch.equal(got, want) and torch.equal(got_nb, want_nb)
+        else:
+            torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-6)
+            assert (got_nb == want_nb).double().mean() > 0.99
+    assert items.reads == 4 * len(data)  # two passes each, every item once per pass
+    torch.manual_seed(0)
+    model = create_model("mlp", input_shape=(1, 8, 8), num_classes=10, hidden=(16,))
+    in_memory = duplicate_scores(data, model=model, max_exact=max_exact)
+    from_loader = duplicate_scores(loader, model=model, max_exact=max_exact)
+    torch.testing.assert_close(from_loader, in_memory, rtol=1e-6, atol=1e-7)

@@ -3,20 +3,19 @@
     netprism audit --dataset imagefolder --data-dir DIR --model lenet --epochs 60 --out DIR
 
 Any registered dataset (``netprism.data.list_datasets()``) and model.  An image folder is
-audited whole (its train and test images together; ``issues.csv`` names each file); other
-datasets are audited on their training split.  Writes ``audit.html``, ``issues.csv`` and
-``scores.safetensors`` into ``--out``.
+audited whole (its train and test images together; ``issues.csv`` names each file), each
+image decoded when it is read, so a folder larger than memory is audited in memory
+proportional to its number of images; other datasets are audited on their training split.
+Writes ``audit.html``, ``issues.csv`` and ``scores.safetensors`` into ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-
-import torch
+from typing import Any
 
 from netprism.cli.common import _OVERWRITE_HELP, claimed_out, out_path
-from netprism.data.base import TensorDataset
 
 AUDIT = "audit"  # the owner name of an audit folder
 
@@ -63,18 +62,16 @@ def run_audit(args: argparse.Namespace, rest: list[str]) -> int:
     return 0
 
 
-def _dataset(args: argparse.Namespace) -> TensorDataset:
-    from netprism.data import load_dataset
+def _dataset(args: argparse.Namespace) -> Any:
+    """The training split, or an image folder's every image (read lazily: any size)."""
+    from netprism.data import image_files, load_dataset
 
-    train = load_dataset(args.dataset, split="train", data_dir=args.data_dir, seed=args.seed)
     if args.dataset != "imagefolder":
-        return train
-    test = load_dataset(args.dataset, split="test", data_dir=args.data_dir, seed=args.seed)
-    files = train.info.extra["files"] + test.info.extra["files"]
-    info = dataclasses.replace(
-        train.info, extra={**train.info.extra, "files": files}, source=f"{args.data_dir}"
-    )
-    return TensorDataset(torch.cat([train.x, test.x]), torch.cat([train.y, test.y]), info)
+        return load_dataset(args.dataset, split="train", data_dir=args.data_dir, seed=args.seed)
+    if args.data_dir is None:
+        raise ValueError("--dataset imagefolder reads your own images: pass --data-dir DIR")
+    train, test = (image_files(args.data_dir, split=s, seed=args.seed) for s in ("train", "test"))
+    return train + test
 
 
 def _positive(text: str) -> int:

@@ -178,6 +178,32 @@ def as_tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
     raise TypeError(f"expected a Dataset, DataLoader or (x, y) tensors, got {type(data).__name__}")
 
 
+def labels_of(data: Any) -> torch.Tensor:
+    """The labels ``(N,)`` of ``data`` in index order, without reading the inputs when it can.
+
+    Read from an in-memory pair (see :func:`tensor_pair`), a ``labels`` or ``targets``
+    attribute holding one label per sample (netprism's lazy image folders, torchvision-style
+    datasets), or else item by item (each item's second entry).  A ``DataLoader`` is read
+    through its map-style dataset.
+    """
+    pair = tensor_pair(data)
+    if pair is not None:
+        return pair[1]
+    if isinstance(data, torch.utils.data.DataLoader) and not isinstance(
+        data.dataset, torch.utils.data.IterableDataset
+    ):
+        return labels_of(data.dataset)
+    for attribute in ("labels", "targets"):
+        stored = getattr(data, attribute, None)
+        if isinstance(stored, (torch.Tensor, np.ndarray, list, tuple)) and len(stored) == len(data):
+            return torch.as_tensor(stored)
+    if isinstance(data, Dataset) and not isinstance(data, torch.utils.data.IterableDataset):
+        n = len(data)  # type: ignore[arg-type]
+        check_nonempty(n)
+        return torch.as_tensor([int(data[i][1]) for i in range(n)])  # inputs dropped at once
+    return as_tensors(data)[1]
+
+
 def as_dataset(
     data: Any,
     *,

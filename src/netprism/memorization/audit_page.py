@@ -41,12 +41,19 @@ th{background:#eaeef2}
 
 
 def render_audit_page(
-    report: AuditReport, x: torch.Tensor, y: torch.Tensor, *, show: int, names: Any = None
+    report: AuditReport,
+    inputs: dict[int, torch.Tensor],
+    y: torch.Tensor,
+    *,
+    show: int,
+    names: Any = None,
 ) -> str:
-    """The whole page as a string."""
+    """The whole page as a string; ``inputs`` holds (at least) every sample shown."""
     label = (lambda k: str(names[k])) if names else str
-    low, high = float(x.min()), float(x.max())
-    thumb = lambda i: _thumbnail(x[i], low, high)  # noqa: E731
+    values = [v.float() for v in inputs.values()]
+    low = min((float(v.min()) for v in values), default=0.0)
+    high = max((float(v.max()) for v in values), default=1.0)
+    thumb = lambda i: _thumbnail(inputs[i], low, high)  # noqa: E731
     parts = [
         f"<h1>Dataset audit</h1><p>{len(y)} samples, {len(torch.unique(y))} classes</p>",
         _summary(report, len(y)),

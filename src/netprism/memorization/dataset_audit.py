@@ -25,8 +25,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from netprism.core.per_sample import predictions
-from netprism.data.base import as_tensors
+from netprism.core.outputs import as_logits
+from netprism.core.per_sample import eval_mode
+from netprism.data.base import labels_of
 from netprism.io import atomic_write_text, ensure_writable_dir
 from netprism.memorization.audit_page import render_audit_page
 from netprism.memorization.duplicates import duplicate_scores
@@ -39,6 +40,7 @@ from netprism.memorization.select import (
     group_pairs,
 )
 from netprism.train import TrainConfig
+from netprism.train.data import make_source
 
 __all__ = ["AuditReport", "audit"]
 
@@ -103,8 +105,11 @@ def audit(
     out_dir : str or Path
         Where ``audit.html``, ``issues.csv`` and ``scores.safetensors`` go (created).
     score_data : optional
-        The same samples without augmentation, read into memory for the page and the
-        duplicate search (default: ``dataset``).
+        The same samples without augmentation, index for index (default: ``dataset``):
+        streamed for the model's suggestions and the duplicate search, read one at a time
+        for the page's thumbnails.  Nothing holds all inputs in memory, so a lazy image
+        folder larger than memory is audited in ``O(N)`` memory (plus ``N * D`` rows for an
+        exact duplicate search below 50,000 samples).
     detector : str
         The score the label issues are ranked and counted by.
     duplicate_shifts : int
@@ -128,12 +133,12 @@ def audit(
     out = ensure_writable_dir(Path(out_dir))  # an unusable folder fails before the training
     plain = score_data if score_data is not None else dataset
     scores = memorization_scores(model_factory, dataset, config, score_data=score_data)
-    x, y = as_tensors(plain)
+    y = labels_of(plain)
     issues = find_label_issues(scores, method=detector)
     assert scores.model is not None
-    suggested = predictions(scores.model, x)
+    suggested = _suggestions(scores.model, plain)
     dup, neighbor = duplicate_scores(
-        (x, y), shifts=duplicate_shifts, return_neighbors=True, progress=True
+        plain, shifts=duplicate_shifts, return_neighbors=True, progress=True
     )
     groups = _duplicate_groups(dup, neighbor, y, duplicate_ratio)
     in_group = {int(i) for g in groups for i in g.indices}
@@ -147,8 +152,35 @@ def audit(
     info = getattr(plain, "info", None)
     names = class_names or getattr(info, "classes", None)
     files = getattr(info, "extra", {}).get("files")
-    report.files = _write(report, x, y, out, show, names, files)
+    inputs = _shown_inputs(report, plain, show)
+    report.files = _write(report, inputs, y, out, show, names, files)
     return report
+
+
+@torch.no_grad()
+def _suggestions(model: nn.Module, data: Any, batch_size: int = 512) -> torch.Tensor:
+    """The class ``model`` predicts for every sample, streamed in index order: ``(N,)``."""
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    with eval_mode(model):
+        outs = [
+            as_logits(model(batch.x.to(device))).argmax(dim=1).cpu()
+            for batch in make_source(data, name="data").ordered(batch_size)
+        ]
+    return torch.cat(outs)
+
+
+def _shown_inputs(report: AuditReport, data: Any, show: int) -> dict[int, torch.Tensor]:
+    """The inputs of the samples the page shows, read in one batch: index -> ``x``."""
+    shown = {
+        *report.issues[:show].tolist(),
+        *(int(i) for g in report.duplicate_groups[:show] for i in g.indices),
+        *report.memorized[:show].tolist(),
+    }
+    if not shown:
+        return {}
+    index = torch.tensor(sorted(shown))
+    (batch,) = make_source(data, name="data").load([index])
+    return {int(i): x for i, x in zip(index, batch.x)}
 
 
 def _duplicate_groups(
@@ -161,7 +193,7 @@ def _duplicate_groups(
 
 def _write(
     report: AuditReport,
-    x: torch.Tensor,
+    inputs: dict[int, torch.Tensor],
     y: torch.Tensor,
     out: Path,
     show: int,
@@ -176,7 +208,7 @@ def _write(
     if sample_files is not None and len(sample_files) != len(y):
         sample_files = None  # not one file per sample: leave the column out
     atomic_write_text(files["csv"], _csv(report, y, names, sample_files))
-    atomic_write_text(files["html"], render_audit_page(report, x, y, show=show, names=names))
+    atomic_write_text(files["html"], render_audit_page(report, inputs, y, show=show, names=names))
     return files
 
 

@@ -12,10 +12,14 @@ trained network's penultimate features (the inputs of its last ``nn.Linear``).  
 that distance relative to the sample's nearest same-label neighbour, negated: higher means a
 conflicting neighbour closer than the sample's own class.
 
-The search is exact (chunked, memory ``O(chunk * N)``) up to ``max_exact`` samples; above it
-the rows are first projected to ``projection_dim`` dimensions by a seeded Gaussian random
-projection (distances preserved up to a small factor, Johnson-Lindenstrauss), an approximate
-but much cheaper search.
+The data is read in two streamed passes, in index order (a ``Dataset`` or a ``DataLoader``
+decoding from disk works: only the rows searched stay in memory): the first keeps each
+sample's row, the second searches each chunk of samples (shifted, in input space) against all
+rows.  The search is exact up to ``max_exact`` samples (``N * D`` rows held); above it the rows
+are first projected to ``projection_dim`` dimensions by a seeded Gaussian random projection
+(distances preserved up to a small factor, Johnson-Lindenstrauss), an approximate search that
+holds ``N * projection_dim`` values.  Chunks are sized so that one distance block stays under
+``block_bytes``; the time is ``O(N^2)`` distances either way.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from netprism.core.capture import capture, last_linear_name
-from netprism.data.base import as_tensors
+from netprism.train.data import make_source
 
 __all__ = ["duplicate_scores", "penultimate_features"]
 
@@ -38,17 +42,31 @@ def penultimate_features(
     model: nn.Module, data: Any, *, layer: str | None = None, batch_size: int = 512
 ) -> torch.Tensor:
     """The inputs of ``model``'s last ``nn.Linear`` (or of ``layer``) for every sample, in
-    index order, eval mode: ``(N, D)`` float32 on the CPU."""
-    x, y = as_tensors(data)
+    index order (streamed), eval mode: ``(N, D)`` float32 on the CPU."""
+    return _features_and_labels(model, make_source(data, name="data"), layer, batch_size)[0]
+
+
+def _features_and_labels(
+    model: nn.Module, source: Any, layer: str | None, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Penultimate features ``(N, D)`` and labels ``(N,)`` in one streamed pass."""
     name = layer or last_linear_name(model)
-    rows = capture(model, [name], (x, y), batch_size=batch_size)
+    labels: list[torch.Tensor] = []
+
+    def inputs() -> Any:
+        for batch in source.ordered(batch_size):
+            labels.append(batch.y)
+            yield batch.x
+
+    rows = capture(model, [name], inputs(), batch_size=batch_size)
     assert rows is not None
     feats = rows[name].float().cpu()
-    if len(feats) != len(x):
+    if len(feats) != source.num_samples:
         raise ValueError(
-            f"layer {name!r} gave {len(feats)} rows for {len(x)} samples: choose a Linear layer"
+            f"layer {name!r} gave {len(feats)} rows for {source.num_samples} samples: choose a "
+            "Linear layer"
         )
-    return feats
+    return feats, torch.cat(labels)
 
 
 @overload
@@ -62,6 +80,7 @@ def duplicate_scores(
     max_exact: int = ...,
     projection_dim: int = ...,
     seed: int = ...,
+    block_bytes: int = ...,
     return_neighbors: Literal[False] = ...,
     progress: bool = ...,
 ) -> torch.Tensor: ...
@@ -78,6 +97,7 @@ def duplicate_scores(
     max_exact: int = ...,
     projection_dim: int = ...,
     seed: int = ...,
+    block_bytes: int = ...,
     return_neighbors: Literal[True],
     progress: bool = ...,
 ) -> tuple[torch.Tensor, torch.Tensor]: ...
@@ -93,6 +113,7 @@ def duplicate_scores(
     max_exact: int = 50_000,
     projection_dim: int = 64,
     seed: int = 0,
+    block_bytes: int = 256 << 20,
     return_neighbors: bool = False,
     progress: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
@@ -101,8 +122,8 @@ def duplicate_scores(
 
     Parameters
     ----------
-    data : TensorDataset, Dataset or (x, y)
-        ``N`` samples; the labels decide what conflicts.
+    data : TensorDataset, (x, y), Dataset or DataLoader
+        ``N`` samples, read twice in index order; the labels decide what conflicts.
     model : nn.Module, optional
         Search in its penultimate features (:func:`penultimate_features`) instead of the
         inputs.
@@ -114,10 +135,13 @@ def duplicate_scores(
         ``(2 * shifts + 1)**2`` searches, along the only axis of signals (N, L),
         ``2 * shifts + 1``.
     chunk_size : int
-        Rows per distance block.
+        Samples read and searched at a time (fewer when a block would pass
+        ``block_bytes``).
     max_exact, projection_dim, seed
         Above ``max_exact`` samples the rows are randomly projected to ``projection_dim``
         dimensions (seeded) first: approximate.
+    block_bytes : int
+        Memory for one block of distances (``chunk * N`` values and a temporary).
     return_neighbors : bool
         Also return each sample's nearest differently-labelled neighbour.
     progress : bool
@@ -138,36 +162,114 @@ def duplicate_scores(
     >>> sorted(duplicate_scores((x, y)).argsort(descending=True)[:2].tolist())
     [0, 4]
     """
-    x, y = as_tensors(data)
     if shifts and model is not None:
         raise ValueError("shifts applies to the inputs; it cannot be used with model=")
     if not isinstance(shifts, int) or isinstance(shifts, bool) or shifts < 0:
         raise ValueError(f"shifts must be an int >= 0, got {shifts!r}")
+    source = make_source(data, name="data")
+    n = source.num_samples
+    if n is None:
+        raise TypeError("duplicate_scores needs a map-style dataset (samples with an index)")
+    project = _projector(max_exact, n, projection_dim, seed)
+    chunk = _chunk_rows(chunk_size, n, block_bytes, 8 if n <= max_exact else 4)
     if model is not None:
-        base = penultimate_features(model, (x, y), layer=layer).double()
-    else:
-        base = x.reshape(len(x), -1).double()
-    proj = _projection(base.shape[1], projection_dim, seed) if len(y) > max_exact else None
-    rows = base if proj is None else base @ proj
-    d_same = torch.full((len(y),), math.inf, dtype=torch.float64)
-    d_conflict = torch.full((len(y),), math.inf, dtype=torch.float64)
-    neighbor = torch.full((len(y),), -1, dtype=torch.long)
-    starts = range(0, len(y), chunk_size)
-    for start in tqdm(starts, desc="duplicate search", unit="chunk", disable=not progress):
-        part = slice(start, min(start + chunk_size, len(y)))
-        same = y[part, None] == y[None, :]  # (C, N)
-        queries = [base[part]] if not shifts else _translations(x[part].double(), shifts)
-        for query in queries:  # the chunk, shifted, against every unshifted sample
-            q = query.reshape(len(query), -1)
-            dist = torch.cdist(q if proj is None else q @ proj, rows)  # (C, N)
-            dist[torch.arange(dist.shape[0]), torch.arange(part.start, part.stop)] = math.inf
-            d_same[part] = torch.minimum(d_same[part], dist.masked_fill(~same, math.inf).min(1)[0])
-            closest, where = dist.masked_fill(same, math.inf).min(1)
-            closer = closest < d_conflict[part]
-            d_conflict[part] = torch.where(closer, closest, d_conflict[part])
-            neighbor[part] = torch.where(closer, where, neighbor[part])
-    scores = -(d_conflict / d_same.clamp_min(1e-12))
+        feats, y = _features_and_labels(model, source, layer, 512)
+        rows = project(feats.double())
+        chunks: Any = ((slice(i, min(i + chunk, n)), None) for i in range(0, n, chunk))
+    else:  # first pass: every sample's row and label
+        firsts = [(project(_flat(b.x)), b.y) for b in source.ordered(chunk)]
+        rows, y = torch.cat([r for r, _ in firsts]), torch.cat([t for _, t in firsts]).long()
+        del firsts
+        chunks = ((_span(b.index), b.x) for b in source.ordered(chunk))
+    index = _LabelIndex(rows, y)
+    d_same = torch.full((n,), math.inf, dtype=torch.float64)  # squared until the end
+    d_conflict = torch.full((n,), math.inf, dtype=torch.float64)
+    neighbor = torch.full((n,), -1, dtype=torch.long)
+    total = -(-n // chunk)
+    for part, x in tqdm(chunks, desc="duplicate search", unit="chunk", total=total,
+                        disable=not progress):  # fmt: skip
+        if x is None:
+            queries = [rows[part]]
+        else:
+            shifted = [x] if not shifts else _translations(x.double(), shifts)
+            queries = [project(_flat(q)) for q in shifted]
+        own = y[part, None]
+        for q in queries:  # the chunk, shifted, against every unshifted sample
+            sq, nearest = index.nearest(q, part)  # (C, K) per class
+            d_same[part] = torch.minimum(d_same[part], sq.gather(1, own)[:, 0].double())
+            closest, k = sq.scatter(1, own, math.inf).min(1)
+            closer = closest.double() < d_conflict[part]
+            d_conflict[part] = torch.where(closer, closest.double(), d_conflict[part])
+            neighbor[part] = torch.where(
+                closer, nearest.gather(1, k[:, None])[:, 0], neighbor[part]
+            )
+    scores = -(d_conflict.sqrt() / d_same.sqrt().clamp_min(1e-12))
     return (scores, neighbor) if return_neighbors else scores
+
+
+class _LabelIndex:
+    """The searched rows sorted by label, so that each class is one block of columns: a
+    block of queries gets its nearest row of every class from one distance matrix."""
+
+    def __init__(self, rows: torch.Tensor, y: torch.Tensor) -> None:
+        self.order = torch.argsort(y, stable=True)
+        self.rows = rows[self.order]
+        self.norms = (self.rows * self.rows).sum(1)
+        counts = torch.bincount(y)
+        self.bounds = [0, *counts.cumsum(0).tolist()]
+        self.position = torch.empty_like(self.order)
+        self.position[self.order] = torch.arange(len(y))
+
+    def nearest(self, q: torch.Tensor, own: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        """Squared distance ``(C, K)`` from each query to the nearest row of each class (the
+        query's own sample, ``own``, excluded; ``inf`` for an empty class) and that row's
+        index ``(C, K)``."""
+        c = len(q)
+        d = torch.addmm(self.norms, q, self.rows.T, alpha=-2)  # |r|^2 - 2 q.r, (C, N)
+        d[torch.arange(c), self.position[own]] = math.inf
+        k = len(self.bounds) - 1
+        sq = torch.full((c, k), math.inf, dtype=d.dtype)
+        where = torch.full((c, k), -1, dtype=torch.long)
+        for cls, (lo, hi) in enumerate(zip(self.bounds[:-1], self.bounds[1:])):
+            if hi > lo:
+                sq[:, cls], at = d[:, lo:hi].min(1)
+                where[:, cls] = self.order[at + lo]
+        return (sq + (q * q).sum(1, keepdim=True)).clamp_min(0), where
+
+
+def _span(index: torch.Tensor | None) -> slice:
+    """The consecutive indices of an ordered batch as a slice."""
+    assert index is not None  # a map-style source always indexes its batches
+    return slice(int(index[0]), int(index[-1]) + 1)
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(len(x), -1).double()
+
+
+def _chunk_rows(chunk_size: int, n: int, block_bytes: int, itemsize: int) -> int:
+    """Samples per search step: ``chunk_size``, or fewer when ``(chunk, n)`` distances and a
+    temporary of the same size would pass ``block_bytes``."""
+    for name, value in (("chunk_size", chunk_size), ("block_bytes", block_bytes)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return max(1, min(chunk_size, block_bytes // (2 * itemsize * max(n, 1))))
+
+
+def _projector(max_exact: int, n: int, k: int, seed: int) -> Any:
+    """Identity up to ``max_exact`` samples, else rows -> rows @ a seeded (D, k) projection
+    (made from the first rows' width), in float32 (an approximate search: half the time)."""
+    if n <= max_exact:
+        return lambda rows: rows
+    cache: dict[int, torch.Tensor] = {}
+
+    def project(rows: torch.Tensor) -> torch.Tensor:
+        d = rows.shape[1]
+        if d not in cache:
+            cache[d] = _projection(d, k, seed)
+        return (rows @ cache[d]).float()
+
+    return project
 
 
 def _translations(x: torch.Tensor, shifts: int) -> list[torch.Tensor]:

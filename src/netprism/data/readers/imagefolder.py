@@ -22,25 +22,26 @@ Nothing here downloads or writes anything.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from PIL import Image
 
 from netprism.data.base import DatasetInfo, TensorDataset
+from netprism.data.readers.image_files import (
+    GRAY_MODES,
+    MODES,
+    ImageFiles,
+    decode_image,
+    open_image,
+)
 from netprism.data.readers.limits import FLOAT32, check_budget, resolve_max_bytes
 from netprism.data.registry import DATASETS
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif"})
 SPLIT_FOLDERS = {"train": ("train",), "test": ("test", "val")}
-WIDE_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})  # scaled by 1 / 65535
-GRAY_MODES = frozenset({"1", "L", "LA", "F"}) | WIDE_MODES
-WIDE_MAX = 65535.0
-MODES = ("L", "RGB")
 DEFAULT_TEST_FRACTION = 0.2
 
 Entry = tuple[Path, int]  # (image file, class index)
@@ -189,23 +190,6 @@ def _split_entries(
     return classes, chosen, everything, f"{root} split by seed={seed}, test_fraction={fraction}"
 
 
-def _open(path: Path) -> Image.Image:
-    """The image, header read; a header declaring more than ``PIL.Image.MAX_IMAGE_PIXELS``
-    pixels is refused here (PIL would only warn), before any pixel buffer is allocated."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(path)
-    except (
-        OSError,
-        ValueError,
-        SyntaxError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ) as err:
-        raise ValueError(f"cannot read image {path}: {err}") from err
-
-
 Header = tuple[int, int, str]  # (height, width, PIL mode)
 
 
@@ -213,7 +197,7 @@ def read_headers(paths: list[Path]) -> list[Header]:
     """``(height, width, mode)`` of every image, from its header (no pixel is decoded)."""
     out = []
     for path in paths:
-        with _open(path) as im:
+        with open_image(path) as im:
             out.append((im.height, im.width, im.mode))
     return out
 
@@ -240,21 +224,6 @@ def _budget_need(n: int, channels: int, size: tuple[int, int], largest: int) -> 
     """Bytes held while loading ``n`` images: the float32 tensor and one decoded image of
     ``largest`` pixels (as float32)."""
     return (n * size[0] * size[1] + largest) * channels * FLOAT32
-
-
-def _pixels(im: Image.Image, mode: str, size: tuple[int, int]) -> np.ndarray:
-    """float32 ``(H, W)`` (``"L"``) or ``(H, W, 3)`` (``"RGB"``) in [0, 1] of ``size``."""
-    height, width = size
-    if im.mode not in WIDE_MODES:
-        img = im.convert(mode)
-        if img.size != (width, height):
-            img = img.resize((width, height), Image.Resampling.BILINEAR)
-        return np.asarray(img, dtype=np.float32) / 255.0
-    img = im.convert("F")  # 16-bit (or 32-bit int) gray: keep every level, scale by 65535
-    if img.size != (width, height):
-        img = img.resize((width, height), Image.Resampling.BILINEAR)
-    arr = np.clip(np.asarray(img, dtype=np.float32) / WIDE_MAX, 0.0, 1.0)
-    return arr if mode == "L" else np.repeat(arr[:, :, None], 3, axis=2)
 
 
 def _check_size(size: Any) -> tuple[int, int] | None:
@@ -292,7 +261,7 @@ def load_images(
     budget = resolve_max_bytes(max_bytes)
     resize = size is not None
     if size is None:
-        with _open(reference) as im:
+        with open_image(reference) as im:
             size = (im.height, im.width)
     height, width = size
     channels = 1 if mode == "L" else 3
@@ -300,20 +269,10 @@ def load_images(
     check_budget(_budget_need(len(paths), channels, size, 0), budget, reference, what)
     out = np.empty((len(paths), channels, height, width), dtype=np.float32)
     for i, path in enumerate(paths):
-        with _open(path) as im:
-            if not resize and im.size != (width, height):
-                raise ValueError(
-                    f"image {path} is {im.height}x{im.width} (HxW) but {reference} "
-                    f"is {height}x{width}; pass size=(H, W) to resize them all"
-                )
+        with open_image(path) as im:
             need = _budget_need(len(paths), channels, size, im.height * im.width)
-            check_budget(need, budget, path, f"{what}, with this image decoded")
-            try:
-                arr = _pixels(im, mode, size)
-            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-                raise ValueError(f"cannot read image {path}: {err}") from err
-        # (H, W) for "L", (H, W, 3) for "RGB" -> (C, H, W)
-        out[i] = arr[None] if channels == 1 else arr.transpose(2, 0, 1)
+        check_budget(need, budget, path, f"{what}, with this image decoded")
+        out[i] = decode_image(path, mode, size, resize=resize, reference=reference)
     return out
 
 
@@ -352,10 +311,68 @@ def imagefolder(
         plus one decoded image, computed from the headers before any pixel is decoded.
 
     Classes are the class folder names sorted alphabetically; ``info.extra["files"]`` lists
-    the image file of each sample, in order.
+    the image file of each sample, in order.  :func:`image_files` reads the same samples
+    lazily, for folders larger than memory.
     """
     if kwargs:
         raise TypeError(f"dataset 'imagefolder' got unexpected option(s) {sorted(kwargs)}")
+    budget = resolve_max_bytes(max_bytes)
+    found = _listed(split, data_dir, seed, mode, size, test_fraction, follow_symlinks)
+    channels, height, width = found.info.input_shape
+    largest = max(h * w for h, w, _ in found.headers)
+    need = _budget_need(len(found.paths), channels, (height, width), largest)
+    what = f"{len(found.paths)} images of {height}x{width}x{channels} as float32"
+    where = data_dir or found.reference  # data_dir: _listed refused None
+    check_budget(need, budget, where, f"{what} (with the largest image decoded)")
+    mode = found.info.extra["mode"]
+    x = load_images(found.paths, mode, found.resize, found.reference, budget)
+    y = torch.tensor(found.labels, dtype=torch.long)
+    return TensorDataset(torch.from_numpy(x), y, found.info)
+
+
+def image_files(
+    data_dir: str | Path,
+    *,
+    split: str = "train",
+    seed: int = 0,
+    mode: str | None = None,
+    size: int | tuple[int, int] | None = None,
+    test_fraction: float | None = None,
+    follow_symlinks: bool = False,
+) -> ImageFiles:
+    """The samples of ``load_dataset("imagefolder", ...)``, each image decoded only when it
+    is read: file names and labels in memory, so a folder of any size trains and is scored
+    batch by batch (items bit-identical to the eager reader's rows).
+
+    Same folder layouts and options as :func:`imagefolder`; every header is still read up
+    front (sizes checked, colour mode chosen).  ``image_files(d, split="train") +
+    image_files(d, split="test")`` is the whole folder.
+    """
+    if split not in SPLIT_FOLDERS:
+        raise ValueError(f"split must be one of {tuple(SPLIT_FOLDERS)}, got {split!r}")
+    found = _listed(split, Path(data_dir), seed, mode, size, test_fraction, follow_symlinks)
+    return ImageFiles(found.paths, found.labels, found.info, resize=found.resize is not None)
+
+
+class _Listing(NamedTuple):
+    paths: list[Path]  # the split's images
+    labels: list[int]
+    info: DatasetInfo
+    resize: tuple[int, int] | None  # (H, W) to resize to, or None
+    headers: list[Header]  # of every image of every split
+    reference: Path  # the image whose size the others share
+
+
+def _listed(
+    split: str,
+    data_dir: Path | None,
+    seed: int,
+    mode: str | None,
+    size: Any,
+    test_fraction: float | None,
+    follow_symlinks: Any,
+) -> _Listing:
+    """What :func:`imagefolder` and :func:`image_files` read: files, labels and headers."""
     if mode is not None and mode not in MODES:
         raise ValueError(f"mode must be one of {MODES} or None, got {mode!r}")
     hw = _check_size(size)
@@ -372,7 +389,6 @@ def imagefolder(
         )
     if not isinstance(follow_symlinks, bool):
         raise ValueError(f"follow_symlinks must be True or False, got {follow_symlinks!r}")
-    budget = resolve_max_bytes(max_bytes)
     classes, chosen, everything, where = _split_entries(
         data_dir, split, seed, test_fraction, follow_symlinks
     )
@@ -384,17 +400,11 @@ def imagefolder(
     paths = [p for p, _ in chosen]
     mode = mode or _default_mode(headers)
     channels = 1 if mode == "L" else 3
-    largest = max(h * w for h, w, _ in headers)
-    need = _budget_need(len(paths), channels, out_hw, largest)
-    what = f"{len(paths)} images of {out_hw[0]}x{out_hw[1]}x{channels} as float32"
-    check_budget(need, budget, data_dir, f"{what} (with the largest image decoded)")
-    x = load_images(paths, mode, hw, everything[0][0], budget)
-    y = torch.tensor([k for _, k in chosen], dtype=torch.long)
     info = DatasetInfo(
         "imagefolder",
         classes,
-        tuple(x.shape[1:]),
+        (channels, *out_hw),
         f"image folder {where}",
         {"files": tuple(str(p) for p in paths), "mode": mode},
     )
-    return TensorDataset(torch.from_numpy(x), y, info)
+    return _Listing(paths, [k for _, k in chosen], info, hw, headers, everything[0][0])
