@@ -134,3 +134,17 @@ def test_users_own_cifar10_folder_end_to_end(tmp_path):
     rows = list(csv.reader((out / "ranked_samples.csv").open()))
     assert len(rows) == 200 + 1 and rows[0][1] == "index"
     assert sorted(int(r[1]) for r in rows[1:]) == list(range(200))
+
+
+def test_fz_cost_is_timed_on_runs_at_the_library_defaults(tiny):
+    from netprism.memorization.names import DEFAULT_EVERY, DEFAULT_H, DEFAULT_N_PROBES
+
+    result, _ = tiny
+    cost = next(c for c in result.claims if c.id == "fz_cost")
+    assert (
+        f"h = {DEFAULT_H:g}, {DEFAULT_N_PROBES} probes, every {DEFAULT_EVERY} epochs" in cost.text
+    )
+    ratio = result.metrics["fz cost ratio, library defaults"]
+    r = result.metrics["fz pearson, library defaults"]
+    assert cost.measured == pytest.approx(min(ratio / 50, r / 0.5))
+    assert "fz cost ratio, the experiment's curvature settings" in result.metrics

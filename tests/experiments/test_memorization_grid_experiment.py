@@ -25,7 +25,7 @@ def tiny(tmp_path_factory):
 def test_tiny_run_measures_every_detector_in_every_cell(tiny):
     result, runs, out = tiny
     assert {c.id for c in result.claims} == {
-        "grid_default_near_best", "csl_vs_curvature", "memorization_warning",
+        "grid_default_near_best", "csl_vs_curvature", "memorization_warning", "curvature_cost",
     }  # fmt: skip
     assert result.figures == ["memorization_grid_auroc.png"]
     assert (out / "memorization_grid_auroc.png").stat().st_size > 0
@@ -48,19 +48,24 @@ def test_lenet_only_on_images_and_bad_settings_refused():
         validate(GridConfig(rates=(0.6,)))
 
 
-def _run(dataset, noise, seed, curvature, aum, csl, warned):
+def _run(dataset, noise, seed, curvature, aum, csl, warned, seconds=None):
     auroc = {m: 0.5 for m in GRID_METHODS} | {"curvature": curvature, "aum": aum, "csl": csl}
-    return CellRun(Cell(dataset, "mlp", noise, 0.2, seed), auroc, dict(auroc), 1.0, warned, {})
+    cell = Cell(dataset, "mlp", noise, 0.2, seed)
+    return CellRun(cell, auroc, dict(auroc), 1.0, warned, seconds or {})
 
 
 def test_claims_summarise_the_runs():
+    cost = [{"one_call_train": t, "one_call_curvature": c} for t, c in ((10, 12), (10, 20), (4, 6))]
     runs = [
-        _run("digits", "symmetric", 0, curvature=0.90, aum=0.99, csl=0.995, warned=False),
-        _run("digits", "symmetric", 1, curvature=0.70, aum=0.97, csl=0.975, warned=True),
-        _run("mnist1d", "pairflip", 0, curvature=0.96, aum=0.90, csl=0.92, warned=True),
-    ]
+        _run("digits", "symmetric", 0, curvature=0.90, aum=0.99, csl=0.995, warned=False,
+             seconds=cost[0]),
+        _run("digits", "symmetric", 1, curvature=0.70, aum=0.97, csl=0.975, warned=True,
+             seconds=cost[1]),
+        _run("mnist1d", "pairflip", 0, curvature=0.96, aum=0.90, csl=0.92, warned=True,
+             seconds=cost[2]),
+    ]  # fmt: skip
     claims, metrics, _ = claims_and_metrics(runs, GridConfig())
-    near, csl, warn = claims
+    near, csl, warn, curvature_cost = claims
     table = rows(runs)
     assert table["digits / mlp / symmetric 20%"]["aum"][0] == pytest.approx(0.98)
     # digits: aum 0.98 vs best csl 0.985 (within 0.01); mnist1d: aum 0.90 vs curvature 0.96
@@ -69,3 +74,8 @@ def test_claims_summarise_the_runs():
     # one run below 0.8 warned (caught), one above 0.95 warned (false): 1 violation
     assert warn.measured == 1.0 and not warn.holds
     assert metrics["warned_runs"] == 2.0
+    # digits / mlp: 32 s of curvature over 20 s of training; mnist1d / mlp: 6 over 4
+    assert curvature_cost.measured == pytest.approx(1.6) and curvature_cost.holds
+    assert metrics["curvature per scored epoch / training epoch | digits / mlp"] == pytest.approx(
+        1.6 * GridConfig().every
+    )

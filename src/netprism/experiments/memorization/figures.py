@@ -107,7 +107,9 @@ def _fz_scatter(
     fz_runs = [
         r
         for r in runs
-        if r["setting"].corruption == "none" and r["setting"].hidden == config.fz_hidden
+        if r["setting"].corruption == "none"
+        and r["setting"].hidden == config.fz_hidden
+        and r["setting"].recipe == "experiment"
     ]
     curv = torch.stack([r["scores"]["curvature"] for r in fz_runs]).mean(0)
     fig = Figure(figsize=(5, 4))
@@ -136,7 +138,13 @@ def _reason(i: int, partner: dict[int, str], high_loss: set[int], pred: int, lab
 
 def audit_csv(runs: list[dict[str, Any]], out_dir: Path) -> str:
     """Rank the clean audit run's samples by curvature with a reason for the top 5 %."""
-    audit = [r for r in runs if r["setting"].corruption == "none" and "scores" in r][-1]
+    audit = [
+        r
+        for r in runs
+        if r["setting"].corruption == "none"
+        and r["setting"].recipe == "experiment"
+        and "scores" in r
+    ][-1]
     scores = MemorizationScores(audit["scores"])
     n = len(scores)
     y, pred = audit["y"], audit["pred"]

@@ -18,6 +18,7 @@ from netprism.experiments.memorization.training_runs import (
     run_settings,
 )
 from netprism.memorization.feldman_zhang import feldman_zhang_scores
+from netprism.memorization.names import DEFAULT_EVERY, DEFAULT_H, DEFAULT_N_PROBES
 from netprism.memorization.scores import default_config
 
 
@@ -44,7 +45,8 @@ def _n_jobs(config: MemorizationConfig) -> int:
 
 
 def _settings(config: MemorizationConfig) -> list[Setting]:
-    """Noise runs on every dataset, duplicate runs and clean (Feldman-Zhang) runs on the first."""
+    """Noise runs on every dataset, duplicate runs and clean (Feldman-Zhang) runs on the first:
+    with the experiment's curvature settings, and again at the library defaults (fz_cost)."""
     base: dict[str, Any] = dict(
         model=config.model,
         hidden=config.hidden,
@@ -91,12 +93,18 @@ def _settings(config: MemorizationConfig) -> list[Setting]:
         fz_recipe: dict[str, Any] = dict(
             first, hidden=config.fz_hidden, epochs=config.fz_epochs, every=1
         )
-        for s in range(config.seeds):
-            out.append(
-                Setting(
-                    config.datasets[0], "none", 0.0, config.seed + s, **fz_recipe, keep_scores=True
-                )
-            )
+        default_recipe = dict(
+            fz_recipe, h=DEFAULT_H, n_probes=DEFAULT_N_PROBES, every=DEFAULT_EVERY,
+            recipe="library_default",
+        )  # fmt: skip
+        for recipe in (fz_recipe, default_recipe):
+            for s in range(config.seeds):
+                out.append(
+                    Setting(
+                        config.datasets[0], "none", 0.0, config.seed + s, **recipe,
+                        keep_scores=True,
+                    )
+                )  # fmt: skip
     if config.export_csv:
         out.append(Setting(config.datasets[0], "none", 0.0, config.seed, **first, keep_scores=True))
     return out

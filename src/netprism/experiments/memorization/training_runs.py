@@ -56,6 +56,9 @@ class Setting:
     keep_scores: bool = False
     data_dir: str | None = None
     device: str = "auto"
+    # "experiment": the curvature settings above; "library_default": a clean run at the
+    # library's defaults (h, probes, every), timed for fz_cost
+    recipe: str = "experiment"
 
 
 def prepared_dataset(name: str, data_dir: str | None, seed: int) -> TensorDataset:

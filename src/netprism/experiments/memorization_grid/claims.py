@@ -43,7 +43,10 @@ def claims_and_metrics(
         for m in GRID_METHODS
         if m != DEFAULT
     }
-    claims = [_near_best(au, config), _csl_vs_curvature(au), _warning(runs, config)]
+    claims = [
+        _near_best(au, config), _csl_vs_curvature(au), _warning(runs, config),
+        _curvature_cost(runs, config, metrics),
+    ]  # fmt: skip
     return claims, metrics, baselines
 
 
@@ -92,6 +95,39 @@ def _warning(runs: list[CellRun], config: GridConfig) -> Claim:
         float(missed + false),
         0.0,
         "==",
+    )
+
+
+#: The datasets ``curvature_cost`` is claimed on (fixed with the claim: digits and MNIST-1D).
+COST_DATASETS = ("digits", "mnist1d")
+
+
+def _curvature_cost(runs: list[CellRun], config: GridConfig, metrics: dict[str, Any]) -> Claim:
+    """Curvature seconds over training seconds of the one call, per (dataset, architecture):
+    the cost of scoring at the library default, amortized over the training epochs."""
+    train: dict[str, list[float]] = defaultdict(list)
+    curvature: dict[str, list[float]] = defaultdict(list)
+    for run in runs:
+        if run.cell.dataset in COST_DATASETS and "one_call_curvature" in run.seconds:
+            key = f"{run.cell.dataset} / {run.cell.arch}"
+            train[key].append(run.seconds["one_call_train"])
+            curvature[key].append(run.seconds["one_call_curvature"])
+    ratios = {k: sum(curvature[k]) / sum(train[k]) for k in train}
+    for key, ratio in ratios.items():
+        metrics[f"curvature / training time | {key}"] = ratio
+        metrics[f"curvature per scored epoch / training epoch | {key}"] = ratio * config.every
+    worst = max(ratios, key=ratios.__getitem__) if ratios else "none"
+    parts = ", ".join(f"{k} {r:.2f}x" for k, r in sorted(ratios.items()))
+    return Claim(
+        "curvature_cost",
+        f"Curvature scoring at the library default (h = {config.h:g}, {config.n_probes} probes, "
+        f"every {config.every} epochs) costs at most 2x a training epoch, amortized over the "
+        f"training epochs, on digits and MNIST-1D with every architecture; measured = the "
+        f"worst mean ratio of curvature to training seconds ({worst}; {parts or 'no run'}); "
+        f"one scored epoch alone costs {config.every}x that",
+        ratios[worst] if ratios else float("nan"),
+        2.0,
+        "<=",
     )
 
 

@@ -28,4 +28,6 @@ class CellRun:
     precision: dict[str, float]  # method -> precision at the true count
     train_accuracy: float  # final model, given (noisy) labels
     warned: bool  # the one call raised MemorizationPremiseWarning
+    # one_call (its parts one_call_train, one_call_curvature, one_call_dynamics), ssft,
+    # confident_learning
     seconds: dict[str, float]

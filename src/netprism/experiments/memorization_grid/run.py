@@ -95,6 +95,7 @@ def run_cell(cell: Cell, config: GridConfig) -> CellRun:
             h=config.h, every=config.every,
         )  # fmt: skip
     seconds["one_call"] = time.perf_counter() - start
+    seconds.update({f"one_call_{part}": t for part, t in result.seconds.items()})
     scores = dict(result.scores)
     start = time.perf_counter()
     scores["ssft"] = second_split_forgetting(
