@@ -68,6 +68,8 @@ def test_planted_issues_and_duplicates_are_found(audited):
     group = {r["file"]: r["duplicate_group"] for r in rows}
     for original, copy in pairs:
         assert group[original] != "" and group[original] == group[copy], (original, copy)
+    grouped = {f for f, g in group.items() if g != ""}
+    assert len(grouped & flipped) <= 0.1 * N_FLIPS  # label issues are not duplicate groups
     assert (out / "scores.safetensors").stat().st_size > 0
 
 

@@ -115,8 +115,10 @@ def audit(
     duplicate_shifts : int
         Translations searched for near-duplicates (0: plain distance).
     duplicate_ratio : float in (0, 1]
-        A sample and its nearest differently-labelled neighbour form a group when that
-        neighbour is closer than ``duplicate_ratio`` times its nearest same-label neighbour.
+        A sample and its nearest differently-labelled neighbour form a group when each of
+        the two has a differently-labelled neighbour closer than ``duplicate_ratio`` times
+        its nearest same-label neighbour (a mislabeled sample alone is close to its true
+        class, but not the other way round: it is reported as a label issue, not a group).
     show : int
         Samples shown per section of the page.
     class_names : list of str, optional
@@ -186,7 +188,11 @@ def _shown_inputs(report: AuditReport, data: Any, show: int) -> dict[int, torch.
 def _duplicate_groups(
     dup: torch.Tensor, neighbor: torch.Tensor, y: torch.Tensor, ratio: float
 ) -> list[DuplicateGroup]:
-    close = ((dup >= -ratio) & (neighbor >= 0)).nonzero().flatten().tolist()
+    close = dup >= -ratio
+    # both ends close: a mislabeled sample is close to its true class, but that class's
+    # samples have their own class closer still, so it forms no pair
+    mutual = close & (neighbor >= 0) & close[neighbor.clamp_min(0)]
+    close = mutual.nonzero().flatten().tolist()
     pairs = [(i, int(neighbor[i]), float(-dup[i])) for i in close]
     return group_pairs(pairs, dup, y)
 
