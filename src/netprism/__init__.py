@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from netprism.version import __version__
 
 if TYPE_CHECKING:  # what type checkers see; at run time the names load on first use
-    from netprism.data import list_datasets, load_dataset
+    from netprism.data import image_files, list_datasets, load_dataset
     from netprism.models import create_model, list_models
     from netprism.train import BatchKeys, Callback, TrainConfig, evaluate, fit
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time the names load on first
 _LAZY = {
     "load_dataset": "netprism.data",
     "list_datasets": "netprism.data",
+    "image_files": "netprism.data",
     "create_model": "netprism.models",
     "list_models": "netprism.models",
     "fit": "netprism.train",
@@ -60,6 +61,7 @@ __all__ = [
     "__version__",
     "load_dataset",
     "list_datasets",
+    "image_files",
     "create_model",
     "list_models",
     "fit",
