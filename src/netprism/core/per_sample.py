@@ -11,8 +11,9 @@ gradient norms).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -71,14 +72,18 @@ def _map_batches(
 
 
 @torch.no_grad()
-def predictions(model: nn.Module, x: torch.Tensor, *, batch_size: int = 512) -> torch.Tensor:
+def predictions(
+    model: nn.Module, x: torch.Tensor | Iterable[Any], *, batch_size: int = 512
+) -> torch.Tensor:
     """The class ``model`` predicts for each input (argmax of its logits), in eval mode.
 
     Parameters
     ----------
     model : nn.Module
-        Maps ``(B, *input_shape)`` to logits ``(B, K)``.
-    x : Tensor (N, *input_shape)
+        Maps ``(B, *input_shape)`` to logits ``(B, K)`` (or an output :func:`~netprism.core.
+        outputs.as_logits` reads).
+    x : Tensor (N, *input_shape), or an iterable of input batches
+        Batches (e.g. streamed from disk) are predicted in the order they come.
 
     Returns
     -------
@@ -92,8 +97,9 @@ def predictions(model: nn.Module, x: torch.Tensor, *, batch_size: int = 512) -> 
     [0, 1]
     """
     device = next(iter(model.parameters()), torch.empty(0)).device
+    batches = (x[sl] for sl in _batches(len(x), batch_size)) if isinstance(x, torch.Tensor) else x
     with eval_mode(model):
-        outs = [model(x[sl].to(device)).argmax(dim=1).cpu() for sl in _batches(len(x), batch_size)]
+        outs = [model_logits(model, xb.to(device)).argmax(dim=1).cpu() for xb in batches]
     return torch.cat(outs) if outs else torch.zeros(0, dtype=torch.long)
 
 

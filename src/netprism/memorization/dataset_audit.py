@@ -25,8 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from netprism.core.outputs import as_logits
-from netprism.core.per_sample import eval_mode
+from netprism.core.per_sample import predictions
 from netprism.data.base import labels_of
 from netprism.io import atomic_write_text, ensure_writable_dir
 from netprism.memorization.audit_page import render_audit_page
@@ -138,7 +137,8 @@ def audit(
     y = labels_of(plain)
     issues = find_label_issues(scores, method=detector)
     assert scores.model is not None
-    suggested = _suggestions(scores.model, plain)
+    streamed = (batch.x for batch in make_source(plain, name="data").ordered(512))
+    suggested = predictions(scores.model, streamed)
     dup, neighbor = duplicate_scores(
         plain, shifts=duplicate_shifts, return_neighbors=True, progress=True
     )
@@ -159,18 +159,6 @@ def audit(
     return report
 
 
-@torch.no_grad()
-def _suggestions(model: nn.Module, data: Any, batch_size: int = 512) -> torch.Tensor:
-    """The class ``model`` predicts for every sample, streamed in index order: ``(N,)``."""
-    device = next(iter(model.parameters()), torch.empty(0)).device
-    with eval_mode(model):
-        outs = [
-            as_logits(model(batch.x.to(device))).argmax(dim=1).cpu()
-            for batch in make_source(data, name="data").ordered(batch_size)
-        ]
-    return torch.cat(outs)
-
-
 def _shown_inputs(report: AuditReport, data: Any, show: int) -> dict[int, torch.Tensor]:
     """The inputs of the samples the page shows, read in one batch: index -> ``x``."""
     shown = {
@@ -188,12 +176,11 @@ def _shown_inputs(report: AuditReport, data: Any, show: int) -> dict[int, torch.
 def _duplicate_groups(
     dup: torch.Tensor, neighbor: torch.Tensor, y: torch.Tensor, ratio: float
 ) -> list[DuplicateGroup]:
-    close = dup >= -ratio
+    near = dup >= -ratio
     # both ends close: a mislabeled sample is close to its true class, but that class's
     # samples have their own class closer still, so it forms no pair
-    mutual = close & (neighbor >= 0) & close[neighbor.clamp_min(0)]
-    close = mutual.nonzero().flatten().tolist()
-    pairs = [(i, int(neighbor[i]), float(-dup[i])) for i in close]
+    mutual = near & (neighbor >= 0) & near[neighbor.clamp_min(0)]
+    pairs = [(i, int(neighbor[i]), float(-dup[i])) for i in mutual.nonzero().flatten().tolist()]
     return group_pairs(pairs, dup, y)
 
 
