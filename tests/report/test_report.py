@@ -231,3 +231,27 @@ def test_rendered_page_in_chromium(run_dir: Path, tmp_path: Path) -> None:
     assert rgb.shape[:2] == (900, 1200) and rgb.var() > 0
     assert _color_pixels(rgb, (0x1A, 0x7F, 0x37)) > 200  # the green of holding claims
     assert _color_pixels(rgb, (0xCF, 0x22, 0x2E)) > 200  # the red of failing claims
+
+
+def test_faithful_twins_get_one_verdict_line_each(tmp_path: Path) -> None:
+    """A claim and its ``_faithful`` twin: the three verdicts, the twin's fields kept through
+    result.json, and one row per pair on the page."""
+    from netprism.core.results import faithful_verdict
+
+    fails, holds = Claim("a", "a", 0.1, 0.5), Claim("b", "b", 0.9, 0.5)
+    twin_holds = Claim("a_faithful", "t", 0.7, 0.5, settings={"encoding": "rate"}, seeds=[0, 1, 2],
+                       diagnosis="first layer 97 % MACs")  # fmt: skip
+    twin_fails = Claim("b_faithful", "t", 0.2, 0.5, diagnosis="transfer stays high")
+    assert faithful_verdict(fails, twin_holds) == (
+        "holds only in the paper's setting (difference: first layer 97 % MACs)"
+    )
+    assert faithful_verdict(fails, twin_fails).startswith("does not hold here; mechanism: trans")
+    assert faithful_verdict(holds, twin_fails).startswith("holds as reproduced (the faithful")
+    result = Result("exp", {}, {}, claims=[fails, twin_holds, holds, twin_fails])
+    again = Result.load(result.save(tmp_path))
+    assert again.claims[1].settings == {"encoding": "rate"} and again.claims[1].seeds == [0, 1, 2]
+    assert "settings" not in result.claims[0].to_dict()  # plain claims keep their old record
+    page = render_html([again])
+    assert page.count("holds only in the paper&#x27;s setting") == 1
+    assert "encoding=rate; seeds 0, 1, 2" in page and "Faithful reproductions" in page
+    assert "Faithful reproductions" not in render_html([Result("exp", {}, {}, claims=[fails])])

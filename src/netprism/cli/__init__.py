@@ -279,12 +279,17 @@ def _failed_result(name: str, scale: str, seconds: float) -> Result:
 
 
 def _print_claims(result: Result) -> None:
+    from netprism.core.results import faithful_verdict
+    from netprism.report.faithful import twin_pairs
+
     for claim in result.claims:
         mark = "holds" if claim.holds else "DOES NOT HOLD"
         print(
             f"  {claim.id}: measured {claim.measured:.4g} vs target {claim.op} "
             f"{claim.target:.4g} -> {mark}"
         )
+    for original, twin in twin_pairs(result):
+        print(f"  {original.id}: {faithful_verdict(original, twin)}")
     print(f"  ({result.seconds:.1f} s)")
 
 

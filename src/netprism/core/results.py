@@ -21,7 +21,7 @@ from typing import Any
 
 from netprism.io import atomic_write_text, load_json
 
-__all__ = ["Claim", "Result", "format_pm", "mean_std"]
+__all__ = ["FAITHFUL", "Claim", "Result", "faithful_verdict", "format_pm", "mean_std"]
 
 
 @dataclass
@@ -39,6 +39,11 @@ class Claim:
     op: str = ">="
     baseline: float | None = None
     baseline_name: str | None = None
+    # A faithful twin (id ``<claim>_faithful``, a claim re-run in the paper's setting) also
+    # carries the settings it changed, its seeds and a diagnosis: what its mechanism measured.
+    settings: dict[str, Any] | None = None
+    seeds: list[int] | None = None
+    diagnosis: str | None = None
 
     @property
     def holds(self) -> bool:
@@ -66,7 +71,11 @@ class Claim:
             "baseline": self.baseline,
             "baseline_name": self.baseline_name,
             "holds": self.holds,
+            **{k: v for k, v in self._twin_fields().items() if v is not None},
         }
+
+    def _twin_fields(self) -> dict[str, Any]:
+        return {"settings": self.settings, "seeds": self.seeds, "diagnosis": self.diagnosis}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Claim:
@@ -78,7 +87,33 @@ class Claim:
             op=d.get("op", ">="),
             baseline=d.get("baseline"),
             baseline_name=d.get("baseline_name"),
+            settings=d.get("settings"),
+            seeds=d.get("seeds"),
+            diagnosis=d.get("diagnosis"),
         )
+
+
+#: The id suffix of a claim's faithful twin: the same target, re-run in the paper's setting.
+FAITHFUL = "_faithful"
+
+
+def faithful_verdict(original: Claim, twin: Claim) -> str:
+    """One line: does ``original`` hold as reproduced, only in the paper's setting (its twin
+    ``<id>_faithful`` holds), or not here at all (the twin's diagnosis names the mechanism)?
+
+    Examples
+    --------
+    >>> a = Claim("x", "", 0.4, 0.5)
+    >>> faithful_verdict(a, Claim("x_faithful", "", 0.7, 0.5, diagnosis="spike-coded input"))
+    "holds only in the paper's setting (difference: spike-coded input)"
+    """
+    why = twin.diagnosis or "no diagnosis recorded"
+    if original.holds:
+        also = "" if twin.holds else f" (the faithful variant does not: {why})"
+        return f"holds as reproduced{also}"
+    if twin.holds:
+        return f"holds only in the paper's setting (difference: {why})"
+    return f"does not hold here; mechanism: {why}"
 
 
 @dataclass

@@ -2,8 +2,10 @@
 
 The page has inline CSS, no scripts and no external assets, so it can be mailed or opened
 from any folder: a header (versions, total time, claim counts), a scoreboard with one row per
-claim, then a section per experiment with its config, metrics, baselines and figures, the
-figures embedded as base64 ``data:`` URIs. Every string taken from a result is escaped.
+claim, the faithful reproductions (each claim beside its twin re-run in the paper's setting,
+with the verdict), then a section per experiment with its config, metrics, baselines and
+figures, the figures embedded as base64 ``data:`` URIs. Every string taken from a result is
+escaped.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from netprism.core.results import Claim, Result
 from netprism.io import atomic_write_text
+from netprism.report.faithful import faithful_table
 
 #: A result, optionally with the folder its relative figure paths are resolved against.
 ResultItem = Result | tuple[str | Path, Result]
@@ -131,6 +134,7 @@ def render_html(
         parts.append('<p class="empty">No results: nothing to report.</p>')
     else:
         parts.append(_scoreboard(items))
+        parts.append(faithful_table([r for _, r in items]))
         parts.extend(_section(i, base, r) for i, (base, r) in enumerate(items))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
