@@ -8,12 +8,16 @@ from netprism.experiments.base import execute
 
 load_experiments()
 
-CLAIM_IDS = {"quantization_cuts_transfer", "gradient_domination", "diverse_ensemble_robust"}
+CLAIM_IDS = {
+    "quantization_cuts_transfer", "gradient_domination", "diverse_ensemble_robust",
+    "gradient_domination_faithful",
+}  # fmt: skip
 FIGURES = {
     "trend_tm_heatmap.png",
     "trend_attack_success.png",
     "trend_candidate_ensembles.png",
     "trend_gradient_domination.png",
+    "trend_domination_mechanism.png",
 }
 
 
@@ -43,6 +47,12 @@ def test_runs_are_consistent(tiny):
         # A-GD success is the same with and without a scaled member
         assert len(set(dom["success"]["sign_avg"])) == 1
         assert len(run["candidates"]["TREND"]["members"]) == result.config["ensemble_size"]
+        twin = run["domination_faithful"]
+        assert twin["members"] == run["candidates"]["TREND"]["members"] and twin["steps"] == 2
+        assert twin["agd_step_identical"] and len(set(twin["success"]["sign_avg"])) == 1
+        agree = run["sign_agreement"]
+        assert all(agree[i][i] == 1.0 for i in range(len(agree)))  # a member agrees with itself
+        assert all(agree[i][j] == agree[j][i] for i in range(len(agree)) for j in range(i))
 
 
 def test_claims_consistent_with_metrics(tiny):
@@ -59,6 +69,9 @@ def test_claims_consistent_with_metrics(tiny):
     rel = drop / m["domination_avg_success"] - drop_agd / m["domination_sign_avg_success"]
     assert dom.measured == pytest.approx(rel)
     assert dom.holds == (dom.measured >= 0.5)
+    twin = claims["gradient_domination_faithful"]
+    assert twin.settings == {"ensemble": "TREND-selected per seed", "steps": 2}
+    assert twin.seeds == [0] and "mutual TM" in twin.diagnosis
     design = claims["diverse_ensemble_robust"]
     base = max(m["trend_best_member_robust"], m["trend_random_robust"])
     assert design.measured == pytest.approx(m["trend_robust"] - base)  # one seed

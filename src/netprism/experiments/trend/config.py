@@ -26,6 +26,10 @@ class TRENDExperimentConfig:
     ensemble_size: int = 3
     n_random: int = 5  # random ensembles per seed
     domination_scale: float = 1e3
+    # gradient_domination_faithful (pre-registered before its first run, target unchanged):
+    # the same test on the ensemble TREND selects for each seed (low mutual transferability,
+    # the paper's setting) instead of {fp, q1, q2}, with the paper's 40 attack steps
+    domination_faithful_steps: int = 40
     seeds: tuple[int, ...] = (0, 1, 2)
     data_dir: str | None = None
     threads: int = 1
@@ -38,6 +42,7 @@ SCALES: dict[str, dict[str, Any]] = {
         "n_eval": 40,
         "eps": (0.1, 0.3),
         "steps": 2,
+        "domination_faithful_steps": 2,
         "n_random": 2,
         "seeds": (0,),
         "pool": ("fp", "fp_init", "lenet", "q1", "q2"),

@@ -1,6 +1,7 @@
 """Figures and saved records of the ``trend`` experiment: mean TM heatmap, attack success
 against eps, robust accuracy of candidate ensembles, ensemble-attack success with a scaled
-member, and ``trend_runs.json``."""
+member, what domination rests on (gradient-sign agreement against transferability; one
+member's attack alone against the ensemble), and ``trend_runs.json``."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from netprism.robustness.ensemble import MODE_NAMES, MODES
 
 
 def draw(runs: list[SeedRun], config: TRENDExperimentConfig, out_dir: Path) -> list[str]:
-    """The four figures and ``trend_runs.json``; returns the figure file names."""
+    """The five figures and ``trend_runs.json``; returns the figure file names."""
     figures = [
         _plot_heatmap(runs, config, out_dir),
         _plot_curves(runs, config, out_dir),
         _plot_candidates(runs, config, out_dir),
         _plot_domination(runs, config, out_dir),
+        _plot_domination_mechanism(runs, out_dir),
     ]
     atomic_write_text(
         out_dir / "trend_runs.json", json.dumps([r.to_dict() for r in runs], indent=1)
@@ -147,3 +149,50 @@ def _plot_domination(runs: list[SeedRun], config: Any, out_dir: Path) -> str:
     fig.tight_layout()
     save_figure(fig, out_dir / "trend_gradient_domination.png")
     return "trend_gradient_domination.png"
+
+
+def _plot_domination_mechanism(runs: list[SeedRun], out_dir: Path) -> str:
+    """Left: per ordered pair of pool members, the share of input-gradient signs they agree on
+    against TM(pair). Right: per attacked ensemble, D-AG unscaled and with one member
+    dominating, next to PGD on one member alone (success against the ensemble)."""
+    from matplotlib.figure import Figure
+
+    from netprism.experiments.trend.claims import mutual_tm
+    from netprism.report.figures import save_figure
+
+    names = runs[0].names
+    pairs = [(i, j) for i in range(len(names)) for j in range(len(names)) if i != j]
+    tm = [np.mean([r.tm[i][j] for r in runs]) for i, j in pairs]
+    agree = [100 * np.mean([r.sign_agreement[i][j] for r in runs]) for i, j in pairs]
+    fig = Figure(figsize=(10, 3.6))
+    left, right = fig.subplots(1, 2)
+    left.scatter(tm, agree, s=14)
+    left.set(xlabel="TM(source -> target)", ylabel="input-gradient signs shared (%)")
+    left.set_title(f"pool pairs ({len(runs)} seeds)")
+    left.grid(alpha=0.3)
+    bars: dict[str, list[float]] = {
+        "D-AG unscaled": [],
+        "D-AG one member x scale": [],
+        "PGD on one member": [],
+    }
+    labels = []
+    for key, label in (("domination", "{fp, q1, q2}"), ("domination_faithful", "TREND")):
+        ds = [getattr(r, key) for r in runs]
+        tm_mean = np.mean([mutual_tm(r, d["members"]) for r, d in zip(runs, ds)])
+        labels.append(f"{label}\nmutual TM {tm_mean:.2f}")
+        bars["D-AG unscaled"].append(100 * np.mean([d["success"]["avg"][0] for d in ds]))
+        bars["D-AG one member x scale"].append(
+            100 * np.mean([v for d in ds for v in d["success"]["avg"][1:]])
+        )
+        bars["PGD on one member"].append(100 * np.mean([v for d in ds for v in d["solo_success"]]))
+    x = np.arange(len(labels))
+    for k, (name, vals) in enumerate(bars.items()):
+        right.bar(x + (k - 1) * 0.25, vals, 0.25, label=name)
+    right.set_xticks(x, labels)
+    right.set(ylabel="success on ensemble-correct samples (%)", ylim=(0, 100))
+    right.set_title("a dominated D-AG is one member's attack")
+    right.legend(fontsize=7)
+    right.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    save_figure(fig, out_dir / "trend_domination_mechanism.png")
+    return "trend_domination_mechanism.png"

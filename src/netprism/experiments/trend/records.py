@@ -33,7 +33,9 @@ class SeedRun:
     success: list[list[float]]  # (M, E) white-box PGD success
     single_robust: dict[str, float]  # white-box PGD accuracy at attack_eps
     candidates: dict[str, Candidate]
-    domination: dict[str, Any]
+    domination: dict[str, Any]  # on {fp, q1, q2}
+    domination_faithful: dict[str, Any]  # on the TREND-selected ensemble
+    sign_agreement: list[list[float]]  # (M, M) share of input-gradient signs two members share
     curves: dict[str, list[float]]
 
     def pair(self, source: str, target: str) -> float:

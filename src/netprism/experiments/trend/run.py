@@ -130,7 +130,11 @@ def one_seed(config: TRENDExperimentConfig, seed: int) -> SeedRun:
         success=tm.success.tolist(),
         single_robust=single,
         candidates=evaluated,
-        domination=_domination(models, x, y, config, seed, K),
+        domination=_domination(models, list(DOMINATION_ENSEMBLE), x, y, config, seed, K),
+        domination_faithful=_domination(
+            models, candidates["TREND"], x, y, config, seed, K, config.domination_faithful_steps
+        ),
+        sign_agreement=_sign_agreement(list(models.values()), x, y),
         curves=_curves(models, candidates["TREND"], x, y, config, seed, K),
     )
 
@@ -162,40 +166,37 @@ def _candidate(
 
 def _domination(
     models: dict[str, Any],
+    members: list[str],
     x: torch.Tensor,
     y: torch.Tensor,
     config: TRENDExperimentConfig,
     seed: int,
     K: int,
+    steps: int | None = None,
 ) -> dict[str, Any]:
-    """Ensemble-attack success on {fp, q1, q2} with no scaling and with each member's loss
-    scaled; the A-GD step identity and D-AG's agreement with the scaled member."""
-    ms = [models[n] for n in DOMINATION_ENSEMBLE]
+    """Ensemble-attack success on ``members`` with no scaling and with each member's loss
+    scaled; the A-GD step identity, D-AG's agreement with the scaled member, and the success
+    of a PGD on each member alone against the ensemble (what a dominated D-AG becomes)."""
+    steps = config.steps if steps is None else steps
+    ms = [models[n] for n in members]
     ens = HardVoteEnsemble(ms, K, seed=seed)
     options: list[list[float] | None] = [None]
     for i in range(len(ms)):
         options.append([config.domination_scale if j == i else 1.0 for j in range(len(ms))])
+    eps = config.attack_eps
     success = {
         mode: [
             _success(
                 ens,
                 x,
-                ensemble_pgd(
-                    ms,
-                    x,
-                    y,
-                    eps=config.attack_eps,
-                    mode=mode,
-                    steps=config.steps,
-                    seed=seed,
-                    loss_scales=sc,
-                ),
+                ensemble_pgd(ms, x, y, eps=eps, mode=mode, steps=steps, seed=seed, loss_scales=sc),
                 y,
             )
             for sc in options
         ]
         for mode in MODES
     }
+    solo = [_success(ens, x, pgd(m, x, y, eps=eps, steps=steps, seed=seed), y) for m in ms]
     grads = member_gradients(ms, x, y)  # (M, N, ...)
     identical, agree_scaled, agree_plain = True, [], []
     for i in range(len(ms)):
@@ -204,16 +205,24 @@ def _domination(
         identical &= torch.equal(
             ensemble_direction(grads, "sign_avg"), ensemble_direction(scaled, "sign_avg")
         )
-        solo = grads[i].sign()
-        agree_scaled.append(float((ensemble_direction(scaled, "avg") == solo).float().mean()))
-        agree_plain.append(float((ensemble_direction(grads, "avg") == solo).float().mean()))
+        own = grads[i].sign()
+        agree_scaled.append(float((ensemble_direction(scaled, "avg") == own).float().mean()))
+        agree_plain.append(float((ensemble_direction(grads, "avg") == own).float().mean()))
     return {
-        "members": list(DOMINATION_ENSEMBLE),
+        "members": list(members),
+        "steps": steps,
         "success": success,  # mode -> [unscaled, member 0 scaled, member 1 scaled, ...]
+        "solo_success": solo,  # PGD on member i alone, success against the ensemble
         "agd_step_identical": bool(identical),
         "dag_agree_scaled": agree_scaled,
         "dag_agree_unscaled": agree_plain,
     }
+
+
+def _sign_agreement(ms: list[Any], x: torch.Tensor, y: torch.Tensor) -> list[list[float]]:
+    """(M, M): the share of input-gradient components (clean samples) whose signs agree."""
+    signs = member_gradients(ms, x, y).sign().flatten(1)  # (M, N * D)
+    return [[float((a == b).float().mean()) for b in signs] for a in signs]
 
 
 def _curves(
