@@ -7,7 +7,10 @@ from netprism.experiments.base import execute
 
 load_experiments()
 
-CLAIM_IDS = {"spatial_compression", "temporal_schedule", "quantization_stable", "energy_ratio"}
+CLAIM_IDS = {
+    "spatial_compression", "temporal_schedule", "quantization_stable", "energy_ratio",
+    "spatial_compression_faithful", "energy_ratio_faithful",
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +28,7 @@ def test_tiny_run_states_claims_and_figures(tiny):
         "snn_temporal.png",
         "snn_quantization.png",
         "snn_energy.png",
+        "snn_faithful_mechanism.png",
     }
     for fig in result.figures:
         assert (out / fig).stat().st_size > 0
@@ -44,9 +48,25 @@ def test_runs_are_consistent(tiny):
         retrained = next(iter(run["retrained"].values()))
         assert retrained["params"] < run["full_params"]
         assert set(run["staged"]) == {str(t) for t in (cfg["t0"], *cfg["stages"])}
-        # the energy of the full SNN at T0 counts every step of the analog first layer
-        assert run["energy_full"]["snn_mac"] == cfg["t0"] * 64 * cfg["hidden"][0]
         assert run["energy_full"]["ann_mac"] == run["full_params"]
+        if run["faithful"]:  # spike-coded input: no layer multiplies
+            assert run["energy_full"]["snn_mac"] == 0 and run["energy_full"]["snn_ac"] > 0
+        else:  # the full SNN at T0 counts every step of the analog first layer
+            assert run["energy_full"]["snn_mac"] == cfg["t0"] * 64 * cfg["hidden"][0]
+    assert sorted(runs) == ["0", "faithful-0"]
+
+
+def test_faithful_twins_carry_settings_and_diagnosis(tiny):
+    result, runs, _ = tiny
+    claims = {c.id: c for c in result.claims}
+    for name in ("spatial_compression", "energy_ratio"):
+        twin = claims[f"{name}_faithful"]
+        assert twin.settings == {"encoding": "rate", "ft_epochs": 1, "stage_epochs": 1}
+        assert twin.seeds == [0] and twin.target == claims[name].target
+    pruned = runs["0"]["energy_pruned"]
+    cap = pruned["ann_mac"] / pruned["snn_mac"]  # direct input: ANN / SNN can never pass this
+    assert pruned["ann_over_snn"] <= cap
+    assert f"= {cap:.2f}" in claims["energy_ratio_faithful"].diagnosis
 
 
 def test_bad_config_is_rejected():

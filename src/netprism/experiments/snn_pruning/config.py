@@ -33,6 +33,14 @@ class SNNPruningConfig:
     max_quant_loss_points: float = 1.0
     quant_bits_floor: int = 5
     seeds: tuple[int, ...] = (0, 1, 2)
+    # spatial_compression_faithful and energy_ratio_faithful (pre-registered before their first
+    # run, targets unchanged): the whole pipeline again with spike-coded (rate) input, so the
+    # first layer adds input spikes instead of multiplying analog pixels at every step, and the
+    # full scale's fine-tuning budget; the width rule stays the claimed membrane@0.999
+    faithful_encoding: str = "rate"
+    faithful_ft_epochs: int = 10
+    faithful_stage_epochs: int = 5
+    faithful_seeds: tuple[int, ...] = (0, 1, 2)
     device: str = "auto"
     data_dir: str | None = None
     threads: int = 1
@@ -50,7 +58,15 @@ SCALES: dict[str, dict[str, Any]] = {
         "bits": (8, 4, 2),
         "balance_samples": 128,
         "seeds": (0,),
+        "faithful_ft_epochs": 1,
+        "faithful_stage_epochs": 1,
+        "faithful_seeds": (0,),
     },
     "small": {},
-    "full": {"seeds": (0, 1, 2, 3, 4), "ft_epochs": 10, "stage_epochs": 5},
+    "full": {
+        "seeds": (0, 1, 2, 3, 4),
+        "ft_epochs": 10,
+        "stage_epochs": 5,
+        "faithful_seeds": (0, 1, 2, 3, 4),
+    },  # fmt: skip
 }

@@ -14,21 +14,25 @@ from netprism.experiments.snn_pruning.records import SeedRun
 from netprism.io import atomic_write_text
 
 
-def draw(runs: list[SeedRun], config: SNNPruningConfig, out_dir: Path) -> list[str]:
-    """The four figures and ``snn_pruning_runs.json``; returns the figure file names."""
+def draw(records: list[SeedRun], config: SNNPruningConfig, out_dir: Path) -> list[str]:
+    """The figures and ``snn_pruning_runs.json``; returns the figure file names."""
+    runs = [r for r in records if not r.faithful]
+    twins = [r for r in records if r.faithful]
     figures = [
         _plot_widths(runs, config, out_dir),
         _plot_temporal(runs, config, out_dir),
         _plot_quant(runs, out_dir),
         _plot_energy(runs, config, out_dir),
     ]
-    save_runs(runs, out_dir)
+    if twins:
+        figures.append(_plot_mechanism(runs, twins, config, out_dir))
+    save_runs(records, out_dir)
     return figures
 
 
 def save_runs(runs: list[SeedRun], out_dir: Path) -> None:
-    """Every seed's record, keyed by seed."""
-    data = {str(r.seed): r.to_dict() for r in runs}
+    """Every seed's record, keyed by seed (``faithful-<seed>`` for the faithful variant)."""
+    data = {f"{'faithful-' if r.faithful else ''}{r.seed}": r.to_dict() for r in runs}
     atomic_write_text(out_dir / "snn_pruning_runs.json", json.dumps(data, indent=1))
 
 
@@ -125,3 +129,45 @@ def _plot_energy(runs: list[SeedRun], config: Any, out_dir: Path) -> str:
     fig.tight_layout()
     save_figure(fig, out_dir / "snn_energy.png")
     return "snn_energy.png"
+
+
+def _plot_mechanism(runs: list[SeedRun], twins: list[SeedRun], config: Any, out_dir: Path) -> str:
+    """Left: widths kept by the claimed rule per layer, input coding direct vs spikes.
+    Right: the pruned SNN's energy split into MACs (analog first-layer input) and ACs, next
+    to the same-width ANN, for both codings."""
+    from matplotlib.figure import Figure
+
+    from netprism.experiments.snn_pruning.run import faithful_config
+    from netprism.report.figures import save_figure
+    from netprism.spiking.pruning import ENERGY_PJ
+
+    key = next(iter(runs[0].retrained))
+    codings = (config.encoding, faithful_config(config).encoding)
+    fig = Figure(figsize=(10, 3.6))
+    left, right = fig.subplots(1, 2)
+    for k, (coding, rs) in enumerate(zip(codings, (runs, twins))):
+        widths = np.mean([r.retrained[key]["widths"] for r in rs], axis=0)
+        layers = np.arange(len(widths))
+        left.bar(layers + (k - 0.5) * 0.4, widths, 0.4, label=f"{coding} input")
+        mac = np.mean([ENERGY_PJ["mac"] * r.energy_pruned["snn_mac"] for r in rs]) / 1e3
+        ac = np.mean([ENERGY_PJ["ac"] * r.energy_pruned["snn_ac"] for r in rs]) / 1e3
+        ann = np.mean([r.energy_pruned["ann_pj"] for r in rs]) / 1e3
+        right.bar(2 * k, mac, 0.8, color="C3", label="SNN MACs" if k == 0 else None)
+        right.bar(2 * k, ac, 0.8, bottom=mac, color="C0", label="SNN ACs" if k == 0 else None)
+        right.bar(2 * k + 0.9, ann, 0.8, color="C1", label="same-width ANN" if k == 0 else None)
+    for i, width in enumerate(config.hidden):
+        left.hlines(width, i - 0.45, i + 0.45, color="gray", lw=0.8, ls="--")
+    left.set_xticks(
+        np.arange(len(config.hidden)), [f"layer {i + 1}" for i in range(len(config.hidden))]
+    )
+    left.set(ylabel="width kept", title=f"{key} widths (dashed: full width)")
+    left.legend(fontsize=7)
+    right.set_xticks([0.45, 2.45], [f"{c} input" for c in codings])
+    right.set(ylabel="energy per inference (nJ)",
+              title=f"pruned SNN at T={config.stages[-1]} vs ANN")  # fmt: skip
+    right.legend(fontsize=7)
+    for ax in (left, right):
+        ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    save_figure(fig, out_dir / "snn_faithful_mechanism.png")
+    return "snn_faithful_mechanism.png"

@@ -22,6 +22,7 @@ class SeedRun:
     quant_ann: dict[int, float] = field(default_factory=dict)
     energy_full: dict[str, float] = field(default_factory=dict)
     energy_pruned: dict[str, float] = field(default_factory=dict)
+    faithful: bool = False  # a run of the faithful variant (spike-coded input)
     final_model: Any = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@ narrow SNNs, staged T, post-training quantization and the energy proxy."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -31,12 +32,15 @@ from netprism.train.loop import evaluate, fit
 
 def validate(config: SNNPruningConfig) -> None:
     """Encoding, time steps, retrain rules and bits, checked before any work."""
-    if config.encoding not in ("direct", "rate", "dct"):
-        raise ValueError(f"encoding must be 'direct', 'rate' or 'dct', got {config.encoding!r}")
+    for name in ("encoding", "faithful_encoding"):
+        if getattr(config, name) not in ("direct", "rate", "dct"):
+            raise ValueError(
+                f"{name} must be 'direct', 'rate' or 'dct', got {getattr(config, name)!r}"
+            )
     steps = (config.t0, *config.stages)
     if any(t < 1 for t in steps) or list(steps) != sorted(steps, reverse=True):
         raise ValueError(f"t0 and stages must be positive and decreasing, got {steps}")
-    if config.encoding == "dct" and any(t % 16 for t in steps):
+    if "dct" in (config.encoding, config.faithful_encoding) and any(t % 16 for t in steps):
         raise ValueError(f"DCT coding needs T in multiples of 16, got {steps}")
     if not config.retrain_rules:
         raise ValueError("retrain_rules needs at least one (quantity, threshold)")
@@ -50,11 +54,29 @@ def validate(config: SNNPruningConfig) -> None:
         raise ValueError(f"bits must lie in [2, 32], got {config.bits}")
 
 
+def faithful_config(config: SNNPruningConfig) -> SNNPruningConfig:
+    """The faithful variant's settings: spike-coded input and the longer fine-tuning."""
+    return dataclasses.replace(
+        config,
+        encoding=config.faithful_encoding,
+        ft_epochs=config.faithful_ft_epochs,
+        stage_epochs=config.faithful_stage_epochs,
+        seeds=config.faithful_seeds,
+    )
+
+
 def measure(config: SNNPruningConfig) -> list[SeedRun]:
-    """Every seed on the one dataset, loaded once; one record per seed."""
+    """Every seed on the one dataset, loaded once, then every seed of the faithful variant;
+    one record per (variant, seed)."""
     train = load_dataset(config.dataset, split="train", data_dir=config.data_dir)
     test = load_dataset(config.dataset, split="test", data_dir=config.data_dir)
-    return [one_seed(config, train, test, seed) for seed in config.seeds]
+    runs = [one_seed(config, train, test, seed) for seed in config.seeds]
+    faithful = faithful_config(config)
+    for seed in faithful.seeds:
+        record = one_seed(faithful, train, test, seed)
+        record.faithful = True
+        runs.append(record)
+    return runs
 
 
 def _encoder(config: SNNPruningConfig, steps: int) -> Any:
