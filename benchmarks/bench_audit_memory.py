@@ -25,6 +25,7 @@ Run::
 
     .venv/bin/python benchmarks/bench_audit_memory.py             # ~30-60 min on 2 CPU cores
     .venv/bin/python benchmarks/bench_audit_memory.py --quick     # 2,000 vs 500 images, ~1 min
+                                                                  # (a smoke run of the code)
     .venv/bin/python benchmarks/bench_audit_memory.py --sizes 20000 5000 --folder /tmp/imgs
 """
 
@@ -44,6 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from rss import reset_peak_rss, vm_status  # benchmarks/rss.py
 
 MB = 1 << 20
 CLASSES = 10
@@ -70,23 +72,6 @@ def write_folder(root: Path, n: int, seed: int = 0) -> float:
         Image.fromarray(img, mode="RGB").save(root / f"class_{filed}" / f"{i:06d}.png")
     done.touch()
     return time.perf_counter() - start
-
-
-def vm_status(key: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024  # kB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def reset_peak_rss() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def audit_folder(folder: Path, out: Path, epochs: int) -> Any:
@@ -175,6 +160,9 @@ def main() -> int:
     report(res, small, large, args)
     s, big = res[small], res[large]
     ok = big["peak"] < 2 << 30 and big["peak"] <= 1.3 * (s["peak"] + big["array_bytes"])
+    if args.quick:  # both sizes search exactly there: a smoke run, not the measurement
+        print("\n--quick is a smoke run: the targets apply to 100,000 vs 10,000 images")
+        return 0
     print(f"\ntargets {'met' if ok else 'NOT met'}")
     return 0 if ok else 1
 

@@ -56,6 +56,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
+from rss import reset_peak_rss  # benchmarks/rss.py
 from torch import nn
 
 from netprism.core.capture import capture, conv_patches, layer_covariances, select_layers
@@ -141,16 +142,6 @@ def maxrss_bytes() -> int:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
-
-
-def reset_peak_rss() -> bool:
-    """Reset the RSS high-water mark to the current RSS (Linux ``clear_refs``); True if done."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 # --------------------------------------------------------------------------- memory workers

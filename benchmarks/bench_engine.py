@@ -70,6 +70,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from rss import reset_peak_rss, vm_status  # benchmarks/rss.py
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -447,24 +448,6 @@ def micro_costs(model: nn.Module, digits: Any, bs: int, args: argparse.Namespace
 
 
 # --------------------------------------------------------------------------- 2. memory
-
-
-def vm_status(key: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024  # kB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # fallback: Linux kB
-
-
-def reset_peak_rss() -> bool:
-    """Reset the RSS high-water mark to the current RSS (Linux ``clear_refs``); True if done."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def memory_worker(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -39,7 +39,29 @@ class DatasetInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class TensorDataset(Dataset):
+class InfoProperties:
+    """``num_classes``, ``classes``, ``input_shape`` and ``name`` read from ``self.info``."""
+
+    info: DatasetInfo
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.info.classes)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.info.classes
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.info.input_shape
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+
+class TensorDataset(InfoProperties, Dataset):
     """Inputs ``x`` of shape ``(N, *input_shape)`` (float32) and labels ``y`` of shape ``(N,)``.
 
     Indexing returns ``(x[i], y[i])`` so it drops into any ``DataLoader``.  Validation happens
@@ -84,22 +106,6 @@ class TensorDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.x[index], self.y[index]
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.info.classes)
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.info.classes
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return self.info.input_shape
-
-    @property
-    def name(self) -> str:
-        return self.info.name
 
     def subset(self, index: Sequence[int] | torch.Tensor, name: str | None = None) -> TensorDataset:
         """A new dataset holding the rows ``index`` (metadata and extras carried along)."""

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from netprism.data.base import DatasetInfo
+from netprism.data.base import DatasetInfo, InfoProperties
 
 WIDE_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})  # scaled by 1 / 65535
 GRAY_MODES = frozenset({"1", "L", "LA", "F"}) | WIDE_MODES
@@ -82,7 +82,7 @@ def decode_image(
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
-class ImageFiles(Dataset):
+class ImageFiles(InfoProperties, Dataset):
     """Image files with their labels, decoded one at a time when an item is read.
 
     Items are ``(x, y)``: ``x`` float32 ``(C, H, W)`` in [0, 1], ``y`` a 0-d int64 tensor.
@@ -146,22 +146,6 @@ class ImageFiles(Dataset):
     @property
     def files(self) -> tuple[str, ...]:
         return tuple(str(p) for p in self.paths)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.info.classes)
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.info.classes
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return self.info.input_shape
-
-    @property
-    def name(self) -> str:
-        return self.info.name
 
     def __len__(self) -> int:
         return len(self.paths)
