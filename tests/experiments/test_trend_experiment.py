@@ -10,7 +10,7 @@ load_experiments()
 
 CLAIM_IDS = {
     "quantization_cuts_transfer", "gradient_domination", "diverse_ensemble_robust",
-    "gradient_domination_faithful",
+    "gradient_domination_faithful", "diverse_ensemble_robust_faithful",
 }  # fmt: skip
 FIGURES = {
     "trend_tm_heatmap.png",
@@ -18,6 +18,7 @@ FIGURES = {
     "trend_candidate_ensembles.png",
     "trend_gradient_domination.png",
     "trend_domination_mechanism.png",
+    "trend_design_mechanism.png",
 }
 
 
@@ -50,6 +51,9 @@ def test_runs_are_consistent(tiny):
         twin = run["domination_faithful"]
         assert twin["members"] == run["candidates"]["TREND"]["members"] and twin["steps"] == 2
         assert twin["agd_step_identical"] and len(set(twin["success"]["sign_avg"])) == 1
+        design = run["design_faithful"]
+        assert len(design["ensembles"]) == 10 and design["steps"] == 2  # C(5, 3) of the pool
+        assert "+".join(design["members"]) in design["ensembles"]
         agree = run["sign_agreement"]
         assert all(agree[i][i] == 1.0 for i in range(len(agree)))  # a member agrees with itself
         assert all(agree[i][j] == agree[j][i] for i in range(len(agree)) for j in range(i))
@@ -72,6 +76,12 @@ def test_claims_consistent_with_metrics(tiny):
     twin = claims["gradient_domination_faithful"]
     assert twin.settings == {"ensemble": "TREND-selected per seed", "steps": 2}
     assert twin.seeds == [0] and "mutual TM" in twin.diagnosis
+    twin3 = claims["diverse_ensemble_robust_faithful"]
+    assert twin3.settings == {"tm_eps": 0.2, "steps": 2} and "Spearman" in twin3.diagnosis
+    assert twin3.measured == pytest.approx(
+        m["design_faithful_trend_robust"]
+        - max(m["design_faithful_best_member_robust"], m["design_faithful_random_robust"])
+    )
     design = claims["diverse_ensemble_robust"]
     base = max(m["trend_best_member_robust"], m["trend_random_robust"])
     assert design.measured == pytest.approx(m["trend_robust"] - base)  # one seed

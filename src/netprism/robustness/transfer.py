@@ -167,6 +167,23 @@ def transferability_metric(
     return n_st / n_ss if n_ss > 0 else float("nan")
 
 
+def tm_from_counts(
+    eps: Sequence[float], counts: np.ndarray, eval_eps: float, *, formula: str = "intended"
+) -> np.ndarray:
+    """The TM matrix ``(M, M)`` read at ``eval_eps`` off curves fitted to the sweep's counts
+    ``(M, M, E, 3)`` (:attr:`TransferResult.counts`): another reading eps needs no new attack.
+    The diagonal is 1."""
+    m = counts.shape[0]
+    tm = np.ones((m, m))
+    for s in range(m):
+        for t in range(m):
+            if s != t:
+                fit_st = fit_transfer_curve(eps, counts[s, t, :, 2])
+                fit_ss = fit_transfer_curve(eps, counts[s, t, :, 1])
+                tm[s, t] = transferability_metric(fit_st, fit_ss, eval_eps, formula=formula)
+    return tm
+
+
 def pgd_attack(steps: int = 20, seed: int = 0) -> Attack:
     """An :data:`Attack` ``(model, x, y, eps) -> x_adv``: L-inf PGD, step eps/4, random start."""
 
@@ -259,15 +276,8 @@ def transferability_matrix(
             for t in range(M):
                 c = transfer_counts(y, clean[s], clean[t], adv[s], adv[t])
                 counts[s, t, k] = (c.n_common, c.n_source, c.n_transfer)
-    tm, tm_off = np.ones((M, M)), np.ones((M, M))
-    for s in range(M):
-        for t in range(M):
-            if s == t:
-                continue
-            fit_st = fit_transfer_curve(eps, counts[s, t, :, 2])
-            fit_ss = fit_transfer_curve(eps, counts[s, t, :, 1])
-            tm[s, t] = transferability_metric(fit_st, fit_ss, eval_eps)
-            tm_off[s, t] = transferability_metric(fit_st, fit_ss, eval_eps, formula="official")
+    tm = tm_from_counts(eps, counts, eval_eps)
+    tm_off = tm_from_counts(eps, counts, eval_eps, formula="official")
     with np.errstate(invalid="ignore", divide="ignore"):
         fraction = counts[..., 2] / counts[..., 0]
     return TransferResult(

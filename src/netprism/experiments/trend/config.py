@@ -30,6 +30,12 @@ class TRENDExperimentConfig:
     # the same test on the ensemble TREND selects for each seed (low mutual transferability,
     # the paper's setting) instead of {fp, q1, q2}, with the paper's 40 attack steps
     domination_faithful_steps: int = 40
+    # diverse_ensemble_robust_faithful (pre-registered before its first run, target
+    # unchanged): the ensemble designed at the eps it is attacked at (TM read at attack_eps off
+    # the same sweep; the paper uses one eps for both), every attack with the paper's 40
+    # steps; every ensemble of ensemble_size from the pool is attacked too (the mechanism: does
+    # low mutual transferability go with robustness?)
+    design_faithful_steps: int = 40
     seeds: tuple[int, ...] = (0, 1, 2)
     data_dir: str | None = None
     threads: int = 1
@@ -43,6 +49,7 @@ SCALES: dict[str, dict[str, Any]] = {
         "eps": (0.1, 0.3),
         "steps": 2,
         "domination_faithful_steps": 2,
+        "design_faithful_steps": 2,
         "n_random": 2,
         "seeds": (0,),
         "pool": ("fp", "fp_init", "lenet", "q1", "q2"),

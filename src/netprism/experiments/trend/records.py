@@ -36,6 +36,7 @@ class SeedRun:
     domination: dict[str, Any]  # on {fp, q1, q2}
     domination_faithful: dict[str, Any]  # on the TREND-selected ensemble
     sign_agreement: list[list[float]]  # (M, M) share of input-gradient signs two members share
+    design_faithful: dict[str, Any]  # TREND designed at attack_eps; every ensemble attacked
     curves: dict[str, list[float]]
 
     def pair(self, source: str, target: str) -> float:

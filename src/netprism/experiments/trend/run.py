@@ -4,6 +4,8 @@ ensembles, and attack success against eps."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from itertools import combinations
 from typing import Any
 
 import numpy as np
@@ -25,7 +27,7 @@ from netprism.robustness.ensemble import (
     member_gradients,
     select_ensemble,
 )
-from netprism.robustness.transfer import pgd_attack, transferability_matrix
+from netprism.robustness.transfer import pgd_attack, tm_from_counts, transferability_matrix
 from netprism.robustness.variants import VariantSpec, train_variant, variant_config
 from netprism.train import resolve_device
 
@@ -135,6 +137,7 @@ def one_seed(config: TRENDExperimentConfig, seed: int) -> SeedRun:
             models, candidates["TREND"], x, y, config, seed, K, config.domination_faithful_steps
         ),
         sign_agreement=_sign_agreement(list(models.values()), x, y),
+        design_faithful=_design_faithful(models, tm, x, y, config, seed, K),
         curves=_curves(models, candidates["TREND"], x, y, config, seed, K),
     )
 
@@ -152,16 +155,45 @@ def _candidate(
     config: TRENDExperimentConfig,
     seed: int,
     K: int,
+    steps: int | None = None,
 ) -> Candidate:
     ms = [models[n] for n in members]
     ens = HardVoteEnsemble(ms, K, seed=seed)
     robust = {}
     for mode in MODES:
         adv = ensemble_pgd(
-            ms, x, y, eps=config.attack_eps, mode=mode, steps=config.steps, seed=seed
+            ms, x, y, eps=config.attack_eps, mode=mode, steps=steps or config.steps, seed=seed
         )
         robust[mode] = float((ens.predict(adv) == y).float().mean())
     return Candidate(members, float((ens.predict(x) == y).float().mean()), robust)
+
+
+def _design_faithful(
+    models: dict[str, Any],
+    tm: Any,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config: TRENDExperimentConfig,
+    seed: int,
+    K: int,
+) -> dict[str, Any]:
+    """TREND's design read at ``attack_eps`` (the same sweep, no new attack), every ensemble
+    of ``ensemble_size`` attacked with ``design_faithful_steps``, single members likewise."""
+    names, steps, eps = list(models), config.design_faithful_steps, config.attack_eps
+    tm_attack = tm_from_counts(tm.eps, tm.counts, eps)
+    chosen = [names[i] for i in select_ensemble(tm_attack, config.ensemble_size)]
+    single = {
+        n: float((predict(m, pgd(m, x, y, eps=eps, steps=steps, seed=seed)) == y).float().mean())
+        for n, m in models.items()
+    }
+    ensembles = {
+        "+".join(c): asdict(_candidate(models, list(c), x, y, config, seed, K, steps))
+        for c in combinations(names, config.ensemble_size)
+    }
+    return {
+        "tm": tm_attack.tolist(), "members": chosen, "steps": steps,
+        "single_robust": single, "ensembles": ensembles,
+    }  # fmt: skip
 
 
 def _domination(
