@@ -202,5 +202,8 @@ def fault_worker(rank: int, world: int, port: int, work_dir: str) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=60))
     try:
         torch.save(faults(Path(work_dir)), Path(work_dir) / f"faults{rank}.pt")
+        # both ranks leave their last (failing) collectives before gloo is torn down: a rank
+        # destroying the group while the other is still inside one aborted under load
+        dist.barrier()
     finally:
         dist.destroy_process_group()
