@@ -68,17 +68,30 @@ def decode_image(
     Resized (bilinear) to ``size = (H, W)`` when ``resize``; otherwise an image of another
     size is a ``ValueError`` naming it and ``reference``, whose size every image must share.
     """
-    height, width = size
     with open_image(path) as im:
-        if not resize and im.size != (width, height):
-            raise ValueError(
-                f"image {path} is {im.height}x{im.width} (HxW) but {reference} "
-                f"is {height}x{width}; pass size=(H, W) to resize them all"
-            )
-        try:
-            arr = image_pixels(im, mode, size)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-            raise ValueError(f"cannot read image {path}: {err}") from err
+        return decode_opened(im, path, mode, size, resize=resize, reference=reference)
+
+
+def decode_opened(
+    im: Image.Image,
+    path: Path,
+    mode: str,
+    size: tuple[int, int],
+    *,
+    resize: bool,
+    reference: Path | str,
+) -> np.ndarray:
+    """:func:`decode_image` of an image already opened (its header read) from ``path``."""
+    height, width = size
+    if not resize and im.size != (width, height):
+        raise ValueError(
+            f"image {path} is {im.height}x{im.width} (HxW) but {reference} "
+            f"is {height}x{width}; pass size=(H, W) to resize them all"
+        )
+    try:
+        arr = image_pixels(im, mode, size)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise ValueError(f"cannot read image {path}: {err}") from err
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 

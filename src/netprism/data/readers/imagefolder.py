@@ -34,7 +34,7 @@ from netprism.data.readers.image_files import (
     GRAY_MODES,
     MODES,
     ImageFiles,
-    decode_image,
+    decode_opened,
     open_image,
 )
 from netprism.data.readers.limits import FLOAT32, check_budget, resolve_max_bytes
@@ -269,10 +269,10 @@ def load_images(
     check_budget(_budget_need(len(paths), channels, size, 0), budget, reference, what)
     out = np.empty((len(paths), channels, height, width), dtype=np.float32)
     for i, path in enumerate(paths):
-        with open_image(path) as im:
+        with open_image(path) as im:  # one open: the header sizes the budget, then decode
             need = _budget_need(len(paths), channels, size, im.height * im.width)
-        check_budget(need, budget, path, f"{what}, with this image decoded")
-        out[i] = decode_image(path, mode, size, resize=resize, reference=reference)
+            check_budget(need, budget, path, f"{what}, with this image decoded")
+            out[i] = decode_opened(im, path, mode, size, resize=resize, reference=reference)
     return out
 
 

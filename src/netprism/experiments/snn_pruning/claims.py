@@ -14,6 +14,7 @@ import numpy as np
 
 from netprism.core.results import Claim, mean_std
 from netprism.core.results import format_pm as pm
+from netprism.experiments.snn_pruning.config import faithful_config
 from netprism.experiments.snn_pruning.records import SeedRun
 from netprism.spiking.pruning import ENERGY_PJ
 
@@ -167,8 +168,6 @@ def _faithful_twins(
     """``spatial_compression`` and ``energy_ratio`` on the faithful runs, with what their
     mechanism measured in both variants: the kept widths, and how much of the pruned SNN's
     energy is first-layer MACs (under direct coding ANN / SNN <= ANN MACs / SNN MACs)."""
-    from netprism.experiments.snn_pruning.run import faithful_config
-
     faithful = faithful_config(config)
     spatial, energy = _claim_spatial(twins, faithful), _claim_energy(twins, faithful)
     spatial.id, energy.id = "spatial_compression_faithful", "energy_ratio_faithful"

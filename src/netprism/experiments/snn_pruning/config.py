@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,17 @@ class SNNPruningConfig:
     device: str = "auto"
     data_dir: str | None = None
     threads: int = 1
+
+
+def faithful_config(config: SNNPruningConfig) -> SNNPruningConfig:
+    """The faithful variant's settings: spike-coded input and the longer fine-tuning."""
+    return dataclasses.replace(
+        config,
+        encoding=config.faithful_encoding,
+        ft_epochs=config.faithful_ft_epochs,
+        stage_epochs=config.faithful_stage_epochs,
+        seeds=config.faithful_seeds,
+    )
 
 
 SCALES: dict[str, dict[str, Any]] = {

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from netprism.experiments.snn_pruning.config import SNNPruningConfig
+from netprism.experiments.snn_pruning.config import SNNPruningConfig, faithful_config
 from netprism.experiments.snn_pruning.records import SeedRun
 from netprism.io import atomic_write_text
 
@@ -137,7 +137,6 @@ def _plot_mechanism(runs: list[SeedRun], twins: list[SeedRun], config: Any, out_
     to the same-width ANN, for both codings."""
     from matplotlib.figure import Figure
 
-    from netprism.experiments.snn_pruning.run import faithful_config
     from netprism.report.figures import save_figure
     from netprism.spiking.pruning import ENERGY_PJ
 

@@ -3,7 +3,6 @@ narrow SNNs, staged T, post-training quantization and the energy proxy."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
@@ -11,7 +10,7 @@ import torch
 from netprism.core.seed import seed_everything
 from netprism.data import load_dataset
 from netprism.data.base import TensorDataset
-from netprism.experiments.snn_pruning.config import SNNPruningConfig
+from netprism.experiments.snn_pruning.config import SNNPruningConfig, faithful_config
 from netprism.experiments.snn_pruning.records import SeedRun
 from netprism.models import create_model
 from netprism.spiking import DCTEncoder, DirectEncoder, RateEncoder
@@ -52,17 +51,6 @@ def validate(config: SNNPruningConfig) -> None:
             )
     if any(not 2 <= b <= 32 for b in config.bits):
         raise ValueError(f"bits must lie in [2, 32], got {config.bits}")
-
-
-def faithful_config(config: SNNPruningConfig) -> SNNPruningConfig:
-    """The faithful variant's settings: spike-coded input and the longer fine-tuning."""
-    return dataclasses.replace(
-        config,
-        encoding=config.faithful_encoding,
-        ft_epochs=config.faithful_ft_epochs,
-        stage_epochs=config.faithful_stage_epochs,
-        seeds=config.faithful_seeds,
-    )
 
 
 def measure(config: SNNPruningConfig) -> list[SeedRun]:

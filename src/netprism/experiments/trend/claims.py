@@ -209,6 +209,19 @@ def _worst(candidate: dict[str, Any]) -> float:
     return min(candidate["robust"].values())
 
 
+def ensemble_points(run: SeedRun) -> dict[str, tuple[float, float]]:
+    """Every ensemble the faithful design study attacked: ``"a+b+c"`` -> (its mean mutual TM
+    at the attack's eps, its robust accuracy (%) under the strongest ensemble attack)."""
+    d = run.design_faithful
+    index = {n: i for i, n in enumerate(run.names)}
+    out = {}
+    for key, candidate in d["ensembles"].items():
+        members = [index[n] for n in key.split("+")]
+        tm = float(np.mean([d["tm"][i][j] for i in members for j in members if i != j]))
+        out[key] = (tm, 100 * _worst(candidate))
+    return out
+
+
 def _design_faithful(runs: list[SeedRun], metrics: dict[str, float], config: Any) -> Claim:
     """``diverse_ensemble_robust`` with the design read at the attack's eps and 40-step
     attacks; diagnosed by how mutual transferability ranks every ensemble of the pool."""
@@ -230,15 +243,10 @@ def _design_faithful(runs: list[SeedRun], metrics: dict[str, float], config: Any
         q = 100 * float(np.mean([_worst(d["ensembles"][k]) for k in randoms]))
         for values, v in ((trend, t), (best, b), (rand, q), (gaps, t - max(b, q))):
             values.append(v)
-        index = {n: i for i, n in enumerate(r.names)}
-        worst_all = {k: 100 * _worst(c) for k, c in d["ensembles"].items()}
-        for k, acc in worst_all.items():
-            members = [index[n] for n in k.split("+")]
-            mutual.append(
-                float(np.mean([d["tm"][i][j] for i in members for j in members if i != j]))
-            )
-            robust.append(acc)
-        ranks.append(1 + sum(v > t for v in worst_all.values()))
+        points = ensemble_points(r).values()
+        mutual += [tm for tm, _ in points]
+        robust += [acc for _, acc in points]
+        ranks.append(1 + sum(acc > t for _, acc in points))
     rho = spearman(torch.tensor(mutual), torch.tensor(robust))
     n_ens = len(runs[0].design_faithful["ensembles"])
     metrics.update(

@@ -205,22 +205,18 @@ def _plot_design_mechanism(runs: list[SeedRun], config: Any, out_dir: Path) -> s
     member marked."""
     from matplotlib.figure import Figure
 
+    from netprism.experiments.trend.claims import ensemble_points
     from netprism.report.figures import save_figure
 
     fig = Figure(figsize=(5.5, 3.8))
     ax = fig.subplots()
     for k, r in enumerate(runs):
         d = r.design_faithful
-        index = {n: i for i, n in enumerate(r.names)}
-        xs, ys = [], []
-        for key, cand in d["ensembles"].items():
-            members = [index[n] for n in key.split("+")]
-            xs.append(np.mean([d["tm"][i][j] for i in members for j in members if i != j]))
-            ys.append(100 * min(cand["robust"].values()))
+        points = ensemble_points(r)
+        xs, ys = zip(*points.values())
         ax.scatter(xs, ys, s=10, color=f"C{k}", alpha=0.6, label=f"seed {r.seed}")
-        pick = "+".join(d["members"])
-        ax.scatter([xs[list(d["ensembles"]).index(pick)]], [ys[list(d["ensembles"]).index(pick)]],
-                   s=90, marker="*", color=f"C{k}", edgecolor="black")  # fmt: skip
+        pick = points["+".join(d["members"])]
+        ax.scatter([pick[0]], [pick[1]], s=90, marker="*", color=f"C{k}", edgecolor="black")
         ax.axhline(100 * max(d["single_robust"].values()), color=f"C{k}", lw=0.8, ls="--")
     ax.set(xlabel=f"mean mutual TM at eps={config.attack_eps:g}",
            ylabel="robust accuracy, strongest ensemble attack (%)")  # fmt: skip
