@@ -43,7 +43,8 @@ from netprism.cli.options import (
     MAX_THREADS,
     config_parser,
 )
-from netprism.experiments import EXPERIMENTS, SCALES, Claim, Result, load_experiments
+from netprism.cli.reproduce import AUTO_JOBS_CAP, auto_jobs, failed_result, run_in_processes
+from netprism.experiments import EXPERIMENTS, SCALES, Result, load_experiments
 from netprism.experiments.base import execute
 
 __all__ = [
@@ -117,6 +118,14 @@ def _top_parser() -> argparse.ArgumentParser:
     p_rep.add_argument("--scale", choices=SCALES, default="small")
     p_rep.add_argument("--out", type=out_path, default=None, help="default: runs/<timestamp>")
     p_rep.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
+    p_rep.add_argument(
+        "--jobs",
+        type=_jobs,
+        default="auto",
+        help="experiments run at once, each in its own process with its output in "
+        "<out>/<name>.log (default auto: one per CPU core, at most "
+        f"{AUTO_JOBS_CAP}, at tiny and small scale without a GPU; else 1)",
+    )
     p_rep.set_defaults(handler=_cmd_reproduce)
     p_report = sub.add_parser("report", help="rebuild report.html from a run folder")
     p_report.add_argument("dir", type=out_path, help="a run folder of `netprism reproduce`")
@@ -213,11 +222,47 @@ def _cmd_reproduce(args: argparse.Namespace, rest: list[str]) -> int:
     ]
     for name in names:
         EXPERIMENTS.get(name)  # unknown names fail before anything runs
+    jobs = auto_jobs(len(names), args.scale) if args.jobs == "auto" else args.jobs
     with claimed_out(args.out or _stamp_dir(), REPRODUCE, overwrite=args.overwrite) as out:
-        return _reproduce(names, args.scale, out)
+        return _reproduce(names, args.scale, out, jobs)
 
 
-def _reproduce(names: list[str], scale: str, out: Path) -> int:
+def _jobs(text: str) -> str | int:
+    if text == "auto":
+        return text
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if not 1 <= jobs <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(
+            f"expected 'auto' or a whole number from 1 to {MAX_THREADS}, got {text!r}"
+        )
+    return jobs
+
+
+def _reproduce(names: list[str], scale: str, out: Path, jobs: int = 1) -> int:
+    start = time.perf_counter()
+    if jobs > 1:
+        print(f"{len(names)} experiments, {jobs} at a time", flush=True)
+        finished = iter(range(1, len(names) + 1))
+
+        def done(result: Result) -> None:
+            print(f"[{next(finished)}/{len(names)} done] {result.name}", flush=True)
+            _print_claims(result)
+
+        failures = run_in_processes(names, scale, out, jobs, done)
+    else:
+        failures = _run_in_turn(names, scale, out)
+    from netprism.report import write_report
+
+    report = write_report(out, out / "report.html")
+    print(f"report: {report} ({time.perf_counter() - start:.0f} s in all)")
+    return 1 if failures else 0
+
+
+def _run_in_turn(names: list[str], scale: str, out: Path) -> int:
+    """Each experiment in this process, one after the other, its output printed live."""
     failures = 0
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] {name} (scale {scale})", flush=True)
@@ -227,14 +272,10 @@ def _reproduce(names: list[str], scale: str, out: Path) -> int:
         except Exception:  # one broken experiment must not hide the others
             failures += 1
             traceback.print_exc()
-            result = _failed_result(name, scale, time.perf_counter() - start)
+            result = failed_result(name, scale, time.perf_counter() - start)
             result.save(out / name)
         _print_claims(result)
-    from netprism.report import write_report
-
-    report = write_report(out, out / "report.html")
-    print(f"report: {report}")
-    return 1 if failures else 0
+    return failures
 
 
 def _cmd_lm(args: argparse.Namespace, rest: list[str]) -> int:
@@ -263,19 +304,6 @@ def _cmd_report(args: argparse.Namespace, rest: list[str]) -> int:
 
 def _stamp_dir() -> Path:
     return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-
-
-def _failed_result(name: str, scale: str, seconds: float) -> Result:
-    claim = Claim(
-        id="ran",
-        text="experiment ran to completion (see the log for the error)",
-        measured=0.0,
-        target=1.0,
-        op=">=",
-    )
-    return Result(
-        name=name, config={}, metrics={}, claims=[claim], seconds=round(seconds, 3), scale=scale
-    )
 
 
 def _print_claims(result: Result) -> None:

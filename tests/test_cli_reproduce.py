@@ -1,0 +1,54 @@
+"""``netprism reproduce --jobs``: experiments in parallel processes give what one after the
+other gives; a failing one is reported and does not stop the others."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from netprism.cli import main
+from netprism.cli.reproduce import auto_jobs, run_in_processes
+
+
+def _claims(folder):
+    data = json.loads((folder / "result.json").read_text())
+    return {c["id"]: c["measured"] for c in data["claims"]}, data["metrics"]
+
+
+def test_parallel_processes_give_the_sequential_results(tmp_path, capsys):
+    names = ["train", "hierarchy"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(["reproduce", *names, "--scale", "tiny", "--jobs", "1", "--out", str(one)]) == 0
+    assert main(["reproduce", *names, "--scale", "tiny", "--jobs", "2", "--out", str(two)]) == 0
+    printed = capsys.readouterr().out
+    assert "2 experiments, 2 at a time" in printed and "[2/2 done]" in printed
+    for name in names:
+        assert _claims(one / name) == _claims(two / name)  # seeded: bit-equal numbers
+        assert (two / f"{name}.log").stat().st_size > 0  # the child's output went to its log
+    assert (two / "report.html").exists()
+
+
+def test_a_failing_experiment_is_reported_and_the_others_finish(tmp_path, capsys):
+    seen = []
+    failures = run_in_processes(["no_such_experiment", "train"], "tiny", tmp_path, 2, seen.append)
+    assert failures == 1
+    by_name = {r.name: r for r in seen}
+    assert set(by_name) == {"no_such_experiment", "train"}
+    assert [c.id for c in by_name["no_such_experiment"].claims] == ["ran"]
+    assert not by_name["no_such_experiment"].claims[0].holds
+    assert all(c.holds or c.id != "ran" for c in by_name["train"].claims)
+    assert (tmp_path / "no_such_experiment" / "result.json").exists()
+    err = capsys.readouterr().err
+    assert "no_such_experiment failed" in err and "no_such_experiment" in err.split("end of")[1]
+
+
+def test_jobs_option_is_checked_and_auto_is_sequential_at_full_scale(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:  # argparse's convention: status 2, one line
+        main(["reproduce", "train", "--jobs", "0", "--out", str(tmp_path / "x")])
+    assert stop.value.code == 2
+    assert "--jobs" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    assert auto_jobs(16, "full") == 1
+    assert 1 <= auto_jobs(16, "small") <= 4 and auto_jobs(1, "small") == 1
+    with pytest.raises(ValueError, match="jobs must be >= 1, got 0"):
+        run_in_processes(["train"], "tiny", tmp_path, 0, print)
