@@ -1,5 +1,5 @@
 """Figures and saved records of the ``dct_snn`` experiment: the encoding, accuracy vs T, a
-spike raster and the latency knob, plus ``dct_snn_runs.json``."""
+spike raster, the latency knob and the faithful twin's mechanism, plus ``dct_snn_runs.json``."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from netprism.spiking import DCTEncoder, dct_basis_images, frequency_images
 
 
 def draw(measured: Measured, config: DCTSNNConfig, out_dir: Path) -> list[str]:
-    """The four figures and ``dct_snn_runs.json``; returns the figure file names."""
+    """The figures and ``dct_snn_runs.json``; returns the figure file names."""
     figures = plot_all(measured.runs, config, out_dir)
-    save_runs(measured.runs, out_dir)
+    if measured.faithful is not None:
+        figures.append(_plot_mechanism(measured, config, out_dir))
+    save_runs(measured.runs + ([measured.faithful] if measured.faithful else []), out_dir)
     return figures
 
 
@@ -34,8 +36,9 @@ def plot_all(runs: list[DatasetRuns], config: Any, out_dir: Path) -> list[str]:
 
 
 def save_runs(runs: list[DatasetRuns], out_dir: Path) -> None:
-    """Every dataset's accuracies, thresholds and knob sweep."""
-    data = {r.dataset: r.to_dict() for r in runs}
+    """Every dataset's accuracies, thresholds and knob sweep, keyed by dataset
+    (``faithful-<dataset>`` for the faithful variant)."""
+    data = {f"{'faithful-' if r.faithful else ''}{r.dataset}": r.to_dict() for r in runs}
     atomic_write_text(out_dir / "dct_snn_runs.json", json.dumps(data, indent=1))
 
 
@@ -154,3 +157,51 @@ def _plot_knob(runs: list[DatasetRuns], config: Any, out_dir: Path) -> str:
     fig.tight_layout()
     save_figure(fig, out_dir / "latency_knob.png")
     return "latency_knob.png"
+
+
+def _plot_mechanism(measured: Measured, config: Any, out_dir: Path) -> str:
+    """The faithful twin's mechanism on the main dataset. Left: coding error / signal std
+    against T for both codes. Middle: accuracy against T right after conversion and after
+    fine-tuning. Right: the paired DCT - rate gap of every seed after fine-tuning (points),
+    their mean, and the reproduced run's mean gap."""
+    from matplotlib.figure import Figure
+
+    from netprism.report.figures import save_figure
+
+    twin = measured.faithful
+    assert twin is not None
+    ts = list(twin.timesteps)
+    coding = measured.coding[twin.dataset]
+    fig = Figure(figsize=(13, 3.6))
+    left, middle, right = fig.subplots(1, 3)
+    for kind, color in zip(KINDS, ("C0", "C1")):
+        left.plot(ts, [coding[t][f"{kind}_error_over_signal"] for t in ts], "o-", color=color,
+                  label=kind)  # fmt: skip
+        for stage, style in zip(STAGES, ("--", "-")):
+            means = [twin.points(kind, t, stage)[0] for t in ts]
+            label = f"{kind} {'fine-tuned' if stage == 'ft' else 'converted'}"
+            middle.plot(ts, means, marker="o", ls=style, color=color, label=label)
+    middle.axhline(100 * float(np.mean(twin.ann)), color="black", lw=0.8, label="ANN")
+    for t in ts:
+        gaps = twin.paired_gaps(t)
+        right.scatter([t] * len(gaps), gaps, color="C2", s=18, zorder=3)
+    right.plot(ts, [np.mean(twin.paired_gaps(t)) for t in ts], "s-", color="C2",
+               label="faithful: seeds and mean")  # fmt: skip
+    main = next(r for r in measured.runs if r.dataset == twin.dataset)
+    right.plot(main.timesteps, [np.mean(main.paired_gaps(t)) for t in main.timesteps], "x:",
+               color="gray", label="reproduced run: mean")  # fmt: skip
+    right.axhline(0.0, color="black", lw=0.8)
+    left.set(xlabel="time steps T", ylabel="mean |decoded - image| / pixel std",
+             title="coding error / signal std")  # fmt: skip
+    middle.set(
+        xlabel="time steps T", ylabel="test accuracy (%)", title=f"{twin.dataset} (faithful)"
+    )
+    right.set(xlabel="time steps T", ylabel="DCT - rate (points)",
+              title="paired gap after fine-tuning")  # fmt: skip
+    for ax in (left, middle, right):
+        ax.set_xticks(ts)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, out_dir / "dct_faithful_mechanism.png")
+    return "dct_faithful_mechanism.png"

@@ -25,6 +25,7 @@ class DatasetRuns:
     thresholds: dict[str, list[list[float]]] = field(default_factory=dict)  # "dct/16"
     knob: dict[int, dict[int, float]] = field(default_factory=dict)  # seed -> K -> acc
     example_snn: Any = None
+    faithful: bool = False  # a run of the faithful variant (dct_beats_rate_faithful)
 
     def add(
         self, kind: str, t: int, seed: int, conv: float, ft: float, thresholds: list[float]
@@ -38,9 +39,15 @@ class DatasetRuns:
         """Mean and std over seeds of one encoder's accuracy at ``t``, in points."""
         return mean_std([100.0 * v for v in self.acc[f"{kind}/{t}/{stage}"]])
 
+    def paired_gaps(self, t: int, stage: str = "ft") -> list[float]:
+        """DCT - rate accuracy at ``t`` per seed, in points (paired: same seed, same ANN)."""
+        dct, rate = self.acc[f"dct/{t}/{stage}"], self.acc[f"rate/{t}/{stage}"]
+        return [100.0 * (d - r) for d, r in zip(dct, rate)]
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready record (no test images, no model)."""
         return {
+            "faithful": self.faithful,
             "timesteps": list(self.timesteps),
             "ann": self.ann,
             "acc": self.acc,
@@ -51,8 +58,11 @@ class DatasetRuns:
 
 @dataclass
 class Measured:
-    """Everything the study measures: the per-dataset runs and the coding diagnostics."""
+    """Everything the study measures: the per-dataset runs, the coding diagnostics and the
+    faithful variant's runs (``None`` without faithful seeds)."""
 
     runs: list[DatasetRuns]
     recon: dict[str, float]  # dataset -> max reconstruction error of one DCT cycle
-    stats: dict[str, dict[str, float]]  # dataset -> coding_statistics(...)
+    stats: dict[str, dict[str, float]]  # dataset -> coding_statistics(...) at the smallest T
+    coding: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)  # at every T
+    faithful: DatasetRuns | None = None

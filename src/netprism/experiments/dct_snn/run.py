@@ -10,7 +10,7 @@ import torch
 from netprism.core.seed import seed_everything
 from netprism.data import load_dataset
 from netprism.data.base import TensorDataset
-from netprism.experiments.dct_snn.config import DCTSNNConfig
+from netprism.experiments.dct_snn.config import DCTSNNConfig, faithful_config
 from netprism.experiments.dct_snn.records import DatasetRuns, Measured
 from netprism.models import create_model
 from netprism.spiking import (
@@ -25,18 +25,24 @@ from netprism.spiking.network import (
     SpikingNetwork,
     convert_ann,
 )
-from netprism.train.config import TrainConfig
+from netprism.train.config import SCHEDULERS, TrainConfig
 from netprism.train.loop import evaluate, fit
 
 
 def validate(config: DCTSNNConfig) -> None:
-    """Main dataset, time steps, kept bases and percentile, checked before any work."""
+    """Main dataset, time steps, schedules, kept bases and percentile, checked before any
+    work (the faithful variant's too)."""
     if config.main_dataset not in config.datasets:
         raise ValueError(
             f"main_dataset {config.main_dataset!r} must be one of datasets {config.datasets}"
         )
+    for name in ("ft_scheduler", "faithful_ft_scheduler"):
+        if getattr(config, name) not in SCHEDULERS:
+            raise ValueError(f"{name} must be one of {SCHEDULERS}, got {getattr(config, name)!r}")
+    if config.faithful_seeds and not config.faithful_timesteps:
+        raise ValueError("faithful_timesteps needs at least one T when faithful_seeds are given")
     bases = config.block * config.block
-    for t in (*config.timesteps, *config.side_timesteps):
+    for t in (*config.timesteps, *config.side_timesteps, *config.faithful_timesteps):
         if t <= 0 or t % bases:
             raise ValueError(f"timesteps must be positive multiples of {bases} (block^2), got {t}")
     for k in config.keep_bases:
@@ -47,13 +53,31 @@ def validate(config: DCTSNNConfig) -> None:
 
 
 def measure(config: DCTSNNConfig) -> Measured:
-    """Every dataset (at its T), then the reconstruction error and coding statistics."""
+    """Every dataset (at its T), the faithful variant (main dataset, its own settings; none
+    without ``faithful_seeds``), then the reconstruction error and the coding statistics of
+    every dataset at each of its T (the main dataset's also at the faithful T)."""
     plan = [(d, config.timesteps) for d in config.datasets]
     plan += [(d, config.side_timesteps) for d in config.side_datasets]
     runs = [_one_dataset(config, name, steps) for name, steps in plan]
+    twin = None
+    if config.faithful_seeds:
+        twin = _one_dataset(faithful_config(config), config.main_dataset, config.faithful_timesteps)
+        twin.faithful = True
     recon = {r.dataset: reconstruction_error(r.test_x, config.block) for r in runs}
     stats = {r.dataset: coding_statistics(r.test_x, min(config.timesteps)) for r in runs}
-    return Measured(runs, recon, stats)
+    coding = {r.dataset: _coding_at_every_t(r, twin, config.block) for r in runs}
+    return Measured(runs, recon, stats, coding, twin)
+
+
+def _coding_at_every_t(
+    runs: DatasetRuns, twin: DatasetRuns | None, block: int
+) -> dict[int, dict[str, float]]:
+    """:func:`coding_statistics` of one dataset's test images at each T it ran (and each T of
+    the faithful variant when that ran on the same dataset), keyed by T."""
+    steps = set(runs.timesteps)
+    if twin is not None and twin.dataset == runs.dataset:
+        steps |= set(twin.timesteps)
+    return {t: coding_statistics(runs.test_x, t, block) for t in sorted(steps)}
 
 
 def reconstruction_error(x: torch.Tensor, block: int) -> float:
@@ -103,14 +127,15 @@ def encoder(kind: str, steps: int, block: int = 4, keep: int | None = None) -> A
 
 
 def finetune(config: DCTSNNConfig, model: EncodedSNN, train: TensorDataset, seed: int) -> None:
-    """BPTT through all T steps: Adam, weight decay, lr halved... as configured."""
+    """BPTT through all T steps: Adam with weight decay, the configured lr, epochs, batch size
+    and per-epoch lr schedule (``config.ft_scheduler``)."""
     cfg = TrainConfig(
         epochs=config.ft_epochs,
         batch_size=config.ft_batch_size,
         lr=config.ft_lr,
         optimizer="adam",
         weight_decay=config.weight_decay,
-        scheduler="none",
+        scheduler=config.ft_scheduler,
         seed=seed,
         device=config.device,
         progress=False,
