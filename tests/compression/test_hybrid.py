@@ -91,6 +91,23 @@ def test_calibration_network_macs_and_structure():
         HybridNet((1, 2, 2), 10, XNOR)
 
 
+def test_pool_after_builds_the_deep_net_and_none_keeps_the_default():
+    """The deep net of ``significant_layers_faithful``: two stages of four, pooled 40 -> 2."""
+    torch.manual_seed(0)
+    default = HybridNet((40,), 10, XNOR)
+    torch.manual_seed(0)
+    explicit = HybridNet((40,), 10, XNOR, pool_after=(1, 3, 4))
+    x = torch.randn(5, 40)
+    assert torch.equal(default.eval()(x), explicit.eval()(x))  # None is 1-D's (1, 3, 4)
+    widths = (32, 64, 64, 64, 64, 128, 128, 128, 128)
+    deep = HybridNet((40,), 10, (32, *[1] * 8, 32), widths=widths, pool_after=(1, 3, 5, 7))
+    macs = [c.macs for c in layer_costs(deep, (40,))]
+    assert macs == [3840, 245760, 245760, 245760, 122880, 245760, 245760, 245760, 98304, 2560]
+    assert deep.fc.in_features == 128 * 2 and deep(x).shape == (5, 10)
+    with pytest.raises(ValueError, match="below size 1"):
+        HybridNet((40,), 10, (32, *[1] * 8, 32), widths=widths, pool_after=tuple(range(6)))
+
+
 def test_energy_model_on_hand_computed_network():
     net = nn.Sequential(
         QuantConv1d(1, 2, 3, bias=False, weight_bits=1),

@@ -1,18 +1,23 @@
 """Claims and metrics of the ``hybrid_net`` experiment.
 
 Pure summaries of the per-seed runs, accuracies in percentage points: two claims
-(``hybrid_beats_xnor``, ``significant_layers``).
+(``hybrid_beats_xnor``, ``significant_layers``) and the faithful twin of the second
+(``significant_layers_faithful``: the deep net, records marked ``faithful``), with the
+mechanism it measured as its diagnosis.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
 import numpy as np
 
+from netprism.compression.hybrid import SignificantLayers
 from netprism.core.results import Claim, mean_std
 from netprism.core.results import format_pm as pm
+from netprism.experiments.hybrid_net.config import faithful_config
 from netprism.experiments.hybrid_net.records import SeedRun, by_dataset
 
 LABELS = {"fp": "FP32", "xnor": "XNOR"}
@@ -51,7 +56,8 @@ def _edge_share(run: SeedRun, key: str = "xnor") -> float:
 def claims_and_metrics(
     runs: list[SeedRun], config: Any
 ) -> tuple[list[Claim], dict[str, float], dict[str, dict[str, float]]]:
-    """The two claims, the flat metrics and the baselines' numbers."""
+    """The claims, the flat metrics and the baselines' numbers; the original claims read the
+    reproduced runs only, the twin the faithful ones."""
     groups = by_dataset(runs)
     metrics: dict[str, float] = {"n_seeds": float(len(groups[config.datasets[0]]))}
     baselines: dict[str, dict[str, float]] = {}
@@ -79,6 +85,9 @@ def claims_and_metrics(
         same = all(r.significant.significant == rs[0].significant.significant for r in rs)
         metrics[f"{ds}_selection_identical_across_seeds"] = float(same)
     claims = [_claim_beats_xnor(groups, config), _claim_significant(groups, config)]
+    twins = [r for r in runs if r.faithful]
+    if twins:
+        claims.append(_faithful_twin(twins, config, metrics))
     return claims, metrics, baselines
 
 
@@ -136,9 +145,11 @@ def _claim_beats_xnor(groups: dict[str, list[SeedRun]], config: Any) -> Claim:
     )
 
 
-def _binary_share(run: SeedRun) -> float:
+def _binary_share(run: SeedRun, sig: SignificantLayers | None = None) -> float:
+    """Fraction of the hidden layers that ``sig`` (default: the claim's reading) leaves binary."""
+    flagged = (sig or run.significant).significant
     hidden = run.layers[1:-1]
-    return sum(1 for n in hidden if n not in run.significant.significant) / len(hidden)
+    return sum(1 for n in hidden if n not in flagged) / len(hidden)
 
 
 def _claim_significant(groups: dict[str, list[SeedRun]], config: Any) -> Claim:
@@ -169,3 +180,83 @@ def _claim_significant(groups: dict[str, list[SeedRun]], config: Any) -> Claim:
         target=0.5,
         op=">",
     )
+
+
+def _faithful_twin(twins: list[SeedRun], config: Any, metrics: dict[str, float]) -> Claim:
+    """``significant_layers`` on the faithful runs (the deep net, claim's lens and threshold),
+    with the per-layer counts against width and fan-in, and the other readings' verdicts."""
+    faithful = faithful_config(config)
+    claim = _claim_significant({faithful.datasets[0]: twins}, faithful)
+    claim.id = "significant_layers_faithful"
+    claim.settings = {
+        "datasets": list(faithful.datasets),
+        "epochs": faithful.epochs[0],
+        "batch_size": faithful.batch_size[0],
+        "lr": faithful.lr,
+        "widths": list(faithful.widths),
+        "pool_after": list(faithful.pool_after or ()),
+        "threshold": faithful.threshold,
+        "thresholds_reported": list(config.faithful_thresholds),
+        "where": faithful.where,
+        "models": ["xnor"],
+    }
+    claim.seeds = [r.seed for r in twins]
+    metrics["faithful_xnor_acc"], metrics["faithful_xnor_acc_std"] = acc_stat(twins, "xnor")
+    for where, t in _readings(faithful.where, config.faithful_thresholds):
+        sigs = [r.lens(where, t) for r in twins]
+        key = f"faithful_{where}_{t:g}"
+        metrics[f"{key}_min_binary_share"] = min(_binary_share(r, g) for r, g in zip(twins, sigs))
+        for i, layer in enumerate(sigs[0].layers):
+            metrics[f"{key}_count_{layer}"] = float(np.mean([g.counts[i] for g in sigs]))
+    claim.diagnosis = _diagnosis(twins, faithful.where, config.faithful_thresholds)
+    return claim
+
+
+def _readings(where: str, thresholds: tuple[float, ...]) -> list[tuple[str, float]]:
+    """(lens, threshold) of every PCA reading of a faithful run, the claim's first."""
+    other = "post" if where == "pre" else "pre"
+    return [(w, t) for t in thresholds for w in (where, other)]
+
+
+def layer_roles(run: SeedRun) -> dict[str, list[str]]:
+    """The hidden layers that widen, those whose fan-in grew at unchanged width (their input
+    just widened), and the rest."""
+    roles: dict[str, list[str]] = {"widen": [], "fan-in grows": [], "other": []}
+    for i, name in enumerate(run.layers[1:-1], 1):
+        if run.widths[i] > run.widths[i - 1]:
+            roles["widen"].append(name)
+        elif run.in_channels[i] > run.in_channels[i - 1]:
+            roles["fan-in grows"].append(name)
+        else:
+            roles["other"].append(name)
+    return roles
+
+
+def _diagnosis(twins: list[SeedRun], where: str, thresholds: tuple[float, ...]) -> str:
+    r0, n = twins[0], len(twins)
+    roles = layer_roles(r0)
+    parts = []
+    for k, (lens, t) in enumerate(_readings(where, thresholds)):
+        sigs = [r.lens(lens, t) for r in twins]
+        flagged = Counter(name for g in sigs for name in g.significant)
+        share = min(_binary_share(r, g) for r, g in zip(twins, sigs))
+        hits = ", ".join(f"{name} {flagged[name]}/{n}" for name in r0.layers if flagged[name])
+        by_role = ", ".join(
+            f"{role} ({','.join(names)}) {sum(flagged[x] for x in names)}/{n * len(names)}"
+            for role, names in roles.items()
+            if names
+        )
+        text = f"{lens} lens at {t:g}: flags {hits or 'nothing'} (seeds), by role {by_role}; "
+        text += f"smallest fraction left binary {share:.2f}"
+        if k < 2:  # the claim's threshold: the per-layer counts against the width
+            counts = np.mean([g.counts for g in sigs], axis=0)
+            ratio = "; ".join(f"{name} {c:.1f}/{w}" for name, c, w in
+                              zip(r0.layers, counts, r0.widths))  # fmt: skip
+            text += f"; count / width (mean over seeds): {ratio}"
+        parts.append(text)
+    cap = (
+        f". Under pre, conv1's count cannot exceed its fan-in {r0.fan_in[0]} "
+        f"({r0.in_channels[0]} channel(s) x {r0.fan_in[0] // r0.in_channels[0]} taps), so h1 "
+        f"rises over it whenever its own count exceeds {r0.fan_in[0]}"
+    )
+    return f"XNOR {pm(acc_stat(twins, 'xnor'), 2)} %. " + ". ".join(parts) + cap

@@ -1,5 +1,6 @@
 """Figures and saved records of the ``hybrid_net`` experiment: significant-dimension curve
-per layer, per-layer precision map, accuracy vs energy efficiency, plus ``hybrid_runs.json``."""
+per layer, per-layer precision map, accuracy vs energy efficiency, the faithful variant's
+mechanism (count / width per layer of the deep net), plus ``hybrid_runs.json``."""
 
 from __future__ import annotations
 
@@ -8,26 +9,29 @@ from pathlib import Path
 
 import numpy as np
 
-from netprism.experiments.hybrid_net.claims import acc_stat, energy_mean, label
+from netprism.experiments.hybrid_net.claims import acc_stat, energy_mean, label, layer_roles
 from netprism.experiments.hybrid_net.config import HybridNetConfig
 from netprism.experiments.hybrid_net.records import SeedRun, by_dataset
 from netprism.io import atomic_write_text
 
 
 def draw(runs: list[SeedRun], config: HybridNetConfig, out_dir: Path) -> list[str]:
-    """The three figures and ``hybrid_runs.json``; returns the figure file names."""
-    groups = by_dataset(runs)
+    """The figures and ``hybrid_runs.json``; returns the figure file names."""
+    groups = by_dataset(runs)  # the reproduced runs
     figures = [
         _plot_counts(groups, out_dir),
         _plot_precision_map(groups, out_dir),
         _plot_acc_energy(groups, out_dir),
     ]
+    twins = [r for r in runs if r.faithful]
+    if twins:
+        figures.append(_plot_faithful(twins, config, out_dir))
     save_runs(runs, out_dir)
     return figures
 
 
 def save_runs(runs: list[SeedRun], out_dir: Path) -> None:
-    """Every dataset and seed's record, in run order."""
+    """Every dataset and seed's record, in run order (the faithful ones last, marked)."""
     data_out = [r.to_dict() for r in runs]
     atomic_write_text(out_dir / "hybrid_runs.json", json.dumps(data_out, indent=1))
 
@@ -104,3 +108,49 @@ def _plot_acc_energy(groups: dict[str, list[SeedRun]], out_dir: Path) -> str:
     fig.tight_layout()
     save_figure(fig, out_dir / "hybrid_net_acc_vs_energy.png")
     return "hybrid_net_acc_vs_energy.png"
+
+
+def _plot_faithful(twins: list[SeedRun], config: HybridNetConfig, out_dir: Path) -> str:
+    """The faithful variant's mechanism: significant dimensions / width per layer of the deep
+    XNOR net, one panel per lens, one line per threshold (mean over seeds, bars min..max),
+    input channels / width marked, layers flagged on some seed starred (with how many)."""
+    from matplotlib.figure import Figure
+
+    from netprism.report.figures import save_figure
+
+    r0, n = twins[0], len(twins)
+    layers, widths = r0.layers[:-1], np.asarray(r0.widths, dtype=float)
+    x = np.arange(len(layers))
+    roles = layer_roles(r0)
+    fig = Figure(figsize=(11, 3.8))
+    other = "post" if config.faithful_where == "pre" else "pre"
+    for ax, where in zip(fig.subplots(1, 2, sharey=True), (config.faithful_where, other)):
+        for k, t in enumerate(config.faithful_thresholds):
+            ratios = np.array([r.lens(where, t).counts for r in twins]) / widths  # (seeds, layers)
+            mean = ratios.mean(axis=0)
+            err = np.stack([mean - ratios.min(axis=0), ratios.max(axis=0) - mean])
+            ax.errorbar(x, mean, yerr=err, fmt="-o", ms=4, capsize=2, color=f"C{k}",
+                        label=f"{t:g} of the variance")  # fmt: skip
+            flagged = [sum(name in r.lens(where, t).significant for r in twins) for name in layers]
+            for i, hits in enumerate(flagged):
+                if hits:
+                    ax.plot(x[i], mean[i], "*", ms=13, color=f"C{k}", mec="black", mew=0.5)
+                    ax.annotate(f"{hits}/{n}", (x[i], mean[i]), fontsize=6, xytext=(3, -9 - 7 * k),
+                                textcoords="offset points", color=f"C{k}")  # fmt: skip
+        ax.plot(x, np.asarray(r0.in_channels) / widths, "x", color="gray",
+                label="input channels / width")  # fmt: skip
+        ticks = [f"{name}{'+' if name in roles['widen'] else ''}\n{c}->{w}"
+                 for name, c, w in zip(layers, r0.in_channels, r0.widths)]  # fmt: skip
+        ax.set_xticks(x, ticks, fontsize=7)
+        claim = " (the claim's)" if where == config.faithful_where else ""
+        ax.set_title(f"{where} lens{claim}: * = flagged (seeds)", fontsize=9)
+        ax.set_ylim(bottom=0)
+        ax.set(xlabel="layer (+ = widens; input -> output channels)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.axes[0].set_ylabel("significant dimensions / width")
+    fig.suptitle(f"faithful variant on {r0.dataset}: {len(layers)} conv layers, {n} seed(s)",
+                 fontsize=9)  # fmt: skip
+    fig.tight_layout()
+    save_figure(fig, out_dir / "hybrid_net_faithful_mechanism.png")
+    return "hybrid_net_faithful_mechanism.png"
