@@ -12,7 +12,10 @@ real updates of a few rounds with N in ``fidelity_proxies``; the privacy runs at
 local SGD step on a true batch (B = ``attack_batch``, and B = 1, the paper's known failure)
 at the initial weights with Inverting Gradients, DLG and the analytic FC inversion, against
 the real and the TOFU-decoded update; the robustness run adds one malformed and one
-sign-flipping client to FedAvg with the robust aggregator.
+sign-flipping client to FedAvg with the robust aggregator.  The ``privacy_faithful`` twin
+(pre-registered, target unchanged) attacks updates of K local SGD steps (K in
+``privacy_local_steps``, claim at ``privacy_faithful_k`` = 9) at the initial and FedAvg's
+round-20 weights (``privacy_rounds``), with Inverting Gradients' one-step model.
 
 Decided up front: bytes are float32 payloads (no framing); the downlink is counted, full
 precision unless ``downlink="tofu"``; the ``privacy`` claim uses Inverting Gradients' best-

@@ -2,7 +2,9 @@
 
 Pure summaries of the per-seed records: encoder fidelity (and its rise with the number of
 proxies), exact decode, uplink savings and the accuracy they cost, privacy against gradient
-inversion, and survival of a malformed and a sign-flipping client.
+inversion, and survival of a malformed and a sign-flipping client; ``privacy_faithful``, the
+twin of ``privacy`` on updates of K local steps (read from ``SeedRuns.privacy_faithful`` only,
+as ``privacy`` is read from ``SeedRuns.privacy`` only).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ def claims_and_metrics(
         _privacy_claim(runs, config, metrics),
         _bad_claim(runs, config, metrics, final),
     ]
+    if runs[0].privacy_faithful:
+        claims.append(_privacy_claim_faithful(runs, config, metrics))
     baselines = {
         "fedavg": {
             "accuracy": metrics["fedavg_acc"],
@@ -209,4 +213,98 @@ def _bad_claim(
         ">=",
         baseline=metrics["fedavg_acc"],
         baseline_name="clean FedAvg accuracy",
+    )
+
+
+def faithful_values(quality: dict[str, Any]) -> dict[str, float]:
+    """The numbers one (round, K) point of ``privacy_faithful`` reports, from its quality."""
+    return {
+        "ig_real_mse": quality["ig_real"]["mse"],
+        "ig_real_psnr": quality["ig_real"]["psnr"],
+        "ig_tofu_mse": quality["ig_tofu"]["mse"],
+        "ig_tofu_psnr": quality["ig_tofu"]["psnr"],
+        "proxy_best_match_psnr": quality["proxy_best_match"]["psnr"],  # each proxy
+        "proxy_to_true_psnr": quality["proxy_to_true"]["psnr"],  # each true image
+        "encoder_cosine": quality["encoder_cosine"],
+        "one_step_cosine": quality["one_step_cosine"],
+    }
+
+
+def faithful_metrics(runs: list[SeedRuns], metrics: dict[str, float]) -> list[tuple[int, int]]:
+    """Seed means of :func:`faithful_values` and the MSE ratio (decoded / real, of the mean
+    MSEs, as ``privacy``) as ``faithful_r{round}_k{K}_*`` metrics; returns the (round, K)."""
+    points = sorted(runs[0].privacy_faithful)
+    for r, k in points:
+        values = [faithful_values(run.privacy_faithful[(r, k)].quality) for run in runs]
+        for key in values[0]:
+            metrics[f"faithful_r{r}_k{k}_{key}"] = mean_or_nan([v[key] for v in values])
+        real, tofu = (
+            metrics[f"faithful_r{r}_k{k}_ig_real_mse"],
+            metrics[f"faithful_r{r}_k{k}_ig_tofu_mse"],
+        )
+        metrics[f"faithful_r{r}_k{k}_ig_mse_ratio"] = tofu / real if real > 0 else math.inf
+    return points
+
+
+def _privacy_claim_faithful(runs: list[SeedRuns], config: Any, metrics: dict[str, float]) -> Claim:
+    """``privacy`` on an update of ``privacy_faithful_k`` local steps at round 0, diagnosed by
+    how the proxies' and the attacks' PSNRs move with K."""
+    points = faithful_metrics(runs, metrics)
+    k, b = config.privacy_faithful_k, config.attack_batch
+
+    def at(r: int, kk: int, key: str) -> float:
+        return metrics[f"faithful_r{r}_k{kk}_{key}"]
+
+    def psnrs(r: int, kk: int) -> str:
+        return (
+            f"proxies {at(r, kk, 'proxy_best_match_psnr'):.1f} dB per proxy / "
+            f"{at(r, kk, 'proxy_to_true_psnr'):.1f} dB per true image, IG real "
+            f"{at(r, kk, 'ig_real_psnr'):.1f} dB, IG decoded {at(r, kk, 'ig_tofu_psnr'):.1f} dB "
+            f"(ratio {at(r, kk, 'ig_mse_ratio'):.2f}, encoder cosine "
+            f"{at(r, kk, 'encoder_cosine'):.3f}, update vs one step cosine "
+            f"{at(r, kk, 'one_step_cosine'):.3f})"
+        )
+
+    ratio = at(0, k, "ig_mse_ratio")
+    rounds = sorted({r for r, _ in points})
+    steps = sorted({kk for _, kk in points})
+    claim = Claim(
+        "privacy_faithful",
+        f"Inverting Gradients on the real vs the TOFU-decoded update made of K={k} local SGD "
+        f"steps of B={b} images each ({b * k} images) at the initial weights: best-match MSE "
+        f"ratio (TOFU / real) >= {config.min_mse_ratio} (PSNR real "
+        f"{at(0, k, 'ig_real_psnr'):.1f} dB, decoded {at(0, k, 'ig_tofu_psnr'):.1f} dB; "
+        f"{len(runs)} seeds)",
+        ratio,
+        config.min_mse_ratio,
+        ">=",
+    )
+    claim.settings = {
+        "local_steps": k,
+        "true_images": b * k,
+        "ig_batch_size": b * k,
+        "local_batch_size": b,
+        "weights_round": 0,
+        "swept_local_steps": list(steps),
+        "swept_rounds": list(rounds),
+    }
+    claim.seeds = [r.seed for r in runs]
+    lines = [f"at K={k}, round 0: {psnrs(0, k)}"]
+    for r in rounds:
+        lines.append(f"round {r}, K=" + "/".join(map(str, steps)) + ": " + _trend(at, r, steps))
+    claim.diagnosis = "; ".join(lines)
+    return claim
+
+
+def _trend(at: Any, r: int, steps: list[int]) -> str:
+    """How the proxies' and the attacks' PSNRs (dB) and the ratio change with K at round ``r``."""
+    series = (
+        ("proxies per proxy", "proxy_best_match_psnr", "{:.1f}"),
+        ("IG real", "ig_real_psnr", "{:.1f}"),
+        ("IG decoded", "ig_tofu_psnr", "{:.1f}"),
+        ("ratio", "ig_mse_ratio", "{:.2f}"),
+        ("encoder cosine", "encoder_cosine", "{:.3f}"),
+    )
+    return ", ".join(
+        f"{name} " + "/".join(fmt.format(at(r, k, key)) for k in steps) for name, key, fmt in series
     )

@@ -42,6 +42,18 @@ class TOFUExperimentConfig:
     max_acc_gap: float = 3.0  # points, hybrid vs FedAvg
     min_mse_ratio: float = 3.0  # privacy: TOFU-attack MSE / real-attack MSE
     max_bad_gap: float = 2.0  # points, robust run with bad clients vs the clean run
+    # privacy_faithful (pre-registered before its first run, target unchanged: min_mse_ratio,
+    # Inverting Gradients at B = attack_batch): the attacked update is K local SGD steps (lr,
+    # no momentum) from a round's global weights, each step on a fresh batch of attack_batch
+    # images of client 0 (attack_batch * K images in all), K swept over privacy_local_steps;
+    # the encoder is unchanged and the attacker keeps its one-step model (it reconstructs
+    # attack_batch * K images from -update / (K lr), each scored against its closest true
+    # image). Rounds: 0 (the initial weights) and FedAvg's round-20 weights. The claim is
+    # read at K = privacy_faithful_k (the local steps per round of the federated arms, about
+    # 270 samples / batch 32) at round 0; seeds are `seeds`.
+    privacy_local_steps: tuple[int, ...] = (1, 3, 9, 27)
+    privacy_faithful_k: int = 9
+    privacy_rounds: tuple[int, ...] = (0, 20)
     # Local training and test evaluation run here; the wire vectors, TOFU's encoder and the
     # attacks (optimizing inputs, not weights) stay on the CPU.
     device: str = "auto"
@@ -60,6 +72,9 @@ SCALES: dict[str, dict[str, Any]] = {
         "ig_steps": 20,
         "dlg_steps": 2,
         "seeds": (0,),
+        "privacy_local_steps": (1, 2),
+        "privacy_faithful_k": 2,
+        "privacy_rounds": (0, 2),
     },
     "small": {},
     "full": {"seeds": (0, 1, 2, 3, 4), "rounds": 100, "full_rounds": 10, "encoder_steps": 300},

@@ -12,19 +12,11 @@ from netprism.core.seed import seed_everything
 from netprism.data import load_dataset
 from netprism.data.transforms import partition_clients
 from netprism.experiments.tofu.config import MALFORMED, TOFUExperimentConfig
+from netprism.experiments.tofu.privacy import privacy_faithful_runs, privacy_run
 from netprism.experiments.tofu.records import PrivacyRun, SeedRuns
 from netprism.federated.aggregate import AGGREGATORS
-from netprism.federated.attacks import (
-    analytic_fc_inversion,
-    best_match_mse,
-    dlg,
-    inverting_gradients,
-    per_truth_best,
-    reconstruction_quality,
-)
-from netprism.federated.gradients import flat_params, params_from_flat, weighted_gradient
 from netprism.federated.rounds import DOWNLINKS, EncoderConfig, local_config, run_rounds
-from netprism.federated.tofu import decode_update, encode_update, hybrid_schedule
+from netprism.federated.tofu import encode_update, hybrid_schedule
 from netprism.models import create_model
 from netprism.train import resolve_device
 
@@ -55,6 +47,26 @@ def validate(config: TOFUExperimentConfig) -> None:
     if list(config.fidelity_proxies) != sorted(set(config.fidelity_proxies)):
         raise ValueError(
             f"fidelity_proxies must be strictly increasing, got {config.fidelity_proxies}"
+        )
+    _validate_privacy_faithful(config)
+
+
+def _validate_privacy_faithful(config: TOFUExperimentConfig) -> None:
+    """The twin's sweep: K >= 1 increasing, with the claim's K; rounds that run, with 0."""
+    steps, rounds = list(config.privacy_local_steps), list(config.privacy_rounds)
+    if not steps or steps[0] < 1 or steps != sorted(set(steps)):
+        raise ValueError(
+            f"privacy_local_steps must be strictly increasing and >= 1, got {tuple(steps)}"
+        )
+    if config.privacy_faithful_k not in steps:
+        raise ValueError(
+            f"privacy_faithful_k must be one of privacy_local_steps {tuple(steps)}, "
+            f"got {config.privacy_faithful_k}"
+        )
+    if rounds != sorted(set(rounds)) or 0 not in rounds or rounds[-1] >= config.rounds:
+        raise ValueError(
+            "privacy_rounds must be strictly increasing, include 0 (where the claim is read) "
+            f"and stay below rounds={config.rounds}, got {tuple(rounds)}"
         )
 
 
@@ -87,7 +99,9 @@ def one_seed(config: TOFUExperimentConfig, seed: int) -> SeedRuns:
         seed=seed,
         device=resolve_device(config.device),
     )
-    keep = [r for r in config.fidelity_rounds if r < config.rounds]
+    keep = sorted(
+        {r for r in (*config.fidelity_rounds, *config.privacy_rounds) if r < config.rounds}
+    )
     logs = {
         "fedavg": run_rounds(
             model, clients, test, schedule=["full"] * config.rounds, keep_rounds=keep, **common
@@ -120,11 +134,23 @@ def one_seed(config: TOFUExperimentConfig, seed: int) -> SeedRuns:
             behaviours=bad,
             **common,
         )
-    fidelity = _fidelity_sweep(config, model, logs["fedavg"].snapshots, train, seed)
+    snapshots = logs["fedavg"].snapshots
+    fidelity = _fidelity_sweep(
+        config,
+        model,
+        {r: s for r, s in snapshots.items() if r in config.fidelity_rounds},
+        train,
+        seed,
+    )
     privacy: dict[int, PrivacyRun] = {}
     for b in sorted({config.attack_batch, 1}):
         privacy[b] = privacy_run(config, model, clients[0], b, seed)
-    return SeedRuns(seed, {k: v for k, v in logs.items()}, fidelity, privacy, n_params(model))
+    faithful = privacy_faithful_runs(
+        config, model, clients[0], {r: snapshots[r][0] for r in config.privacy_rounds}, seed
+    )
+    return SeedRuns(
+        seed, {k: v for k, v in logs.items()}, fidelity, privacy, n_params(model), faithful
+    )
 
 
 def n_params(model: torch.nn.Module) -> int:
@@ -159,56 +185,3 @@ def _fidelity_sweep(
                 cosines.append(cos)
         out[n] = cosines
     return out
-
-
-def privacy_run(
-    config: TOFUExperimentConfig, model: torch.nn.Module, data: Any, batch: int, seed: int
-) -> PrivacyRun:
-    """Attack one local SGD step on ``batch`` true samples, real and TOFU-decoded."""
-    gen = torch.Generator().manual_seed(seed + 1_000)
-    idx = torch.randperm(len(data), generator=gen)[:batch]
-    x, y = data.x[idx], data.y[idx]  # (B, *input_shape), (B,)
-    shape, k = tuple(data.input_shape), data.num_classes
-    w0 = flat_params(model)
-    update = -config.lr * weighted_gradient(model, w0, x, y)  # one SGD step on the batch
-    proxy, cos = encode_update(
-        model,
-        w0,
-        update,
-        input_shape=shape,
-        num_classes=k,
-        n_proxy=config.n_proxy,
-        steps=config.encoder_steps,
-        lr=config.encoder_lr,
-        seed=seed,
-    )
-    targets = {"real": -update / config.lr, "tofu": -decode_update(model, w0, proxy) / config.lr}
-    recon: dict[str, torch.Tensor] = {}
-    quality: dict[str, Any] = {"encoder_cosine": cos}
-    attack = dict(batch_size=batch, input_shape=shape, num_classes=k, seed=seed)
-    for name, target in targets.items():
-        recon[f"ig_{name}"] = inverting_gradients(
-            model,
-            w0,
-            target,
-            steps=config.ig_steps,
-            lr=config.ig_lr,
-            tv_weight=config.tv_weight,
-            **attack,
-        )
-        recon[f"dlg_{name}"] = dlg(model, w0, target, steps=config.dlg_steps, **attack)
-        for att in ("ig", "dlg"):
-            quality[f"{att}_{name}"] = reconstruction_quality(recon[f"{att}_{name}"], x)
-        first = list(params_from_flat(model, target).items())[:2]  # first layer (weight, bias)
-        if len(first) == 2 and first[0][1].dim() == 2 and first[1][1].dim() == 1:
-            cands = analytic_fc_inversion(first[0][1], first[1][1])  # (H', D)
-            flat_x = x.reshape(batch, -1)
-            quality[f"analytic_{name}"] = per_truth_best(cands, flat_x)
-            best = torch.cdist(flat_x, cands.clamp(0, 1)).argmin(1)  # (B,)
-            recon[f"analytic_{name}"] = cands[best].clamp(0, 1).reshape(x.shape)
-    quality["ig_tofu_to_proxy"] = float(best_match_mse(recon["ig_tofu"], proxy.x).mean())
-    # Do the transmitted proxies themselves look like the private batch?
-    quality["proxy_to_true"] = per_truth_best(
-        proxy.x.reshape(len(proxy.x), -1), x.reshape(batch, -1)
-    )
-    return PrivacyRun(batch, x, proxy.x, recon, quality)
