@@ -200,6 +200,8 @@ def conditional_fit(
     *,
     mode: str = "sequential",
     config: TrainConfig | None = None,
+    val: Any = None,
+    callbacks: Sequence[Any] = (),
 ) -> list[float]:
     """Train ``model`` (returning per-level logits, coarse to fine) on leaf labels ``y``.
 
@@ -221,6 +223,12 @@ def conditional_fit(
         (not the engine's 50 % / 75 %), ``"cosine"`` and ``"none"`` are the engine's.
         Refused with a ValueError: ``label_smoothing`` (the level losses are the method's)
         and ``checkpoint_dir`` / ``resume`` (the loss history is not checkpointed).
+    val : (x, y) tensors or any data :func:`netprism.train.fit` takes, optional
+        Held-out samples with leaf labels, scored after every epoch by the finest head
+        (``val_loss`` and ``val_accuracy`` in the epoch metrics callbacks see).
+    callbacks : sequence of Callback
+        Further engine callbacks, run after the recipe's own (e.g.
+        :class:`~netprism.train.callbacks.KeepBest` to keep the best validation epoch).
 
     Returns
     -------
@@ -254,8 +262,9 @@ def conditional_fit(
         model,
         (x, y),
         config,  # fit seeds the global generators with config.seed, as the recipe always did
+        val=val,
         order=batches.plan,
-        callbacks=[levels],
+        callbacks=[levels, *callbacks],
         loss_fn=levels.loss,
         output_fn=_finest,
         scheduler=_thirds_schedule(epochs) if config.scheduler == "step" else None,

@@ -142,3 +142,78 @@ class Callback:
 
     def on_fit_end(self, ctx: TrainContext) -> None:
         """After the last epoch."""
+
+
+class KeepBest(Callback):
+    """Give the model back the weights of its best epoch on a validation metric.
+
+    After every epoch the metric ``metrics[metric]`` (``"val_accuracy"`` or ``"val_loss"``
+    when :func:`~netprism.train.fit` has ``val=``, or a key a callback listed earlier wrote)
+    is compared with the best so far; a strict improvement copies the model's ``state_dict``
+    (on its device), so ties keep the earlier epoch.  When training ends the best copy is
+    loaded back into the model.  The best weights travel with a checkpoint
+    (``state_dict``/``load_state_dict``), so a resumed fit still restores them.
+
+    Parameters
+    ----------
+    metric : str
+        The epoch metric to watch.
+    mode : {"max", "min"}
+        Whether larger or smaller is better.
+
+    Attributes
+    ----------
+    best_epoch : int or None
+        The 0-based epoch whose weights the model holds after the fit (``None`` before the
+        first epoch, or when the metric was NaN every epoch: then the last weights stay).
+    best_value : float
+        The metric at ``best_epoch`` (``nan`` while ``best_epoch`` is ``None``).
+    """
+
+    def __init__(self, metric: str = "val_accuracy", mode: str = "max") -> None:
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        self.metric, self.mode = metric, mode
+        self.best_epoch: int | None = None
+        self.best_value = float("nan")
+        self._weights: dict[str, torch.Tensor] | None = None
+
+    def on_epoch_end(self, ctx: TrainContext, metrics: dict[str, Any]) -> None:
+        if self.metric not in metrics:
+            raise ValueError(
+                f"KeepBest watches {self.metric!r}, but the epoch's metrics hold only "
+                f"{sorted(metrics)}: pass val= to fit for 'val_accuracy' / 'val_loss'"
+            )
+        value = float(metrics[self.metric])
+        if self._improves(value):
+            self.best_epoch, self.best_value = ctx.epoch, value
+            self._weights = {k: v.detach().clone() for k, v in ctx.model.state_dict().items()}
+
+    def on_fit_end(self, ctx: TrainContext) -> None:
+        if self._weights is not None:
+            ctx.model.load_state_dict(self._weights)
+
+    def _improves(self, value: float) -> bool:
+        if value != value:  # NaN never improves
+            return False
+        if self.best_epoch is None:
+            return True
+        return value > self.best_value if self.mode == "max" else value < self.best_value
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The best epoch, its value and weights, as tensors (for a checkpoint)."""
+        state = {
+            "best_epoch": torch.tensor(-1 if self.best_epoch is None else self.best_epoch),
+            "best_value": torch.tensor(self.best_value, dtype=torch.float64),
+        }
+        for k, v in (self._weights or {}).items():
+            state[f"weights.{k}"] = v
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`state_dict` wrote."""
+        epoch = int(state["best_epoch"])
+        self.best_epoch = None if epoch < 0 else epoch
+        self.best_value = float(state["best_value"])
+        weights = {k[len("weights.") :]: v for k, v in state.items() if k.startswith("weights.")}
+        self._weights = weights or None
