@@ -5,7 +5,10 @@ import pytest
 import torch
 
 from netprism.experiments import load_experiments
+from netprism.experiments.afm.claims import claims_and_metrics
+from netprism.experiments.afm.config import SCALES, AFMConfig
 from netprism.experiments.afm.dense_studies import PTQ_VARIANTS, kv_cache_ratios, val_bpb_kv8
+from netprism.experiments.afm.lora_faithful import adaptation_split, check_faithful
 from netprism.experiments.afm.training import Budget, val_bpb
 from netprism.experiments.base import execute
 from netprism.lm.model import ByteLM, LMConfig
@@ -20,6 +23,7 @@ CLAIMS = {
     "local_global_kv",
     "guided_valid",
     "lora_adapts",
+    "lora_adapts_faithful",  # tiny runs the opt-in twin on seed 0
 }
 
 
@@ -100,3 +104,67 @@ def test_identity_claims_hold_exactly(tiny):
     assert g["valid_rate"] == 1.0 and g["within_budget"] == 1.0
     assert g["samples"] >= result.config["guided_samples"] * 2
     assert claims["guided_valid"].holds and g["unconstrained_valid_rate"] < 1.0
+
+
+def test_lora_faithful_twin_claim_and_figure(tiny):
+    result, runs, out = tiny
+    claim = next(c for c in result.claims if c.id == "lora_adapts_faithful")
+    twin = runs["lora_faithful"]["0"]
+    assert claim.seeds == [0] and claim.target == 0.5 and claim.op == ">="  # target unchanged
+    assert claim.measured == pytest.approx(twin["lora_drop"] / twin["full_drop"])
+    assert claim.settings == {
+        "lora_steps": 4,
+        "lora_lrs": [1e-3, 3e-3],
+        "full_finetune_lrs": [3e-4, 1e-3],
+        "lr_selection": "last 10% of the adaptation half",
+        "eval_every": 2,
+        "curve_ranks": [4, 8],
+    }
+    assert "drops LoRA" in claim.diagnosis and "forgetting" in claim.diagnosis
+    assert "afm_lora_faithful.png" in result.figures
+    assert (out / "afm_lora_faithful.png").stat().st_size > 0
+
+
+def test_lora_faithful_rates_are_chosen_off_the_scoring_half(tiny):
+    _, runs, _ = tiny
+    twin = runs["lora_faithful"]["0"]
+    for method, prefix in (("lora", "lora_r4_a8@"), ("full", "full@")):
+        arms = {k: a for k, a in twin["arms"].items() if k.startswith(prefix)}
+        assert len(arms) == 2  # one arm per rate of the grid
+        best = min(arms.values(), key=lambda a: a["select_bpb"])
+        assert twin[f"{method}_lr"] == best["lr"]
+    for arm in twin["arms"].values():  # every curve starts at the base, then every 2 steps
+        assert arm["step"] == [0, 2, 4] and arm["bpb"][0] == twin["base_curve_bpb"]
+    assert set(twin["ranks"]) == {"4", "8"}
+    assert twin["ranks"]["4"]["arm"] == f"lora_r4_a8@{twin['lora_lr']:g}"  # the claim's arm
+
+
+def test_original_claims_ignore_the_faithful_records(tiny):
+    result, runs, _ = tiny
+    config = AFMConfig(**SCALES["tiny"])
+    without = {k: v for k, v in runs.items() if k != "lora_faithful"}
+    claims, _, _ = claims_and_metrics(without, config)
+    assert {c.id for c in claims} == CLAIMS - {"lora_adapts_faithful"}
+    measured = {c.id: c.measured for c in result.claims}
+    for claim in claims:
+        assert claim.measured == pytest.approx(measured[claim.id], nan_ok=True)
+    assert runs["lora"]["lora_heldout"] != runs["lora_faithful"]["0"]["lora_heldout"]
+
+
+def test_adaptation_split_keeps_the_scoring_half_apart():
+    import numpy as np
+
+    data = np.arange(1000) % 256
+    fit, select, score = adaptation_split(data, 0.1)
+    assert (fit.size, select.size, score.size) == (450, 50, 500)
+    assert np.array_equal(np.concatenate([fit, select, score]), data)
+
+
+def test_faithful_seeds_must_have_a_base():
+    with pytest.raises(ValueError, match=r"faithful_seeds \(0, 3\).*\[3\]"):
+        check_faithful(AFMConfig(seeds=(0, 1), faithful_seeds=(0, 3)))
+    with pytest.raises(ValueError, match="faithful_select_fraction"):
+        check_faithful(AFMConfig(faithful_select_fraction=1.0))
+    with pytest.raises(ValueError, match="faithful_full_lrs"):
+        check_faithful(AFMConfig(faithful_full_lrs=(3e-4, 0.0)))
+    check_faithful(AFMConfig())  # small scale: the twin is off

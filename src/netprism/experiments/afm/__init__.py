@@ -16,7 +16,9 @@ out), bits per byte on the same seeded validation windows for every model.  Stud
   clip, Q2_K-style), QAT for ``qat_steps`` more steps vs an fp32 control trained as long; 4-bit
   embeddings and int8 KV as extras; packed size.
 - (c) parallel-track MoE at matched active parameters; (d) interleaved local/global attention;
-  (e) guided generation validity; (f) LoRA vs full fine-tuning on the held-out package.
+  (e) guided generation validity; (f) LoRA vs full fine-tuning on the held-out package, and
+  its faithful twin (opt-in, ``faithful_seeds``: longer adaptation at chosen rates, every
+  seed; :mod:`netprism.experiments.afm.lora_faithful`).
 
 Device: ``--device`` (default ``auto``: CUDA when present) holds every model: training, scoring,
 cache measurements, decoding and the prefill/decode timings (synchronized on CUDA).  Models are
@@ -33,10 +35,13 @@ from __future__ import annotations
 from netprism.experiments.afm.claims import claims_and_metrics
 from netprism.experiments.afm.config import SCALES, AFMConfig
 from netprism.experiments.afm.figures import draw
+from netprism.experiments.afm.lora_faithful import check_faithful
 from netprism.experiments.afm.run import measure
 from netprism.experiments.base import SeedStudy, register_experiment
 
-STUDY = SeedStudy("afm", measure=measure, claims=claims_and_metrics, figures=draw)
+STUDY = SeedStudy(
+    "afm", measure=measure, claims=claims_and_metrics, figures=draw, validate=check_faithful
+)
 run = register_experiment(
     "afm",
     config=AFMConfig,

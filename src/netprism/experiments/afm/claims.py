@@ -4,13 +4,18 @@ Pure summaries of the measured numbers.  Every target is fixed before the run: t
 identities (KV 5/8, syncs L/D, the local/global KV formula, 100 % schema validity) and two
 fractions stated in the config (QAT closes at least ``qat_min_fraction`` of the best PTQ
 variant's gap; LoRA keeps at least ``lora_min_fraction_of_full`` of full fine-tuning's drop).
+When ``faithful_seeds`` ran, ``lora_adapts_faithful`` is the same target on the faithful
+twin's records (:mod:`netprism.experiments.afm.lora_faithful`), with its diagnosis.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from netprism.core.results import Claim, mean_std
 from netprism.core.results import format_pm as pm
 from netprism.experiments.afm.config import AFMConfig
+from netprism.experiments.afm.lora_faithful import FULL, arm_label, faithful_records
 from netprism.experiments.afm.records import AFMRuns
 
 PTQ_KEYS = (
@@ -30,7 +35,8 @@ def seed_stat(data: AFMRuns, key: str) -> tuple[float, float]:
 def claims_and_metrics(
     data: AFMRuns, config: AFMConfig
 ) -> tuple[list[Claim], dict[str, float], dict[str, dict[str, float]]]:
-    """The six claims, the flat metrics and the baselines' numbers."""
+    """The six claims (and ``lora_adapts_faithful`` when its twin ran), the flat metrics and the
+    baselines' numbers."""
     metrics: dict[str, float] = {}
     baselines: dict[str, dict[str, float]] = {}
     claims = [
@@ -42,6 +48,9 @@ def claims_and_metrics(
         if claim is not None:
             claims.append(claim)
     claims.append(_lora_claim(data, config, metrics, baselines))
+    twins = faithful_records(data)
+    if twins:
+        claims.append(lora_faithful_claim(data, twins, config, metrics))
     for key, value in data.get("perf", {}).items():
         metrics[f"perf_{key}"] = value
     return claims, metrics, baselines
@@ -200,3 +209,114 @@ def _lora_claim(
         baseline=lo["full_heldout"],
         baseline_name="full fine-tuning",
     )
+
+
+def lora_faithful_claim(
+    data: AFMRuns,
+    twins: dict[int, dict[str, Any]],
+    config: AFMConfig,
+    metrics: dict[str, float],
+) -> Claim:
+    """``lora_adapts`` on the faithful twin's records (``twins``, from
+    :func:`~netprism.experiments.afm.lora_faithful.faithful_records`): measured = the mean over
+    seeds of LoRA's drop over full fine-tuning's, each seed's ratio in the text; diagnosed by
+    the chosen rates, the ratio along the curves and across ranks, and general validation
+    after adapting."""
+    seeds = list(twins)
+    ratios = [twins[s]["ratio"] for s in seeds]
+    ratio = mean_std(ratios)
+    for name in ("base_heldout", "lora_heldout", "full_heldout", "lora_drop", "full_drop"):
+        stat = mean_std([twins[s][name] for s in seeds])
+        metrics[f"lora_faithful_{name}"], metrics[f"lora_faithful_{name}_std"] = stat
+    metrics["lora_faithful_ratio"], metrics["lora_faithful_ratio_std"] = ratio
+    for s, r in zip(seeds, ratios, strict=True):
+        metrics[f"lora_faithful_ratio_seed{s}"] = r
+    per_seed = ", ".join(f"seed {s}: {r:.2f}" for s, r in zip(seeds, ratios, strict=True))
+    mean = {
+        k: metrics[f"lora_faithful_{k}"] for k in ("base_heldout", "lora_heldout", "full_heldout")
+    }
+    claim = Claim(
+        "lora_adapts_faithful",
+        f"rank-{config.lora_rank} LoRA trained {config.faithful_lora_steps} steps at its chosen "
+        f"rate lowers held-out-package ({config.heldout_package}) bpb from "
+        f"{mean['base_heldout']:.3f} to {mean['lora_heldout']:.3f}, at least "
+        f"{config.lora_min_fraction_of_full:.0%} of full fine-tuning's drop (to "
+        f"{mean['full_heldout']:.3f}, as long, at its chosen rate); measured = mean over "
+        f"{len(seeds)} seeds of LoRA's drop / full fine-tuning's ({per_seed})",
+        measured=ratio[0],
+        target=config.lora_min_fraction_of_full,
+        op=">=",
+        baseline=mean["full_heldout"],
+        baseline_name="full fine-tuning (chosen rate)",
+    )
+    claim.settings = {
+        "lora_steps": config.faithful_lora_steps,
+        "lora_lrs": list(config.faithful_lora_lrs),
+        "full_finetune_lrs": list(config.faithful_full_lrs),
+        "lr_selection": f"last {config.faithful_select_fraction:.0%} of the adaptation half",
+        "eval_every": config.faithful_eval_every,
+        "curve_ranks": list(config.faithful_curve_ranks),
+    }
+    claim.seeds = list(seeds)
+    claim.diagnosis = _lora_faithful_diagnosis(data, twins, config, metrics)
+    return claim
+
+
+def _lora_faithful_diagnosis(
+    data: AFMRuns, twins: dict[int, dict[str, Any]], config: AFMConfig, metrics: dict[str, float]
+) -> str:
+    """The drops and their ratio per seed, the chosen rates, the ratio on the first seed's
+    curves at the reproduced study's step count and at the end, per rank, and forgetting."""
+    seeds = list(twins)
+    parts = [
+        f"seed {s}: drops LoRA {t['lora_drop']:.3f} / full {t['full_drop']:.3f} = "
+        f"{t['ratio']:.2f} at rates {t['lora_lr']:g} / {t['full_lr']:g}"
+        for s, t in ((s, twins[s]) for s in seeds)
+    ]
+    first = twins[seeds[0]]
+    lora = first["arms"][arm_label(config.lora_rank, config.lora_alpha, first["lora_lr"])]
+    full = first["arms"][arm_label(FULL, 0.0, first["full_lr"])]
+    text = "; ".join(parts)
+    along = curve_ratios(lora, full)
+    if along:
+        at = min(along, key=lambda step: abs(step - config.lora_steps))
+        end = max(along)
+        metrics["lora_faithful_curve_ratio_end"] = along[end]
+        reproduced = _drop_ratio(data["lora"]["lora_drop"], data["lora"]["full_drop"])
+        text += (
+            f"; on seed {seeds[0]}'s curves the ratio is {along[at]:.2f} at step {at} and "
+            f"{along[end]:.2f} at step {end} (the reproduced run on seed {config.seeds[0]}, "
+            f"{config.lora_steps} steps "
+            f"on its own schedule at rates {config.finetune_lr:g} / "
+            f"{config.full_finetune_lr:g}: {reproduced:.2f})"
+        )
+    ranks = first.get("ranks", {})
+    if ranks:
+        by_rank = ", ".join(
+            f"r{r} {_drop_ratio(v['drop'], first['full_drop']):.2f}" for r, v in ranks.items()
+        )
+        text += f"; ratio by rank at LoRA's rate ({by_rank})"
+    general = {k: mean_std([twins[s][f"{k}_val_general"] for s in seeds])[0]
+               for k in ("base", "lora", "full")}  # fmt: skip
+    text += (
+        f"; general validation bpb after adapting (forgetting): base {general['base']:.3f}, "
+        f"LoRA {general['lora']:.3f}, full {general['full']:.3f}"
+    )
+    return text
+
+
+def curve_ratios(lora: dict, full: dict) -> dict[int, float]:
+    """Step -> LoRA's drop / full fine-tuning's drop on the curves' shared windows (both curves
+    start at the base, step 0); steps where full fine-tuning has not dropped are left out."""
+    base = lora["bpb"][0]
+    return {
+        step: (base - lo) / (base - fu)
+        for step, lo, fu in zip(lora["step"], lora["bpb"], full["bpb"], strict=True)
+        if base - fu > 0
+    }
+
+
+def _drop_ratio(lora_drop: float, full_drop: float) -> float:
+    """LoRA's drop over full fine-tuning's; NaN (never holds) when full fine-tuning did not
+    drop."""
+    return lora_drop / full_drop if full_drop > 0 else float("nan")

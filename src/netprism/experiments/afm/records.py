@@ -10,6 +10,10 @@ dataclasses.  Keys:
 - ``qat``, ``lora``: the first seed's 2-bit and adaptation studies (name -> number).
 - ``pt``, ``local_global``: the counted syncs and parameters, and the KV-byte ratios.
 - ``guided`` (when run): validity rates and mask timings; ``perf``: decode and prefill timings.
+- ``lora_faithful``: seed -> the faithful LoRA twin's record (empty unless ``faithful_seeds``):
+  base / chosen LoRA / chosen full fine-tuning bpb (held-out scoring half, general val), drops,
+  ``ratio``, chosen rates, ``arms`` (label -> rank, alpha, lr, selection bpb, curve ``step`` /
+  ``bpb``) and, on the first faithful seed, ``ranks`` (rank -> held-out, drop, general val, arm).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from netprism.core.seed import seed_everything
 from netprism.experiments.afm.config import AFMConfig
 from netprism.experiments.afm.dense_studies import kv_cache_ratios, lora_study, qat_study
 from netprism.experiments.afm.guided import guided_study
+from netprism.experiments.afm.lora_faithful import lora_faithful_study
 from netprism.experiments.afm.records import AFMRuns
 from netprism.experiments.afm.track_studies import static_checks, track_runs
 from netprism.experiments.afm.training import Budget, lm_config, train_and_score
@@ -22,7 +23,8 @@ from netprism.train import resolve_device
 
 def measure(config: AFMConfig) -> AFMRuns:
     """Every study on ``config.device``: per seed the dense, KV-shared, PT-MoE and local/global
-    models; on the first seed's baseline QAT, LoRA, guided generation and the timings."""
+    models; on the first seed's baseline QAT, LoRA, guided generation and the timings; last,
+    the faithful LoRA twin on the baseline of each of ``faithful_seeds``."""
     return _measure(config, resolve_device(config.device))
 
 
@@ -42,7 +44,8 @@ def _measure(config: AFMConfig, device: torch.device) -> AFMRuns:
         "seeds": {},
     }
     bases: dict[int, ByteLM] = {}
-    bar = tqdm(total=len(config.seeds) + 3, desc="afm", unit="study", disable=not config.progress)
+    total = len(config.seeds) + 3 + len(config.faithful_seeds)
+    bar = tqdm(total=total, desc="afm", unit="study", disable=not config.progress)
     for seed in config.seeds:
         runs: dict[str, Any] = {}
         for name, share in (("base", 0.0), ("kv_share", 3 / 8)):
@@ -76,6 +79,12 @@ def _measure(config: AFMConfig, device: torch.device) -> AFMRuns:
         data["guided"] = guided
     data["perf"] = _perf(config, base)
     bar.update()
+    data["lora_faithful"] = {}
+    for seed in config.faithful_seeds:  # last: the studies above never see its draws
+        data["lora_faithful"][seed] = lora_faithful_study(
+            bases[seed], corpus, budget, seed, config, with_ranks=seed == config.faithful_seeds[0]
+        )
+        bar.update()
     bar.close()
     return data
 
