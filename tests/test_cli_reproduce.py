@@ -52,3 +52,38 @@ def test_jobs_option_is_checked_and_auto_is_sequential_at_full_scale(tmp_path, c
     assert 1 <= auto_jobs(16, "small") <= 4 and auto_jobs(1, "small") == 1
     with pytest.raises(ValueError, match="jobs must be >= 1, got 0"):
         run_in_processes(["train"], "tiny", tmp_path, 0, print)
+
+
+def test_each_job_gets_its_share_of_the_cores(monkeypatch):
+    import netprism.cli.reproduce as rep
+
+    monkeypatch.setattr(rep, "_cores", lambda: 8)
+    assert [rep.threads_per_job(j) for j in (1, 2, 3, 4, 16)] == [8, 4, 2, 2, 1]
+
+
+def test_killing_reproduce_stops_its_running_experiments(tmp_path):
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "netprism", "reproduce", "memorization", "train"]
+    parent = subprocess.Popen([*cmd, "--scale", "tiny", "--jobs", "2", "--out", str(out)])
+    pids: list[int] = []
+    deadline = time.monotonic() + 120
+    while len(pids) < 2 and time.monotonic() < deadline:  # both children have started
+        time.sleep(0.2)
+        logs = [p.read_text() for p in out.glob("*.log")] if out.exists() else []
+        pids = [int(m) for text in logs for m in re.findall(r"\(process (\d+)\)", text)]
+    assert len(pids) == 2, "the children never wrote their logs' first line"
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=60) != 0
+    for pid in pids:  # a child is gone once it can no longer be signalled (reaped by the parent)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        raise AssertionError(f"experiment process {pid} outlived the killed reproduce")

@@ -43,7 +43,13 @@ from netprism.cli.options import (
     MAX_THREADS,
     config_parser,
 )
-from netprism.cli.reproduce import AUTO_JOBS_CAP, auto_jobs, failed_result, run_in_processes
+from netprism.cli.reproduce import (
+    AUTO_JOBS_CAP,
+    auto_jobs,
+    failed_result,
+    run_in_processes,
+    threads_per_job,
+)
 from netprism.experiments import EXPERIMENTS, SCALES, Result, load_experiments
 from netprism.experiments.base import execute
 
@@ -244,7 +250,11 @@ def _jobs(text: str) -> str | int:
 def _reproduce(names: list[str], scale: str, out: Path, jobs: int = 1) -> int:
     start = time.perf_counter()
     if jobs > 1:
-        print(f"{len(names)} experiments, {jobs} at a time", flush=True)
+        threads = threads_per_job(jobs)
+        print(
+            f"{len(names)} experiments, {jobs} at a time, at most {threads} torch thread(s) each",
+            flush=True,
+        )
         finished = iter(range(1, len(names) + 1))
 
         def done(result: Result) -> None:

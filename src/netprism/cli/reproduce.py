@@ -5,14 +5,18 @@ machine runs two of them in about the time of one.  Every experiment runs in a f
 process (no torch state, thread setting or memory carried from one to the next) whose output
 goes to ``<out>/<name>.log``; the parent prints one block per experiment as it finishes and,
 when a process dies (an exception, a crash, a kill), the end of its log and a failed result, so
-one broken experiment never hides the others.
+one broken experiment never hides the others.  Each process gets at most its share of the
+cores as torch threads (:func:`threads_per_job`): two experiments of two threads each on two
+cores spend most of their time waiting for each other's threads.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -22,7 +26,7 @@ from typing import Any
 
 from netprism.experiments import Claim, Result
 
-__all__ = ["AUTO_JOBS_CAP", "auto_jobs", "failed_result", "run_in_processes"]
+__all__ = ["AUTO_JOBS_CAP", "auto_jobs", "failed_result", "run_in_processes", "threads_per_job"]
 
 AUTO_JOBS_CAP = 4
 """``--jobs auto`` never starts more processes than this (memory: a few GB each at most)."""
@@ -38,8 +42,20 @@ def auto_jobs(n_experiments: int, scale: str) -> int:
 
     if scale == "full" or torch.cuda.is_available():
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(n_experiments, cores or 1, AUTO_JOBS_CAP))
+    return max(1, min(n_experiments, _cores(), AUTO_JOBS_CAP))
+
+
+def threads_per_job(jobs: int) -> int:
+    """Torch threads each of ``jobs`` concurrent experiments may use: its share of the cores
+    (at least 1).  An experiment configured for more (or for 0, torch's default of every
+    core) is capped to it; one configured for fewer keeps its own."""
+    return max(1, _cores() // max(1, jobs))
+
+
+def _cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def failed_result(name: str, scale: str, seconds: float) -> Result:
@@ -90,12 +106,15 @@ def run_in_processes(
     pending = list(names)
     running: dict[Any, tuple[str, Any, float]] = {}
     failures = 0
+    threads = threads_per_job(jobs)
+    previous = _stop_on_sigterm()
     try:
         while pending or running:
             while pending and len(running) < jobs:
                 name = pending.pop(0)
                 proc = ctx.Process(
-                    target=_child, args=(name, scale, str(out / name), str(_log(out, name)))
+                    target=_child,
+                    args=(name, scale, str(out / name), str(_log(out, name)), threads),
                 )
                 proc.start()
                 running[proc.sentinel] = (name, proc, time.perf_counter())
@@ -111,27 +130,47 @@ def run_in_processes(
         for _, proc, _ in running.values():  # interrupted: leave no experiment running
             proc.terminate()
             proc.join()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return failures
+
+
+def _stop_on_sigterm() -> Any:
+    """Make SIGTERM (``kill``) raise ``SystemExit`` here, so the caller's ``finally`` stops the
+    running experiments instead of leaving them orphaned; returns the previous handler (None
+    off the main thread, where handlers cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, stop)
 
 
 def _log(out: Path, name: str) -> Path:
     return out / f"{name}.log"
 
 
-def _child(name: str, scale: str, out_dir: str, log: str) -> None:
-    """One experiment in a spawned process, its stdout and stderr (bars, warnings, C-level
-    output too) in ``log``; exits 1 after printing the traceback when it raises."""
+def _child(name: str, scale: str, out_dir: str, log: str, threads: int) -> None:
+    """One experiment in a spawned process with at most ``threads`` torch threads, its stdout
+    and stderr (bars, warnings, C-level output too) in ``log``; exits 1 after printing the
+    traceback when it raises."""
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
-    from netprism.experiments import load_experiments
+    from netprism.experiments import EXPERIMENTS, load_experiments
     from netprism.experiments.base import execute
 
     load_experiments()
     print(f"netprism reproduce: {name} at scale {scale} (process {os.getpid()})", flush=True)
     try:
-        result = execute(name, scale=scale, out_dir=out_dir)
+        own = getattr(EXPERIMENTS.get(name).make_config(scale), "threads", None)
+        capped = {} if own is None or 0 < own <= threads else {"threads": threads}
+        if capped:
+            print(f"torch threads capped from {own} to {threads} (its share of the cores)")
+        result = execute(name, scale=scale, out_dir=out_dir, **capped)
         print(f"finished in {result.seconds:.1f} s")
     except BaseException:
         traceback.print_exc()
