@@ -17,7 +17,7 @@ def _claims(folder):
 
 
 def test_parallel_processes_give_the_sequential_results(tmp_path, capsys):
-    names = ["train", "hierarchy"]
+    names = ["train", "vrm_ood"]
     one, two = tmp_path / "one", tmp_path / "two"
     assert main(["reproduce", *names, "--scale", "tiny", "--jobs", "1", "--out", str(one)]) == 0
     assert main(["reproduce", *names, "--scale", "tiny", "--jobs", "2", "--out", str(two)]) == 0
