@@ -158,7 +158,13 @@ def sandbox(tmp_path, monkeypatch):
     def execute(name, *, scale, out_dir, **overrides):
         return Result(name=name, config={}, metrics={})
 
+    def in_processes(names, scale, out, jobs, on_done):  # `reproduce --jobs N` without work
+        for name in names:
+            on_done(execute(name, scale=scale, out_dir=out / name))
+        return 0
+
     monkeypatch.setattr(cli, "execute", execute)
+    monkeypatch.setattr(cli, "run_in_processes", in_processes)
     monkeypatch.setattr(lm_cli, "_train_into", lambda args: 0)
     return tmp_path
 
