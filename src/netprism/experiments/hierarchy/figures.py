@@ -182,9 +182,9 @@ def _plot_mechanism(
                        label=f"{LABELS[method]}: {name}")  # fmt: skip
     if record.chosen is not None:
         right.axvline(record.chosen, color="0.4", lw=0.8, ls=":")
-    chosen = "no offset qualified" if record.chosen is None else "dotted: s*"
+    chosen_text = "no offset qualified" if record.chosen is None else "dotted: s*"
     right.set(xlabel="subpopulation offset norm", ylabel="unseen accuracy (%)",
-              title=f"unseen accuracy by level (dashed: hierarchical; {chosen})")  # fmt: skip
+              title=f"unseen accuracy by level (dashed: hierarchical; {chosen_text})")  # fmt: skip
     right.legend(fontsize=6)
     for ax in (left, right):
         ax.grid(alpha=0.3)
