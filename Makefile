@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 RUN_DIR ?= runs/$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: venv demo test test-slow reproduce lint format docs bench-peers clean
+.PHONY: venv demo test test-slow reproduce lint format docs bench-peers guided-suite clean
 
 venv: $(STAMP)
 
@@ -36,6 +36,7 @@ reproduce: venv
 	$(VENV)/bin/netprism reproduce --scale small --out $(RUN_DIR)
 
 test: venv
+	@$(MAKE) --no-print-directory guided-suite || echo "guided-suite: no download; the conformance test uses its built-in subset"
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-slow: venv
@@ -60,6 +61,22 @@ bench-peers: venv
 	$(PIP) install --quiet --no-deps spikingjelly
 	$(PIP) install --quiet -c $(VENV)/torch-constraint.txt loguru
 	$(PY) -c "from spikingjelly.activation_based import neuron; print('spikingjelly ok')"
+
+# The JSON-Schema-Test-Suite (draft 7) ships in the jsonschema sdist: download it once (the
+# installed version) and unpack json/tests/draft7/ for tests/lm/test_guided_conformance.py and
+# benchmarks/bench_guided.py; without it the test falls back to a built-in subset.
+SUITE_DIR := .cache/jsonschema-suite
+
+guided-suite: $(SUITE_DIR)/draft7/type.json
+
+$(SUITE_DIR)/draft7/type.json: | $(STAMP)
+	rm -rf $(SUITE_DIR)/sdist && mkdir -p $(SUITE_DIR)/sdist
+	$(PIP) download --quiet --no-deps --no-binary :all: -d $(SUITE_DIR)/sdist \
+		"jsonschema==$$($(PY) -c 'import importlib.metadata as m; print(m.version("jsonschema"))')"
+	tar -xzf $(SUITE_DIR)/sdist/jsonschema-*.tar.gz -C $(SUITE_DIR)/sdist --wildcards '*/json/tests/draft7/*'
+	rm -rf $(SUITE_DIR)/draft7 && mv $(SUITE_DIR)/sdist/jsonschema-*/json/tests/draft7 $(SUITE_DIR)/draft7
+	rm -rf $(SUITE_DIR)/sdist/jsonschema-*/
+	test -f $@
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info

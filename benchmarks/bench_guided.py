@@ -18,10 +18,21 @@ The overhead rows run :func:`netprism.lm.guided.decode.mask_overhead` with an un
 (d_model 128, 8 layers, context 256) and report mask + automaton time per decoding step against
 the one-byte cached forward pass, for 1 and 8 rows.
 
+**Suite** (``--suite``; ``make guided-suite`` first): every object schema of the draft-7
+JSON-Schema-Test-Suite, per keyword file: accepted by netprism (``compile_schema``) and by
+outlines-core (``json_schema.build_regex_from_schema`` then ``Index`` over the byte vocabulary);
+compile time per schema; the validity rate of random walks (uniform over the allowed bytes, the
+limit of an untrained model) under each library's constraint, checked by
+``jsonschema.Draft7Validator`` with format checks.  netprism walks close within their budget
+(``min_close + 40`` bytes); outlines-core has no budget, so a walk still open after
+``--max-bytes`` bytes counts as invalid.
+
 Run::
 
     .venv/bin/python benchmarks/bench_guided.py            # ~1 min
     .venv/bin/python benchmarks/bench_guided.py --quick
+    .venv/bin/python benchmarks/bench_guided.py --suite    # several minutes
+    .venv/bin/python benchmarks/bench_guided.py --suite --quick  # 30 schemas, 5 walks each
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -119,11 +131,117 @@ def _outlines(schema, walks):
     return max(rates), build
 
 
+def _outlines_walk(index, vocab_eos: int, max_bytes: int, rng: random.Random) -> bytes | None:
+    """A uniform walk on outlines-core's guide; None if still open after ``max_bytes``."""
+    import outlines_core as oc
+
+    g, out = oc.Guide(index), bytearray()
+    while len(out) < max_bytes:
+        tokens = list(g.get_tokens())
+        if not tokens:
+            return None
+        t = rng.choice(tokens)
+        if t == vocab_eos:
+            return bytes(out)
+        out.append(t)
+        g.advance(t, return_tokens=False)
+    return None
+
+
+def _valid(validator, data: bytes | None) -> bool:
+    import json
+
+    if data is None:
+        return False
+    try:
+        return validator.is_valid(json.loads(data.decode("utf-8")))
+    except ValueError:
+        return False
+
+
+def suite(quick: bool, walks: int, max_bytes: int) -> None:
+    """Coverage, compile time and sample validity on the draft-7 suite, ours vs outlines-core."""
+    import json
+
+    import jsonschema
+    from guided_suite import compile_all, format_checker, load_suite, walk
+
+    cases, source = load_suite()
+    if quick:
+        cases = cases[:: max(len(cases) // 30, 1)]
+    print(f"\n{source}; {len(cases)} used, {walks} walks per accepted schema")
+    t0 = time.perf_counter()
+    ours, _ = compile_all(cases)
+    ours_s = (time.perf_counter() - t0) / len(cases)
+    try:
+        import outlines_core as oc
+    except ImportError as e:
+        oc = None
+        print(f"(outlines-core unavailable: {e})")
+    vocab = oc.Vocabulary(256, {bytes([b]): [b] for b in range(256)}) if oc else None
+    theirs: dict[int, Any] = {}
+    their_s: list[float] = []
+    for i, c in enumerate(cases):
+        if oc is None:
+            break
+        t1 = time.perf_counter()
+        try:
+            regex = oc.json_schema.build_regex_from_schema(
+                json.dumps(c.schema), whitespace_pattern=""
+            )
+            theirs[i] = oc.Index(regex, vocab)
+        except Exception:  # noqa: BLE001 -- any refusal counts as not covered
+            continue
+        finally:
+            their_s.append(time.perf_counter() - t1)
+    per: dict[str, list[int]] = {}
+    valid = {"ours": [0, 0], "outlines": [0, 0]}
+    rng = random.Random(0)
+    for i, c in enumerate(cases):
+        row = per.setdefault(c.file, [0, 0, 0])
+        row[0] += i in ours
+        row[1] += i in theirs
+        row[2] += 1
+        v = jsonschema.Draft7Validator(c.schema, format_checker=format_checker())
+        if i in ours:
+            a = ours[i]
+            budget = a.min_close(a.initial) + 40
+            for _ in range(walks):
+                valid["ours"][0] += _valid(v, walk(a, budget, rng))
+                valid["ours"][1] += 1
+        if i in theirs:
+            for _ in range(walks):
+                valid["outlines"][0] += _valid(v, _outlines_walk(theirs[i], 256, max_bytes, rng))
+                valid["outlines"][1] += 1
+    print(f"{'keyword file':<26} {'netprism':>9} {'outlines':>9} {'of':>4}")
+    for name, (a, b, n) in sorted(per.items()):
+        print(f"{name:<26} {a:>9} {b:>9} {n:>4}")
+    n = len(cases)
+    print(
+        f"{'total':<26} {len(ours):>9} {len(theirs):>9} {n:>4}   "
+        f"({100 * len(ours) / n:.1f} % vs {100 * len(theirs) / n:.1f} %)"
+    )
+    for lib, (ok, tot) in valid.items():
+        print(f"valid samples {lib:<9} {ok}/{tot} ({100 * ok / max(tot, 1):.1f} %)")
+    mean_theirs = sum(their_s) / max(len(their_s), 1)
+    print(
+        f"compile per schema: netprism {ours_s * 1e3:.1f} ms, outlines-core regex+index "
+        f"{mean_theirs * 1e3:.1f} ms (max {max(their_s, default=0) * 1e3:.0f} ms)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--suite", action="store_true", help="only the draft-7 suite comparison")
+    ap.add_argument("--walks", type=int, default=20, help="walks per accepted suite schema")
+    ap.add_argument("--max-bytes", type=int, default=256, help="cap on an outlines-core walk")
     args = ap.parse_args()
+    if args.suite:
+        torch.set_num_threads(args.threads)
+        suite(args.quick, 5 if args.quick else args.walks, args.max_bytes)
+        return
     n_walks, repeats = (20, 1) if args.quick else (100, 3)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {n_walks} walks/schema")

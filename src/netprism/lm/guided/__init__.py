@@ -3,10 +3,13 @@
 "Apple Intelligence Foundation Language Models: Tech Report 2025" (arXiv 2507.13575), the
 Foundation Models framework's guided generation and tool calling, at byte level:
 
-* :mod:`~netprism.lm.guided.nodes` -- the automaton's nodes (literals, strings, integer ranges,
-  enums, sequences, arrays), each with its byte transitions and minimum remaining length;
-* :mod:`~netprism.lm.guided.schema` -- a JSON-Schema subset compiled into a byte-level pushdown
-  automaton (:class:`SchemaAutomaton`);
+* :mod:`~netprism.lm.guided.schema` -- JSON Schema (draft 7, as users write it) compiled
+  exactly into a byte-level pushdown automaton (:class:`SchemaAutomaton`), built on
+  :mod:`~netprism.lm.guided.flat` (allOf/anyOf/oneOf), :mod:`~netprism.lm.guided.refs` ($ref),
+  the nodes of :mod:`~netprism.lm.guided.nodes`, :mod:`~netprism.lm.guided.numbers`,
+  :mod:`~netprism.lm.guided.strings` (with :mod:`~netprism.lm.guided.regex` and
+  :mod:`~netprism.lm.guided.dfa` for ``pattern``/``format``) and
+  :mod:`~netprism.lm.guided.objects`, run by :mod:`~netprism.lm.guided.automaton`;
 * :mod:`~netprism.lm.guided.decode` -- masked decoding with budget forcing and streaming, the
   unconstrained contrast and the mask-overhead timing;
 * :mod:`~netprism.lm.guided.tools` -- constrained tool calls and the tool loop.

@@ -18,6 +18,7 @@ model that emits a valid value and then ``\\n`` counts as valid, as it would und
 
 from __future__ import annotations
 
+import codecs
 import json
 import time
 from collections.abc import Iterator
@@ -202,7 +203,7 @@ def guided_generate(
         for i, b in enumerate(step):
             if b is not None:
                 out[i].append(b)
-    texts = [o.decode("ascii") for o in out]
+    texts = [o.decode("utf-8") for o in out]  # the automaton writes whole UTF-8 characters
     return (texts, timings) if return_timings else texts
 
 
@@ -216,7 +217,7 @@ def stream_guided(
     top_k: int | None = None,
     generator: torch.Generator | None = None,
 ) -> Iterator[str]:
-    """Yield the text of one guided sample chunk by chunk (one byte each) as it is decoded.
+    """Yield the text of one guided sample chunk by chunk (one character each) as it is decoded.
 
     ``"".join(stream_guided(...))`` equals :func:`guided_generate`'s output for the same seed.
     """
@@ -231,9 +232,12 @@ def stream_guided(
         num_samples=1,
         timings=GuidedTimings(),
     )
+    decoder = codecs.getincrementaldecoder("utf-8")()
     for step in steps:
         if step[0] is not None:
-            yield chr(step[0])
+            text = decoder.decode(bytes(step[:1]))  # type: ignore[arg-type]
+            if text:
+                yield text
 
 
 @torch.no_grad()

@@ -1,8 +1,14 @@
-"""The nodes of the guided-generation automaton: literals, strings, integer ranges, enums,
-sequences and arrays, each with its byte transitions and exact minimum remaining length.
+"""The nodes of the guided-generation automaton: literals, enums, sequences, unions and arrays,
+each with its byte transitions and exact minimum remaining length.
 
 "Apple Intelligence Foundation Language Models: Tech Report 2025" (arXiv 2507.13575), guided
-generation; compiled from a JSON-Schema subset by :mod:`netprism.lm.guided.schema`.
+generation; compiled from JSON Schema by :mod:`netprism.lm.guided.schema`.  Strings live in
+:mod:`~netprism.lm.guided.strings`, numbers in :mod:`~netprism.lm.guided.numbers`, objects in
+:mod:`~netprism.lm.guided.objects`.
+
+A composite node reads its children's minimum lengths from ``env.ml`` (node id -> bytes) and
+their start states from ``env.starts``; with recursive ``$ref`` these are a fixpoint that the
+automaton computes after building (:meth:`Node.reset` drops memos between rounds).
 """
 
 from __future__ import annotations
@@ -30,6 +36,12 @@ class Node:
     def can_end(self, local: Any) -> bool:  # complete here (every node's minimum length >= 1)
         return self.rem(local) == 0
 
+    def first(self) -> list[int]:  # nodes entered before any byte is read (left recursion)
+        return []
+
+    def reset(self) -> None:  # drop memos that depend on children's minimum lengths
+        return None
+
 
 class Lit(Node):
     def __init__(self, data: bytes) -> None:
@@ -42,69 +54,19 @@ class Lit(Node):
         return len(self.data) - i
 
 
-class Str(Node):
-    start = -1  # -1: before the opening quote; n >= 0: n chars written; -2: closed
-
-    def __init__(self, lo: int, hi: int) -> None:
-        self.lo, self.hi = lo, hi
-
-    def step(self, n: int) -> dict[int, Any]:
-        if n == -1:
-            return {0x22: 0}
-        if n == -2:
-            return {}
-        out: dict[int, Any] = dict.fromkeys(STRING_BYTES, n + 1) if n < self.hi else {}
-        if n >= self.lo:
-            out[0x22] = -2
-        return out
-
-    def rem(self, n: int) -> int:
-        return 2 + self.lo if n == -1 else 0 if n == -2 else max(self.lo - n, 0) + 1
-
-
-class IntRange(Node):
-    start = ""
-
-    def __init__(self, lo: int, hi: int) -> None:
-        self.lo, self.hi = lo, hi
-        self.width = max(len(str(abs(lo))), len(str(abs(hi))))
-        self.memo: dict[str, int] = {}
-
-    def _dist(self, p: str) -> int:
-        """Fewest digits to append to ``p`` to reach an in-range integer (``INF`` if none)."""
-        if p not in self.memo:
-            self.memo[p] = self._dist_uncached(p)
-        return self.memo[p]
-
-    def _dist_uncached(self, p: str) -> int:
-        if p in ("", "-"):
-            return min(min(1 + self._dist(p + c) for c in "-0123456789"[bool(p) :]), INF)
-        if p == "-0" or p.lstrip("-").startswith("0") and len(p.lstrip("-")) > 1:
-            return INF
-        neg, digits = p.startswith("-"), int(p.lstrip("-"))
-        for j in range(1 if digits == 0 else self.width + 2):  # nothing follows a lone zero
-            a, b = digits * 10**j, digits * 10**j + 10**j - 1  # p and then j more digits
-            a, b = (-b, -a) if neg else (a, b)
-            if a <= self.hi and b >= self.lo:
-                return j
-        return INF
-
-    def step(self, p: str) -> dict[int, Any]:
-        chars = "0123456789" if p else "-0123456789"
-        return {ord(c): p + c for c in chars if self._dist(p + c) < INF}
-
-    def rem(self, p: str) -> int:
-        return self._dist(p)
-
-
 class Trie(Node):
-    """Enum over compact JSON encodings; with ``branches`` it is the tag of a tagged union."""
+    """Enum over compact JSON encodings; with ``branches`` (value -> node id, whose minimum
+    lengths ``env.ml`` holds) it is the tag of a tagged union."""
 
     start = b""
 
-    def __init__(self, values: Sequence[bytes], branches: dict[bytes, int] | None = None) -> None:
-        self.values, self.branches = frozenset(values), branches
-        self.extra = dict.fromkeys(self.values, 0)  # bytes still needed after the value
+    def __init__(
+        self, values: Sequence[bytes], branches: dict[bytes, int] | None = None, env: Any = None
+    ) -> None:
+        self.values, self.branches, self.env = frozenset(values), branches, env
+
+    def _extra(self, v: bytes) -> int:  # bytes still needed after the value
+        return 0 if self.branches is None else self.env.ml[self.branches[v]]
 
     def step(self, p: bytes) -> dict[int, Any]:
         return {
@@ -113,63 +75,203 @@ class Trie(Node):
 
     def expand(self, p: bytes) -> list[tuple[tuple[int, Any], ...]]:
         if self.branches is not None and p in self.values:
-            return [((self.branches[p], 0),)]
+            b = self.branches[p]
+            return [((b, self.env.starts[b]),)]
         return []
+
+    def can_end(self, p: bytes) -> bool:
+        return self.branches is None and p in self.values
 
     def rem(self, p: bytes) -> int:
         return min(
-            (len(v) - len(p) + self.extra[v] for v in self.values if v.startswith(p)), default=INF
+            (len(v) - len(p) + self._extra(v) for v in self.values if v.startswith(p)),
+            default=INF,
         )
 
 
 class Seq(Node):
-    def __init__(
-        self, node_id: int, parts: list[int], starts: list[Any], minlens: list[int]
-    ) -> None:
-        self.id, self.parts, self.starts = node_id, parts, starts
-        self.tail = [sum(minlens[i:]) for i in range(len(parts) + 1)]
+    def __init__(self, env: Any, node_id: int, parts: list[int]) -> None:
+        self.env, self.id, self.parts = env, node_id, parts
 
     def expand(self, i: int) -> list[tuple[tuple[int, Any], ...]]:
         if i >= len(self.parts):
             return []
-        child = (self.parts[i], self.starts[i])
+        p = self.parts[i]
+        child = (p, self.env.starts[p])
         return [(child,)] if i + 1 == len(self.parts) else [((self.id, i + 1), child)]
 
     def rem(self, i: int) -> int:
-        return self.tail[i]
+        return min(sum(self.env.ml[p] for p in self.parts[i:]), INF)
+
+    def first(self) -> list[int]:
+        return self.parts[:1]
+
+
+class Union(Node):
+    """Any one of ``branches`` (possibly overlapping: the automaton follows every match)."""
+
+    def __init__(self, env: Any, branches: list[int]) -> None:
+        self.env, self.branches = env, branches
+
+    def expand(self, local: int) -> list[tuple[tuple[int, Any], ...]]:
+        return [((b, self.env.starts[b]),) for b in self.branches] if local == 0 else []
+
+    def rem(self, local: int) -> int:
+        return min((self.env.ml[b] for b in self.branches), default=INF) if local == 0 else 0
+
+    def can_end(self, local: int) -> bool:
+        return False
+
+    def first(self) -> list[int]:
+        return list(self.branches)
 
 
 class ArrayNode(Node):
-    start = (0, 0)  # (count, phase): 0 before "[", 1 after "[", 2 after item, 3 after ",", 4 done
+    """``[items]`` with positional schemas, a count range and an optional ``contains``.
+
+    ``items[k]`` (or ``rest`` beyond them; ``None``: no more items) is the node of position
+    ``k``; ``contains`` gives the same positions merged with the ``contains`` schema and the
+    number ``need`` of items that must come from them.  Local state ``(count, phase, found)``:
+    phase 0 before ``[``, 1 after ``[``, 2 after an item, 3 after ``,``, 4 done.
+    """
+
+    start = (0, 0, 0)
 
     def __init__(
-        self, node_id: int, item: tuple[int, Any], item_len: int, lo: int, hi: int
+        self,
+        env: Any,
+        node_id: int,
+        items: tuple[list[int], int | None],
+        lo: int,
+        hi: int,
+        contains: tuple[list[int], int | None, int] | None = None,
     ) -> None:
-        self.id, self.item, self.ml, self.lo, self.hi = node_id, item, item_len, lo, hi
+        self.env, self.id, self.lo, self.hi = env, node_id, lo, hi
+        self.tup, self.rest = items
+        self.ctup, self.crest, self.need = contains or ([], None, 0)
+        self.memo: dict[Any, int] = {}
 
-    def step(self, s: tuple[int, int]) -> dict[int, Any]:
-        c, ph = s
-        if ph == 0:
-            return {0x5B: (0, 1)}
-        out: dict[int, Any] = {}
-        if (ph == 1 and self.lo == 0) or (ph == 2 and c >= self.lo):
-            out[0x5D] = (c, 4)
-        if ph == 2 and c < self.hi:
-            out[0x2C] = (c, 3)
+    def _at(self, k: int) -> tuple[int | None, int | None]:
+        plain = self.tup[k] if k < len(self.tup) else self.rest
+        with_c = self.ctup[k] if k < len(self.ctup) else self.crest
+        return plain, (with_c if self.need else None)
+
+    def _closable(self, c: int, f: int) -> bool:
+        return c >= self.lo and f >= self.need
+
+    def _options(self, c: int, f: int) -> list[tuple[int, int]]:
+        """(item node, found after it) for the item at position ``c``."""
+        if c >= self.hi:
+            return []
+        plain, with_c = self._at(c)
+        out = []
+        useless = f < self.need and c >= max(self.lo, len(self.tup), len(self.ctup))
+        if plain is not None and not useless:
+            out.append((plain, f))
+        if with_c is not None:
+            out.append((with_c, min(f + 1, self.need)))
         return out
 
-    def expand(self, s: tuple[int, int]) -> list[tuple[tuple[int, Any], ...]]:
-        c, ph = s
-        if (ph == 1 and self.hi > 0) or ph == 3:
-            return [((self.id, (c + 1, 2)), self.item)]
-        return []
-
-    def rem(self, s: tuple[int, int]) -> int:
-        c, ph = s
+    def step(self, s: tuple[int, int, int]) -> dict[int, Any]:
+        c, ph, f = s
         if ph == 0:
-            return 1 + self.rem((0, 1))
-        if ph == 1:
-            return 1 if self.lo == 0 else self.ml + self.rem((1, 2))
-        if ph == 2:
-            return 1 + max(self.lo - c, 0) * (self.ml + 1)
-        return self.ml + self.rem((c + 1, 2)) if ph == 3 else 0
+            return {0x5B: (0, 1, 0)}
+        out: dict[int, Any] = {}
+        if ph in (1, 2) and self._closable(c, f):
+            out[0x5D] = (c, 4, f)
+        if ph == 2 and self._options(c, f):
+            out[0x2C] = (c, 3, f)
+        return out
+
+    def expand(self, s: tuple[int, int, int]) -> list[tuple[tuple[int, Any], ...]]:
+        c, ph, f = s
+        if ph not in (1, 3):
+            return []
+        return [
+            ((self.id, (c + 1, 2, nf)), (node, self.env.starts[node]))
+            for node, nf in self._options(c, f)
+        ]
+
+    def rem(self, s: tuple[int, int, int]) -> int:
+        hit = self.memo.get(s)
+        if hit is None:
+            hit = self.memo[s] = min(self._rem(s), INF)
+        return hit
+
+    def _rem(self, s: tuple[int, int, int]) -> int:
+        c, ph, f = s
+        if ph == 4:
+            return 0
+        if ph == 0:
+            return 1 + self.rem((0, 1, 0))
+        if ph in (1, 2) and self._closable(c, f):
+            return 1
+        items = min(
+            (self.env.ml[n] + self.rem((c + 1, 2, nf)) for n, nf in self._options(c, f)),
+            default=INF,
+        )
+        return items + (1 if ph == 2 else 0)
+
+    def reset(self) -> None:
+        self.memo.clear()
+
+
+class UniqueArray(Node):
+    """``[v1,v2,...]`` of distinct values from a finite set (``uniqueItems`` over an enum).
+
+    Local state ``(used, partial)``: ``None`` before ``[``; ``used`` the values written,
+    ``partial`` the bytes of the value being written (``None`` between values); ``()`` done.
+    """
+
+    start = None
+
+    def __init__(self, values: Sequence[bytes], lo: int, hi: int) -> None:
+        self.values, self.lo, self.hi = sorted(set(values), key=lambda v: (len(v), v)), lo, hi
+
+    def step(self, s: Any) -> dict[int, Any]:
+        if s is None:
+            return {0x5B: (frozenset(), None)}
+        if s == ():
+            return {}
+        used, part = s
+        out: dict[int, Any] = {}
+        if part is None:
+            if len(used) >= self.lo:
+                out[0x5D] = ()
+            if used and len(used) < self.hi and self._free(used):
+                out[0x2C] = (used, b"")
+            if not used and self.hi > 0:
+                out.update(self._value_step(used, b""))
+            return out
+        return self._value_step(used, part)
+
+    def _free(self, used: frozenset[bytes]) -> list[bytes]:
+        return [v for v in self.values if v not in used]
+
+    def _value_step(self, used: frozenset[bytes], part: bytes) -> dict[int, Any]:
+        out: dict[int, Any] = {}
+        for v in self._free(used):
+            if len(v) > len(part) and v.startswith(part):
+                nxt = v[: len(part) + 1]
+                out[v[len(part)]] = (used | {v}, None) if nxt == v else (used, nxt)
+        return out
+
+    def rem(self, s: Any) -> int:
+        if s == ():
+            return 0
+        if s is None:
+            return 1 + self.rem((frozenset(), None))
+        used, part = s
+        cur = 0
+        if part is not None:
+            ends = [v for v in self._free(used) if v.startswith(part)]
+            if not ends:
+                return INF
+            cur = len(ends[0]) - len(part)
+            used = used | {ends[0]}
+        need = max(self.lo - len(used), 0)
+        free = self._free(used)
+        if need > len(free):
+            return INF
+        first = part is None and not used and need > 0  # the first value has no comma
+        return cur + sum(len(v) + 1 for v in free[:need]) + 1 - first

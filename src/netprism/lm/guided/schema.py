@@ -1,100 +1,75 @@
-"""Compile a JSON-Schema subset into a byte-level pushdown automaton for guided generation.
+"""Compile JSON Schema (draft 7, as users write it) into a byte-level pushdown automaton for
+guided generation.
 
 "Apple Intelligence Foundation Language Models: Tech Report 2025" (arXiv 2507.13575), section on
 the Foundation Models framework: guided generation turns a ``@Generable`` type into a schema and
 decodes under a token mask so that the output always parses; properties come out in declared
 order.  Here the vocabulary is the 256 bytes of :class:`~netprism.lm.model.ByteLM`.
 
-**Subset** (compact JSON, no whitespace, properties in declared order):
+Every output is a valid instance (compact JSON, no whitespace); the outputs are a subset of the
+valid instances, chosen so that each keyword compiles *exactly*:
 
-* ``type: object`` with ``properties`` and ``required`` naming every property;
-  ``additionalProperties`` absent or ``false``;
-* ``type: string`` with ``maxLength`` (required) and optional ``minLength``; characters are
-  printable ASCII (0x20-0x7E) except ``"`` and ``\\`` -- no escape sequences are generated;
-* ``type: integer`` with ``minimum`` and ``maximum`` (both required), enforced digit by digit:
-  a prefix is allowed only if it can still complete to an in-range integer; no leading zeros;
-* ``enum`` of strings and/or integers (a trie over their compact JSON encodings);
-* ``type: array`` with ``items``, ``maxItems`` (required) and optional ``minItems``;
-* ``type: boolean``; annotations ``title``, ``description``, ``$schema`` are ignored.
+* any type, type lists, no ``type`` (every JSON value, bounded by the byte budget);
+  ``const``/``enum`` of any JSON values (kept when they satisfy the rest of the schema);
+* numbers: ``minimum``/``maximum``/``exclusive*``, ``multipleOf`` (integer or dyadic), at
+  most 15 digits and no exponent (:mod:`~netprism.lm.guided.numbers`);
+* strings: ``minLength``/``maxLength`` in characters, ``pattern`` (an ECMA-262 subset,
+  :mod:`~netprism.lm.guided.regex`), ``format`` date, time, date-time, email, uuid, ipv4;
+  free text is printable ASCII without escapes (:mod:`~netprism.lm.guided.strings`);
+* arrays: ``items`` (schema or list), ``additionalItems``, ``minItems``/``maxItems``,
+  ``contains``, ``uniqueItems`` over one finite set of values;
+* objects: ``properties`` in schema order, optional unless ``required``; additional
+  properties (distinct keys after the declared ones, under ``additionalProperties``) only where
+  the schema writes ``additionalProperties``, writes no ``properties`` or needs more than it
+  declares for ``minProperties`` -- as the Foundation Models framework and outlines-core do, a
+  schema that lists properties gets those; ``min/maxProperties``
+  (:mod:`~netprism.lm.guided.objects`);
+* ``allOf`` merged, ``anyOf``, ``oneOf`` with disjoint branches (:mod:`~netprism.lm.guided.flat`),
+  ``$ref`` to ``#`` pointers, recursion included (:mod:`~netprism.lm.guided.refs`);
+  ``if``/``not`` only where trivial.
 
-Anything else raises :class:`UnsupportedSchemaError` naming the keyword and its JSON path.
+Anything else (``patternProperties``, ``dependencies``, ``propertyNames``, ``not``,
+``if``/``then``/``else``, other formats, look-around...) raises :class:`UnsupportedSchemaError`
+naming the keyword and its JSON path; so does a schema none of whose values can be generated.
 
-**States** are hashable tuples of frames ``(node_id, local)`` (a stack, top last); the
-:class:`SchemaAutomaton` answers questions about them and caches its answers per state.  A
-top-level value whose end is ambiguous (e.g. an integer ``1`` that could grow to ``12``) may be
-ended with :data:`END` (``\\n``), a stop signal that is not part of the output and costs no
-budget.  ``min_close(state)`` is the exact number of output bytes still needed to finish.
+States are frozensets of stacks of frames ``(node_id, local)``; see
+:mod:`~netprism.lm.guided.automaton` for the runtime, :data:`END` and ``min_close``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
 from typing import Any
 
-import torch
+import jsonschema
 
-from netprism.lm.guided.nodes import (
-    INF,
-    ArrayNode,
-    IntRange,
-    Lit,
-    Node,
-    Seq,
-    Str,
-    Trie,
-)
+from netprism.lm.guided.automaton import DONE, END, Automaton, State
+from netprism.lm.guided.errors import UnsupportedSchemaError
+from netprism.lm.guided.flat import Expander, Flat, canon, is_true, kinds_of, merge
+from netprism.lm.guided.nodes import INF, ArrayNode, Lit, Trie, Union, UniqueArray
+from netprism.lm.guided.numbers import NumberNode
+from netprism.lm.guided.objects import ObjectNode
+from netprism.lm.guided.refs import Resolver
+from netprism.lm.guided.regex import DFA, any_string, compile_format, compile_pattern, intersect_dfa
+from netprism.lm.guided.strings import StrNode
 
-END = 0x0A  # stop signal for an ambiguous top-level end; never part of the output
-ANNOTATIONS = frozenset({"title", "description", "$schema"})
-State = tuple[tuple[int, Any], ...]
-
-
-class UnsupportedSchemaError(ValueError):
-    """A schema uses a keyword (or value) outside the supported subset."""
-
-
-# ---------------------------------------------------------------- schema -> nodes
-def _check_keys(schema: dict[str, Any], allowed: Iterable[str], path: str) -> None:
-    for key in schema:
-        if key not in ANNOTATIONS and key not in allowed:
-            raise UnsupportedSchemaError(f"unsupported keyword {key!r} at {path}")
+__all__ = [
+    "DONE",
+    "END",
+    "SchemaAutomaton",
+    "State",
+    "UnsupportedSchemaError",
+    "compile_schema",
+    "compile_tagged_union",
+]
 
 
-def _bounds(
-    schema: dict[str, Any], keys: tuple[str, str], path: str, lo: int | None
-) -> tuple[int, int]:
-    """The pair of bounds ``keys``; ``lo`` defaults the first (None: required; else >= 0)."""
-    out = []
-    for key, default in zip(keys, (lo, None)):
-        v = schema.get(key, default)
-        if v is None:
-            raise UnsupportedSchemaError(
-                f"{path} needs keyword {key!r}: unbounded values are not supported"
-            )
-        if not isinstance(v, int) or isinstance(v, bool) or (lo is not None and v < 0):
-            raise UnsupportedSchemaError(
-                f"keyword {key!r} at {path} must be an integer{'' if lo is None else ' >= 0'}, "
-                f"got {v!r}"
-            )
-        out.append(v)
-    if out[0] > out[1]:
-        raise UnsupportedSchemaError(f"{path}: {keys[0]}={out[0]} is above {keys[1]}={out[1]}")
-    return out[0], out[1]
+def _dump(v: Any) -> bytes:
+    return json.dumps(v, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
-_TYPE_KEYS = {
-    "string": ("type", "maxLength", "minLength"),
-    "integer": ("type", "minimum", "maximum"),
-    "boolean": ("type",),
-    "array": ("type", "items", "minItems", "maxItems"),
-    "object": ("type", "properties", "required", "additionalProperties"),
-}
-_KNOWN = frozenset({"enum"}.union(*_TYPE_KEYS.values()))
-
-
-class SchemaAutomaton:
-    """Byte-level pushdown automaton for one schema; states are hashable tuples of frames.
+class SchemaAutomaton(Automaton):
+    """Byte-level pushdown automaton for one schema document.
 
     Examples
     --------
@@ -104,279 +79,220 @@ class SchemaAutomaton:
     (['\\n', '0', '1', '2'], True, 0)
     """
 
-    def __init__(self) -> None:
-        self.nodes: list[Node] = []
-        self.starts: dict[int, Any] = {}
-        self.root = -1
-        self._info: dict[State, tuple[torch.Tensor, torch.Tensor, bool, bool, int]] = {}
-        self._trans: dict[tuple[State, int], State] = {}
-        self._leaf: dict[tuple[int, Any], torch.Tensor] = {}
-        self._steps: dict[tuple[int, Any], dict[int, Any]] = {}
-        self._never = torch.full((256,), INF, dtype=torch.long)
+    def __init__(self, document: Any = None) -> None:
+        super().__init__()
+        self.use_document({} if document is None else document)
+        self._memo: dict[tuple[int, ...], int] = {}
 
-    # -- building
-    def _add(self, node: Node) -> int:
-        self.nodes.append(node)
-        nid = len(self.nodes) - 1
-        self.starts[nid] = node.start
-        return nid
+    def use_document(self, document: Any) -> None:
+        """Resolve ``$ref`` (and validate enum values) against ``document`` from now on."""
+        self.document = document
+        self.resolver = Resolver(document)
+        self.expander = Expander(self.resolver)
+        self._validator: Any = None
 
-    def minlen(self, nid: int) -> int:
-        return self.nodes[nid].rem(self.starts[nid])
-
-    def _seq(self, chunks: list[bytes | int]) -> int:
-        parts: list[int] = []
-        for ch in chunks:  # merge neighbouring literals
-            if isinstance(ch, bytes):
-                if (
-                    parts
-                    and isinstance(self.nodes[parts[-1]], Lit)
-                    and parts[-1] == len(self.nodes) - 1
-                ):
-                    lit = self.nodes[parts[-1]]
-                    assert isinstance(lit, Lit)
-                    lit.data += ch
-                    continue
-                ch = self._add(Lit(ch))
-            parts.append(ch)
-        if len(parts) == 1:
-            return parts[0]
-        nid = len(self.nodes)
-        starts = [self.starts[p] for p in parts]
-        return self._add(Seq(nid, parts, starts, [self.minlen(p) for p in parts]))
-
+    # -- schema -> nodes
     def build(self, schema: Any, path: str = "$") -> int:
-        if not isinstance(schema, dict):
-            raise UnsupportedSchemaError(f"schema at {path} must be a dict, got {schema!r}")
-        _check_keys(schema, _KNOWN, path)  # a foreign keyword first, before what is missing
-        if "enum" in schema:
-            _check_keys(schema, ("enum", "type"), path)
-            vals = schema["enum"]
-            if not isinstance(vals, list) or not vals:
-                raise UnsupportedSchemaError(
-                    f"'enum' at {path} must be a non-empty list, got {vals!r:.80}"
-                )
-            kind = schema.get("type")
-            allowed = {None: (str, int), "string": (str,), "integer": (int,)}.get(kind)
-            if allowed is None:
-                raise UnsupportedSchemaError(
-                    f"'type'={kind!r} beside 'enum' at {path}; expected 'string' or 'integer'"
-                )
-            for v in vals:
-                if isinstance(v, bool) or not isinstance(v, allowed):
-                    raise UnsupportedSchemaError(
-                        f"'enum' at {path} holds {v!r}; expected "
-                        f"{'strings and integers' if kind is None else kind + 's'}"
-                    )
-            return self._add(Trie([_dump(v) for v in vals]))
-        kind = schema.get("type")
-        if not isinstance(kind, str) or kind not in _TYPE_KEYS:
-            if "type" not in schema:
-                raise UnsupportedSchemaError(f"{path} needs keyword 'type' or 'enum'")
-            raise UnsupportedSchemaError(
-                f"unsupported keyword value 'type'={kind!r} at {path}; expected one of "
-                f"{sorted(_TYPE_KEYS)}"
-            )
-        _check_keys(schema, _TYPE_KEYS[kind], path)
-        if kind == "object":
-            return self._object(schema, path)
-        if kind == "string":
-            return self._add(Str(*_bounds(schema, ("minLength", "maxLength"), path, 0)))
-        if kind == "integer":
-            return self._add(IntRange(*_bounds(schema, ("minimum", "maximum"), path, None)))
-        if kind == "boolean":
-            return self._add(Trie([b"true", b"false"]))
-        if "items" not in schema:
-            raise UnsupportedSchemaError(f"{path} needs keyword 'items'")
-        item = self.build(schema["items"], f"{path}.items")
-        lo, hi = _bounds(schema, ("minItems", "maxItems"), path, 0)
-        return self._add(
-            ArrayNode(len(self.nodes), (item, self.starts[item]), self.minlen(item), lo, hi)
-        )
+        """Node id of ``schema`` (its nodes added to this automaton)."""
+        return self._build([schema], path)
 
-    def _object(self, schema: dict[str, Any], path: str) -> int:
-        if schema.get("additionalProperties", False) is not False:
-            raise UnsupportedSchemaError(
-                f"unsupported keyword 'additionalProperties' (not false) at {path}"
-            )
-        props = schema.get("properties", {})
-        if not isinstance(props, dict):
-            raise UnsupportedSchemaError(
-                f"'properties' at {path} must be a dict, got {type(props).__name__}"
-            )
-        req = schema.get("required", [])
-        if (
-            not isinstance(req, list)
-            or not all(isinstance(r, str) for r in req)
-            or sorted(req) != sorted(props)
-        ):
-            raise UnsupportedSchemaError(
-                f"'required' at {path} must list every property {list(props)}, got {req!r}"
-            )
-        if not props:
-            return self._seq([b"{}"])
-        chunks: list[bytes | int] = []
-        for i, (name, sub) in enumerate(props.items()):
-            chunks += [
-                (b"{" if i == 0 else b",") + _dump(name) + b":",
-                self.build(sub, f"{path}.properties.{name}"),
+    def _empty(self) -> int:
+        return self._add(Union(self, []))
+
+    def _build(self, conj: list[Any], path: str) -> int:
+        """Node of the conjunction of ``conj`` (memoized: recursion closes into a cycle)."""
+        if any(s is False for s in conj):
+            return self._empty()
+        conj = [s for s in conj if not is_true(s)] or [True]
+        key = tuple(id(s) for s in conj)
+        if key in self._memo:
+            return self._memo[key]
+        pid = self._empty()
+        self._memo[key] = pid
+        head = conj[0]
+        if len(conj) == 1 and isinstance(head, dict) and "$ref" in head:
+            target, where = self.resolver.resolve(head["$ref"], path)
+            branches = [self._build([target], where)]
+        else:
+            flats = [Flat(path)]
+            for s in conj:
+                alts = self.expander.alternatives(s, path)
+                flats = [g for x in flats for y in alts if (g := merge(x, y)).kinds]
+            branches = [self._flat(f) for f in flats]
+        union = self.nodes[pid]
+        assert isinstance(union, Union)
+        union.branches = branches
+        return pid
+
+    def _flat(self, f: Flat) -> int:
+        if f.enums:
+            return self._enum(f)
+        nodes = []
+        if "null" in f.kinds:
+            nodes.append(self._add(Lit(b"null")))
+        if "boolean" in f.kinds:
+            nodes.append(self._add(Trie([b"true", b"false"])))
+        if "int" in f.kinds:
+            integer = "frac" not in f.kinds or (f.mult is not None and f.mult.denominator == 1)
+            nodes.append(self._add(NumberNode(f.lo, f.hi, f.mult, integer)))
+        if "string" in f.kinds:
+            nodes.append(self._string(f))
+        if "array" in f.kinds:
+            nodes.append(self._unique_array(f) if f.unique else self._array(f))
+        if "object" in f.kinds:
+            nodes.append(self._object(f))
+        return nodes[0] if len(nodes) == 1 else self._add(Union(self, nodes))
+
+    # -- finite values
+    def _valid(self, value: Any, f: Flat) -> bool:
+        """Whether ``value`` satisfies every schema of the flat (formats strictly)."""
+        if kinds_of(value) not in f.kinds:
+            return False
+        if self._validator is None:
+            cls = jsonschema.Draft7Validator
+            self._validator = cls(self.document, format_checker=cls.FORMAT_CHECKER)
+        if not all(self._validator.evolve(schema=s).is_valid(value) for s in f.conj):
+            return False
+        if isinstance(value, str):
+            return all(compile_format(fm, f.path).matches(value) for fm in f.formats)
+        return True
+
+    def _values(self, f: Flat) -> dict[str, Any]:
+        """Canonical key -> value of the flat's enum values that satisfy it."""
+        out = {canon(v): v for v in f.enums[0]}
+        for other in f.enums[1:]:
+            keep = {canon(v) for v in other}
+            out = {k: v for k, v in out.items() if k in keep}
+        return {k: v for k, v in out.items() if self._valid(v, f)}
+
+    def _enum(self, f: Flat) -> int:
+        values = self._values(f)
+        if not values:
+            return self._empty()
+        return self._add(Trie([_dump(v) for v in values.values()]))
+
+    def _finite(self, conj: list[Any], path: str) -> dict[str, Any] | None:
+        """The values of ``conj`` if it is a finite set (enum, const, boolean, null)."""
+        if any(s is False for s in conj):
+            return {}
+        flats = [Flat(path)]
+        for s in [s for s in conj if not is_true(s)]:
+            flats = [
+                g
+                for x in flats
+                for y in self.expander.alternatives(s, path)
+                if (g := merge(x, y)).kinds
             ]
-        return self._seq([*chunks, b"}"])
+        out: dict[str, Any] = {}
+        for f in flats:
+            if not f.enums:
+                if not f.kinds <= {"null", "boolean"}:
+                    return None
+                f.enums = [[None, True, False]]
+            out.update(self._values(f))
+        return out
 
-    # -- states
-    @property
-    def initial(self) -> State:
-        return ((self.root, self.starts[self.root]),)
+    # -- types
+    def _string(self, f: Flat) -> int:
+        dfa: DFA | None = None
+        parts = [compile_pattern(p, f.path) for p in f.patterns]
+        parts += [compile_format(fm, f.path) for fm in f.formats]
+        for d in parts:
+            dfa = d if dfa is None else intersect_dfa(dfa, d)
+        return self._add(StrNode(dfa or any_string(), f.min_len, f.max_len, f.path))
 
-    def _closure(self, stack: State, out: list[State]) -> bool:
-        """Collect stacks reachable by epsilon moves whose top consumes bytes; True if accepting."""
-        if not stack:
-            return True
-        nid, local = stack[-1]
-        node = self.nodes[nid]
-        acc = False
-        if self._step(nid, local):
-            out.append(stack)
-        for suffix in node.expand(local):
-            acc |= self._closure(stack[:-1] + suffix, out)
-        if node.can_end(local):
-            acc |= self._closure(stack[:-1], out)
-        return acc
+    def _array(self, f: Flat) -> int:
+        hi = f.max_items
+        if any(s is False for s in f.rest):
+            hi = min(hi, len(f.tup))
+        path = f"{f.path}.items"
+        tup = [self._build(c, f"{path}[{k}]") for k, c in enumerate(f.tup[:hi])]
+        rest = self._build(f.rest, path) if hi > len(f.tup) else None
+        contains = None
+        if f.contains:
+            cpath = f"{f.path}.contains"
+            ctup = [self._build(c + f.contains, cpath) for c in f.tup[:hi]]
+            crest = self._build(f.rest + f.contains, cpath) if rest is not None else None
+            contains = (ctup, crest, f.min_contains)
+        nid = len(self.nodes)
+        return self._add(ArrayNode(self, nid, (tup, rest), f.min_items, hi, contains))
 
-    def _step(self, nid: int, local: Any) -> dict[int, Any]:
-        key = (nid, local)
-        hit = self._steps.get(key)
-        if hit is None:
-            hit = self._steps[key] = self.nodes[nid].step(local)
-        return hit
-
-    def _leaf_cost(self, nid: int, local: Any) -> torch.Tensor:
-        """Output bytes of each byte plus the shortest finish of this node after it, (256,)."""
-        key = (nid, local)
-        if key not in self._leaf:
-            node, cost = self.nodes[nid], [INF] * 256
-            for b, nxt in self._step(nid, local).items():
-                cost[b] = 1 + node.rem(nxt)
-            self._leaf[key] = torch.tensor(cost, dtype=torch.long)
-        return self._leaf[key]
-
-    def info(self, state: State) -> tuple[torch.Tensor, torch.Tensor, bool, bool, int]:
-        """``(mask (256,) bool, cost (256,) long, accepting, done, min_close)`` of ``state``.
-
-        ``cost[b]`` is the output bytes that ``b`` plus the shortest close after it take
-        (``0`` for :data:`END`, huge where ``b`` is not allowed).
-        """
-        hit = self._info.get(state)
-        if hit is not None:
-            return hit
-        items: list[State] = []
-        acc = self._closure(state, items)
-        cost = self._never
-        for st in items:  # the items' byte sets are disjoint (the grammar is LL(1))
-            lower = sum(self.nodes[n].rem(loc) for n, loc in st[:-1])
-            lcost = self._leaf_cost(*st[-1]) + lower
-            cost = lcost if cost is self._never else torch.minimum(cost, lcost)
-        done = acc and not items
-        if acc and items:
-            cost = cost.clone()
-            cost[END] = 0
-        mask = cost < INF
-        close = 0 if acc else sum(self.nodes[n].rem(loc) for n, loc in state)
-        self._info[state] = (mask, cost, acc, done, close)
-        return self._info[state]
-
-    def mask(self, state: State) -> torch.Tensor:
-        """Allowed next bytes, BoolTensor ``(256,)`` (shared: do not modify)."""
-        return self.info(state)[0]
-
-    def allowed_bytes(self, state: State) -> list[int]:
-        return self.info(state)[0].nonzero().flatten().tolist()
-
-    def is_accepting(self, state: State) -> bool:
-        """The output so far is a complete valid value (possibly extendable)."""
-        return self.info(state)[2]
-
-    def is_done(self, state: State) -> bool:
-        """Complete and no byte may follow."""
-        return self.info(state)[3]
-
-    def min_close(self, state: State) -> int:
-        """Exact minimum number of output bytes needed to complete from ``state``."""
-        return self.info(state)[4]
-
-    def advance(self, state: State, byte: int) -> State:
-        """The state after ``byte`` (:data:`END` ends an accepting one); ValueError if barred."""
-        key = (state, byte)
-        nxt = self._trans.get(key)
-        if nxt is not None:
-            return nxt
-        mask, _, acc, _, _ = self.info(state)
-        if not 0 <= byte < 256 or not mask[byte]:
-            raise ValueError(
-                f"byte {byte!r} ({chr(byte)!r}) is not allowed here; allowed: "
-                f"{bytes(self.allowed_bytes(state))!r}"
+    def _unique_array(self, f: Flat) -> int:
+        hi = f.max_items
+        if any(s is False for s in f.rest):
+            hi = min(hi, len(f.tup))
+        positions = f.tup[:hi] + ([f.rest] if hi > len(f.tup) else [])
+        sets = [self._finite(c, f"{f.path}.items") for c in positions]
+        if f.contains or any(s is None for s in sets) or any(s != sets[0] for s in sets):
+            raise UnsupportedSchemaError(
+                f"unsupported keyword 'uniqueItems' at {f.path}: supported only when every item "
+                "comes from one finite set (enum, const, boolean, null) and without 'contains'"
             )
-        nxt = ()
-        if byte != END or not acc:
-            items: list[State] = []
-            self._closure(state, items)
-            for st in items:
-                nid, local = st[-1]
-                moves = self._step(nid, local)
-                if byte in moves:
-                    nxt = st[:-1] + ((nid, moves[byte]),)
-                    break
-            if self.info(nxt)[3]:
-                nxt = ()
-        self._trans[key] = nxt
-        return nxt
+        values = sets[0] if sets else {}
+        assert values is not None
+        return self._add(UniqueArray([_dump(v) for v in values.values()], f.min_items, hi))
 
-    def batch_masks(self, states: Sequence[State], remaining: torch.Tensor) -> torch.Tensor:
-        """Allowed bytes under the budget, ``(B, 256)``: ``b`` is allowed iff the shortest close
-        after it fits in ``remaining`` ``(B,)`` output bytes."""
-        cost = torch.stack([self.info(s)[1] for s in states])  # (B, 256)
-        return cost <= remaining[:, None]
-
-    def accepts(self, data: bytes) -> bool:
-        """Whether ``data`` is a complete output (a full walk ending accepting)."""
-        s = self.initial
-        for b in data:
-            if b not in self.allowed_bytes(s) or b == END:
-                return False
-            s = self.advance(s, b)
-        return self.is_accepting(s)
+    def _object(self, f: Flat) -> int:
+        names = list(dict.fromkeys([*f.props, *f.required]))
+        props = []
+        for name in names:
+            conj = f.props.get(name, f.addl)
+            if any(s is False for s in conj):
+                if name in f.required:
+                    return self._empty()
+                continue
+            val = self._build(conj, f"{f.path}.properties.{name}")
+            key = _dump(name) + b":"
+            props.append((self._add(Lit(key)), self._add(Lit(b"," + key)), val, name in f.required))
+        addl = None
+        wanted = f.addl_written or not f.props_written or f.min_props > len(names)
+        if wanted and not any(s is False for s in f.addl):
+            addl = self._build(f.addl, f"{f.path}.additionalProperties")
+        nid, bounds = len(self.nodes), (f.min_props, f.max_props)
+        return self._add(ObjectNode(self, nid, props, addl, bounds, frozenset(names)))
 
 
-def _dump(v: Any) -> bytes:
-    return json.dumps(v, separators=(",", ":"), ensure_ascii=True).encode("ascii")
-
-
-def compile_schema(schema: dict[str, Any]) -> SchemaAutomaton:
-    """Compile ``schema`` (the subset in the module docstring) into a :class:`SchemaAutomaton`.
+def compile_schema(schema: dict[str, Any] | bool) -> SchemaAutomaton:
+    """Compile ``schema`` (see the module docstring) into a :class:`SchemaAutomaton`.
 
     Raises
     ------
     UnsupportedSchemaError
-        Naming the first unsupported keyword and its JSON path, e.g. ``'pattern' at $.name``.
+        Naming the first unsupported keyword and its JSON path, e.g.
+        ``unsupported keyword 'patternProperties' at $.properties.tags``.
     """
-    a = SchemaAutomaton()
+    if not isinstance(schema, (dict, bool)):
+        raise UnsupportedSchemaError(f"schema at $ must be a dict or bool, got {schema!r:.60}")
+    a = SchemaAutomaton(schema)
     a.root = a.build(schema)
+    _finish(a)
     return a
+
+
+def _finish(a: SchemaAutomaton) -> None:
+    a.finalize()
+    if a.ml[a.root] >= INF:
+        raise UnsupportedSchemaError(
+            "schema at $ admits no value that can be generated (unsatisfiable, or it needs "
+            "numbers beyond 15 digits or characters outside what patterns name)"
+        )
 
 
 def compile_tagged_union(
     branches: dict[str, dict[str, Any]], *, tag: str = "tool", value: str = "arguments"
 ) -> SchemaAutomaton:
     """Automaton for ``{"<tag>": name, "<value>": <branches[name] instance>}``: the value's
-    schema switches on the generated name (a tagged-union node)."""
+    schema switches on the generated name (a tagged-union node); each branch is its own
+    document for ``$ref``."""
     if not branches:
         raise ValueError("a tagged union needs at least one branch, got none")
     a = SchemaAutomaton()
     ids = {}
     for name, sub in branches.items():
+        a.use_document(sub)
         body = a.build(sub, f"$.{value}[{name}]")
         ids[_dump(name)] = a._seq([b"," + _dump(value) + b":", body, b"}"])
-    trie = Trie(list(ids), ids)
-    trie.extra = {k: a.minlen(v) for k, v in ids.items()}
+    trie = Trie(list(ids), ids, env=a)
     a.root = a._seq([b"{" + _dump(tag) + b":", a._add(trie)])
+    _finish(a)
     return a

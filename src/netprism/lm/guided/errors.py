@@ -1,0 +1,6 @@
+"""The error raised for a schema outside the supported subset."""
+
+
+class UnsupportedSchemaError(ValueError):
+    """A schema uses a keyword (or value) outside the supported subset; the message names the
+    keyword and its JSON path (``$.properties.name``)."""
