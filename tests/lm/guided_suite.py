@@ -14,7 +14,7 @@ import os
 import random
 import re
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,6 +129,22 @@ def walk(a: Any, budget: int, rng: random.Random) -> bytes:
         out.append(b)
     assert a.is_accepting(s)
     return bytes(out)
+
+
+def bfs_close(a: Any, state: Any, limit: int | None = None) -> int:
+    """Fewest bytes from ``state`` to an accepting state, by breadth-first search (the check
+    of ``min_close``); ``limit`` caps how many states are visited."""
+    seen, q = {state}, deque([(state, 0)])
+    while q:
+        s, d = q.popleft()
+        if a.is_accepting(s):
+            return d
+        for b in a.allowed_bytes(s):
+            n = a.advance(s, b)
+            if n not in seen and (limit is None or len(seen) < limit):
+                seen.add(n)
+                q.append((n, d + 1))
+    raise AssertionError("no completion")
 
 
 def _time(s: str) -> bool:

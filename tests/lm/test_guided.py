@@ -5,11 +5,11 @@ errors; streaming; a cross-check of masks against outlines-core on a 256-byte vo
 import json
 import random
 import re
-from collections import deque
 
 import jsonschema
 import pytest
 import torch
+from guided_suite import bfs_close, walk
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -69,24 +69,6 @@ def _extend(children):
 SCHEMAS = st.recursive(LEAVES, _extend, max_leaves=5)
 
 
-def _walk(a, budget, rng):
-    """Uniform random walk over budget-allowed bytes; returns the output bytes."""
-    s, out = a.initial, bytearray()
-    while not a.is_done(s):
-        left = torch.tensor([budget - len(out)])
-        allowed = a.batch_masks([s], left)[0].nonzero().flatten().tolist()
-        if not allowed:
-            assert a.is_accepting(s) and len(out) == budget
-            break
-        b = rng.choice(allowed)
-        s = a.advance(s, b)
-        if b == END:
-            break
-        out.append(b)
-    assert a.is_accepting(s)
-    return bytes(out)
-
-
 @settings(
     max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -96,7 +78,7 @@ def test_random_walks_validate_within_budget(schema, extra, seed):
     budget = a.min_close(a.initial) + extra
     rng = random.Random(seed)
     for _ in range(3):
-        out = _walk(a, budget, rng)
+        out = walk(a, budget, rng)
         assert len(out) <= budget
         jsonschema.validate(json.loads(out), schema)
         assert a.accepts(out)
@@ -159,20 +141,6 @@ def test_enum_language_and_prefix_values():
     assert a.is_done(a.advance(a.advance(s, ord("2")), ord("3")))
 
 
-def _bfs_close(a, state):
-    seen, q = {state}, deque([(state, 0)])
-    while q:
-        s, d = q.popleft()
-        if a.is_accepting(s):
-            return d
-        for b in a.allowed_bytes(s):
-            n = a.advance(s, b)
-            if n not in seen:
-                seen.add(n)
-                q.append((n, d + 1))
-    raise AssertionError("no completion")
-
-
 SMALL = [
     {"type": "integer", "minimum": 95, "maximum": 1003},
     {"type": "integer", "minimum": -31, "maximum": -9},
@@ -194,7 +162,7 @@ def _walk_checking_min_close(a, rng):
     """A random walk to the end, checking ``min_close`` against BFS at every state."""
     s = a.initial
     while not a.is_done(s):
-        assert a.min_close(s) == _bfs_close(a, s)
+        assert a.min_close(s) == bfs_close(a, s)
         b = rng.choice(a.allowed_bytes(s))
         if b == END:
             break
@@ -254,7 +222,7 @@ def test_unsupported_keywords_are_named(schema, keyword, path):
 def test_formerly_refused_schemas_now_compile_and_validate(schema):
     a, rng = compile_schema(schema), random.Random(0)
     for _ in range(10):
-        out = _walk(a, a.min_close(a.initial) + 12, rng)
+        out = walk(a, a.min_close(a.initial) + 12, rng)
         jsonschema.validate(json.loads(out), schema)
 
 

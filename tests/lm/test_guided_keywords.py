@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections import deque
 
 import jsonschema
 import pytest
 import torch
-from guided_suite import format_checker, walk
+from guided_suite import bfs_close, format_checker, walk
 
 from netprism.lm.guided.decode import guided_generate, stream_guided
 from netprism.lm.guided.regex import FREE, compile_pattern
@@ -103,20 +102,6 @@ def test_walks_validate_and_close_within_budget(schema, extra):
         assert a.accepts(out)
 
 
-def _bfs_close(a, state, limit=20000):
-    seen, q = {state}, deque([(state, 0)])
-    while q:
-        s, d = q.popleft()
-        if a.is_accepting(s):
-            return d
-        for b in a.allowed_bytes(s):
-            n = a.advance(s, b)
-            if n not in seen and len(seen) < limit:
-                seen.add(n)
-                q.append((n, d + 1))
-    raise AssertionError("no completion")
-
-
 BFS_SAFE = [0, 1, 2, 3, 4, 5, 6, 10, 11, 12, 14, 15, 16, 19, 22]  # no free object keys
 
 
@@ -126,7 +111,7 @@ def test_min_close_matches_bfs(schema):
     for _ in range(2):
         s, steps = a.initial, 0
         while not a.is_done(s) and steps < 12:
-            assert a.min_close(s) == _bfs_close(a, s)
+            assert a.min_close(s) == bfs_close(a, s, limit=20000)
             b = rng.choice(a.allowed_bytes(s))
             if b == 0x0A:
                 break
