@@ -90,3 +90,19 @@ def test_killing_reproduce_stops_its_running_experiments(tmp_path):
         except ProcessLookupError:
             continue
         raise AssertionError(f"experiment process {pid} outlived the killed reproduce")
+
+
+def test_parallel_runs_start_the_costliest_first(tmp_path, monkeypatch):
+    """With several jobs the longest experiments start first, so a short one finishes last;
+    the order given on the command line does not matter."""
+    import netprism.cli as cli
+    from netprism.experiments import EXPERIMENTS
+
+    started: list[str] = []
+    monkeypatch.setattr(cli, "run_in_processes", lambda names, *a: started.extend(names) or 0)
+    names = ["train", "memorization_grid", "vrm_ood", "afm"]
+    args = ["--scale", "tiny", "--jobs", "2", "--out", str(tmp_path)]
+    assert main(["reproduce", *names, *args]) == 0
+    costs = [EXPERIMENTS.get(n).cost for n in started]
+    assert sorted(started) == sorted(names) and costs == sorted(costs, reverse=True)
+    assert started[:2] == ["memorization_grid", "afm"]

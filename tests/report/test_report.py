@@ -255,3 +255,15 @@ def test_faithful_twins_get_one_verdict_line_each(tmp_path: Path) -> None:
     assert page.count("holds only in the paper&#x27;s setting") == 1
     assert "encoding=rate; seeds 0, 1, 2" in page and "Faithful reproductions" in page
     assert "Faithful reproductions" not in render_html([Result("exp", {}, {}, claims=[fails])])
+
+
+def test_opt_in_twin_gets_a_row_with_its_command() -> None:
+    """A twin left out at this scale (``faithful_seeds`` empty) is named with its command; a run
+    twin or an experiment without the field gets no such row."""
+    opt_in = Result("afm", {"faithful_seeds": []}, {}, claims=[Claim("a", "a", 0.1, 0.5)])
+    page = render_html([opt_in])
+    assert "not run at this scale (opt-in)" in page
+    assert "netprism run afm --scale small --faithful-seeds 0,1,2" in page
+    for config in ({"faithful_seeds": [0, 1, 2]}, {}):
+        quiet = Result("afm", config, {}, claims=[Claim("a", "a", 0.1, 0.5)])
+        assert "opt-in" not in render_html([quiet])

@@ -250,6 +250,7 @@ def _jobs(text: str) -> str | int:
 def _reproduce(names: list[str], scale: str, out: Path, jobs: int = 1) -> int:
     start = time.perf_counter()
     if jobs > 1:
+        names = sorted(names, key=lambda n: -EXPERIMENTS.get(n).cost)  # longest first
         threads = threads_per_job(jobs)
         print(
             f"{len(names)} experiments, {jobs} at a time, at most {threads} torch thread(s) each",
@@ -318,7 +319,7 @@ def _stamp_dir() -> Path:
 
 def _print_claims(result: Result) -> None:
     from netprism.core.results import faithful_verdict
-    from netprism.report.faithful import twin_pairs
+    from netprism.report.faithful import opt_in_command, twin_pairs
 
     for claim in result.claims:
         mark = "holds" if claim.holds else "DOES NOT HOLD"
@@ -328,6 +329,8 @@ def _print_claims(result: Result) -> None:
         )
     for original, twin in twin_pairs(result):
         print(f"  {original.id}: {faithful_verdict(original, twin)}")
+    if (command := opt_in_command(result)) is not None:
+        print(f"  faithful twin not run at this scale (opt-in): {command}")
     print(f"  ({result.seconds:.1f} s)")
 
 

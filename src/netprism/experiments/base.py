@@ -227,6 +227,8 @@ class Experiment:
     scales: dict[str, dict[str, Any]]
     demo: bool
     paper: str
+    cost: float = 1.0
+    """Rough CPU minutes at small scale; ``reproduce --jobs`` starts the costliest first."""
 
     def make_config(self, scale: str = "small", **overrides: Any) -> Any:
         """The config for ``scale`` with ``overrides`` applied (unknown keys rejected)."""
@@ -253,11 +255,14 @@ def register_experiment(
     scales: dict[str, dict[str, Any]],
     demo: bool = False,
     paper: str = "",
+    cost: float = 1.0,
 ) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
     """Register ``run(config) -> Result`` under ``name``.
 
     ``config`` must be a frozen dataclass whose defaults are the small scale; ``scales``
-    maps "tiny" / "small" / "full" to field overrides.
+    maps "tiny" / "small" / "full" to field overrides.  ``cost`` is a rough count of CPU
+    minutes at small scale, only used to start the longest experiments first when several run
+    at once (the last to finish is then a short one).
     """
     if not (dataclasses.is_dataclass(config) and config.__dataclass_params__.frozen):  # type: ignore[attr-defined]
         raise TypeError(f"config of experiment {name!r} must be a frozen dataclass")
@@ -266,7 +271,7 @@ def register_experiment(
             raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
 
     def decorator(run: Callable[..., Result]) -> Callable[..., Result]:
-        EXPERIMENTS.register(name)(Experiment(name, config, run, scales, demo, paper))
+        EXPERIMENTS.register(name)(Experiment(name, config, run, scales, demo, paper, cost))
         return run
 
     return decorator

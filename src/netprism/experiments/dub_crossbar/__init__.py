@@ -46,6 +46,7 @@ run = register_experiment(
     config=DUBCrossbarConfig,
     scales=SCALES,
     demo=False,
+    cost=7,  # rough CPU minutes at small
     paper="Ibrayev, Garg, Chakraborty & Roy, Pruning for Improved ADC Efficiency in "
     "Crossbar-based Analog In-memory Accelerators (arXiv 2403.13082, 2024)",
 )(STUDY.run)
