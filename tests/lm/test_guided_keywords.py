@@ -83,6 +83,25 @@ SCHEMAS = [
         "properties": {"p": {"$ref": "#/$defs/a~0b"}},
         "type": "object",
     },
+    # 23: one value a prefix of another; a value is written only at the "," or "]" after it
+    {"type": "array", "items": {"enum": [1, 12, 123]}, "uniqueItems": True, "minItems": 1},
+    # 24: draft 7 has no minContains: 0 must not drop 'contains'
+    {"type": "array", "items": {"type": "integer"}, "contains": {"const": 1}, "minContains": 0},
+    # 25: a long minItems (the minimum-length recursion must stay shallow)
+    {"type": "array", "items": {"enum": [0, 1]}, "minItems": 400},
+    # 26: a recursive mixin (the conjunction of one schema twice stays one node)
+    {
+        "definitions": {
+            "base": {"properties": {"next": {"$ref": "#/definitions/a"}}},
+            "a": {
+                "type": "object",
+                "allOf": [{"$ref": "#/definitions/base"}],
+                "properties": {"next": {"$ref": "#/definitions/a"}},
+                "additionalProperties": False,
+            },
+        },
+        "$ref": "#/definitions/a",
+    },
 ]
 
 
@@ -102,7 +121,7 @@ def test_walks_validate_and_close_within_budget(schema, extra):
         assert a.accepts(out)
 
 
-BFS_SAFE = [0, 1, 2, 3, 4, 5, 6, 10, 11, 12, 14, 15, 16, 19, 22]  # no free object keys
+BFS_SAFE = [0, 1, 2, 3, 4, 5, 6, 10, 11, 12, 14, 15, 16, 19, 22, 23]  # no free object keys
 
 
 @pytest.mark.parametrize("schema", [SCHEMAS[i] for i in BFS_SAFE], ids=BFS_SAFE)
@@ -204,9 +223,43 @@ def test_recursive_schema_closes_at_tight_budgets():
             "$",
         ),
         ({"frobnicate": 1}, "frobnicate", "$"),
+        ({"items": {"pattern": "^a?+$"}}, "a quantifier after a quantifier", "$.items"),
+        ({"pattern": "^a{,3}$"}, "{,n}", "$"),
+        ({"pattern": "^(?<x>a)$"}, "named group", "$"),
+        ({"properties": {"p": {"pattern": "a{30000}"}}}, "too large", "$.properties.p"),
+        ({"type": "string", "pattern": "^\\uD800$"}, "admits no value", "$"),
+        ({"items": {"enum": [1]}, "uniqueItems": 1}, "uniqueItems", "$"),
+        ({"maximum": float("inf")}, "maximum", "$"),
+        ({"maxLength": float("inf")}, "maxLength", "$"),
+        ({"minProperties": 400}, "minProperties", "$"),
+        (  # draft 7 ignores the siblings of $ref: branch 0 is any object, overlapping branch 1
+            {
+                "definitions": {"o": {"type": "object"}},
+                "oneOf": [
+                    {
+                        "$ref": "#/definitions/o",
+                        "required": ["k"],
+                        "properties": {"k": {"const": 1}},
+                    },
+                    {"type": "object", "required": ["k"], "properties": {"k": {"const": 2}}},
+                ],
+            },
+            "oneOf",
+            "overlap on type(s) ['object']",
+        ),
     ],
 )
 def test_unsupported_schemas_are_refused_by_name(schema, keyword, path):
     with pytest.raises(UnsupportedSchemaError, match=re.escape(keyword)) as e:
         compile_schema(schema)
     assert path in str(e.value)
+
+
+def test_unique_items_where_one_value_prefixes_another():
+    a = compile_schema(SCHEMAS[23])
+    assert a.accepts(b"[1]") and a.accepts(b"[12,1]") and a.accepts(b"[123,12,1]")
+    assert not a.accepts(b"[1,1]") and not a.accepts(b"[]") and not a.accepts(b"[12,12]")
+    s = a.initial
+    for b in b"[1":
+        s = a.advance(s, b)
+    assert a.min_close(s) == 1  # "]" closes "[1"

@@ -6,6 +6,10 @@ are followed together and a byte is allowed when any stack takes it.  :data:`DON
 state) is a finished output.  A top-level value whose end is ambiguous (``1`` that could grow to
 ``12``) may be ended with :data:`END` (``\\n``), a stop signal that is not part of the output
 and costs no budget.  ``min_close(state)`` is the exact number of output bytes still needed.
+
+Guided generation of arXiv 2507.13575 (Apple Foundation Models); masking a language model's
+vocabulary with an automaton as in Willard & Louf 2023 (outlines, arXiv 2307.09702) and
+XGrammar (arXiv 2411.15100), here with a pushdown stack instead of a token index.
 """
 
 from __future__ import annotations

@@ -1,6 +1,10 @@
 """Character sets (sorted disjoint code-point intervals) and the NFA -> DFA construction behind
 :mod:`~netprism.lm.guided.regex` (Thompson NFA, subset construction over elementary intervals,
-dead-state pruning, product intersection)."""
+dead-state pruning, product intersection).
+
+Thompson 1968 (CACM 11(6)) for the NFA, Rabin & Scott 1959 for the subset construction; used by
+the guided generation of arXiv 2507.13575.
+"""
 
 from __future__ import annotations
 
@@ -76,7 +80,7 @@ class NFA:
 
     def new(self) -> int:
         if len(self.eps) >= MAX_NFA:
-            raise UnsupportedSchemaError("pattern too large (repetition counts too high)")
+            raise UnsupportedSchemaError(f"too large (more than {MAX_NFA} NFA states)")
         self.eps.append([])
         self.edges.append([])
         return len(self.eps) - 1
@@ -175,7 +179,7 @@ def determinize(nfa: NFA, start: int, end: int) -> DFA:
             nxt = nfa.closure(tg)
             if nxt not in ids:
                 if len(order) >= MAX_DFA:
-                    raise UnsupportedSchemaError("pattern too large (more than 4000 DFA states)")
+                    raise UnsupportedSchemaError(f"too large (more than {MAX_DFA} DFA states)")
                 ids[nxt] = len(order)
                 order.append(nxt)
             row.append((lo, hi, ids[nxt]))

@@ -9,6 +9,9 @@ and a property named on one side only meets the other side's ``additionalPropert
 possible JSON types do not overlap, or both are finite sets (``enum``/``const``) with no value in
 common, or both are objects that require one property with disjoint finite values (a tagged
 union).  Otherwise :class:`~netprism.lm.guided.errors.UnsupportedSchemaError` names the overlap.
+
+JSON Schema draft 7 (Wright & Andrews, draft-handrews-json-schema-validation-01) semantics;
+part of the guided generation of arXiv 2507.13575.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ KEYWORDS = frozenset(
     | {"patternProperties"}
 )
 MAX_ALTERNATIVES = 64
+MAX_MIN_COUNT = 64  # minProperties / minContains: the minimum-length recursion stays shallow
 
 
 def kinds_of(value: Any) -> str:
@@ -112,11 +116,21 @@ def _count(schema: dict[str, Any], key: str, path: str) -> int | None:
     v = schema.get(key)
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or v != int(v):
+    finite = isinstance(v, int) or (isinstance(v, float) and math.isfinite(v))
+    if isinstance(v, bool) or not finite or v < 0 or v != int(v):
         raise UnsupportedSchemaError(
             f"keyword {key!r} at {path} must be an integer >= 0, got {v!r}"
         )
     return int(v)
+
+
+def _small_count(schema: dict[str, Any], key: str, path: str) -> int | None:
+    v = _count(schema, key, path)
+    if v is not None and v > MAX_MIN_COUNT:
+        raise UnsupportedSchemaError(
+            f"unsupported keyword value {key!r}={v} at {path}: at most {MAX_MIN_COUNT}"
+        )
+    return v
 
 
 def _schema(v: Any, key: str, path: str) -> Any:
@@ -198,16 +212,21 @@ def _arrays(f: Flat, schema: dict[str, Any], path: str) -> None:
         f.rest = [_schema(schema.get("additionalItems", True), "additionalItems", path)]
     else:
         f.rest = [_schema(items, "items", path)]
-    f.unique = schema.get("uniqueItems", False) is True
+    unique = schema.get("uniqueItems", False)
+    if not isinstance(unique, bool):
+        raise UnsupportedSchemaError(
+            f"'uniqueItems' at {path} must be true or false, got {unique!r}"
+        )
+    f.unique = unique
     if "contains" in schema:
+        # draft 7 has no minContains (validators ignore it): a count above 1 only narrows the
+        # outputs, and 0 must not drop 'contains', which draft 7 still enforces
         f.contains = [_schema(schema["contains"], "contains", path)]
-        f.min_contains = _count(schema, "minContains", path) or 1
-        if schema.get("minContains") == 0:
-            f.contains, f.min_contains = [], 1
+        f.min_contains = max(_small_count(schema, "minContains", path) or 1, 1)
 
 
 def _objects(f: Flat, schema: dict[str, Any], path: str) -> None:
-    f.min_props = _count(schema, "minProperties", path) or 0
+    f.min_props = _small_count(schema, "minProperties", path) or 0
     f.max_props = _count(schema, "maxProperties", path) if "maxProperties" in schema else INF  # type: ignore[assignment]
     props = schema.get("properties", {})
     if not isinstance(props, dict):
@@ -234,7 +253,10 @@ def merge(a: Flat, b: Flat) -> Flat:
     names = list(dict.fromkeys([*a.props, *b.props]))
     n = max(len(a.tup), len(b.tup))
     if a.contains and b.contains:
-        raise UnsupportedSchemaError(f"two 'contains' at {a.path} and {b.path} (allOf) ")
+        raise UnsupportedSchemaError(
+            f"unsupported keyword 'contains' at {b.path}: a conjunction with the 'contains' at "
+            f"{a.path} (two 'contains' on one array)"
+        )
     return replace(
         a,
         conj=a.conj + b.conj,
@@ -334,27 +356,31 @@ class Expander:
         return parts
 
     # -- oneOf
-    def type_set(self, schema: Any, seen: tuple[int, ...] = ()) -> frozenset[str]:
-        """A superset of the JSON kinds that ``schema`` accepts."""
+    def type_set(self, schema: Any, path: str, seen: tuple[int, ...] = ()) -> frozenset[str]:
+        """A superset of the JSON kinds that ``schema`` (at ``path``) accepts."""
         if schema is True or not isinstance(schema, dict) or id(schema) in seen:
             return KINDS if schema is not False else frozenset()
         seen = (*seen, id(schema))
         if "$ref" in schema:
-            return self.type_set(self.resolver.resolve(schema["$ref"], "$")[0], seen)
-        out = _types(schema, "$")
+            target, where = self.resolver.resolve(schema["$ref"], path)
+            return self.type_set(target, where, seen)
+        out = _types(schema, path)
         for key in ("enum", "const"):
             if key in schema:
                 vals = schema[key] if key == "enum" else [schema[key]]
                 out &= frozenset(kinds_of(v) for v in (vals if isinstance(vals, list) else []))
-        for sub in schema.get("allOf", []):
-            out &= self.type_set(sub, seen)
+        for i, sub in enumerate(schema.get("allOf", [])):
+            out &= self.type_set(sub, f"{path}.allOf[{i}]", seen)
         for key in ("anyOf", "oneOf"):
             if isinstance(schema.get(key), list):
-                out &= frozenset().union(*(self.type_set(s, seen) for s in schema[key]))
+                subs = enumerate(schema[key])
+                out &= frozenset().union(
+                    *(self.type_set(s, f"{path}.{key}[{i}]", seen) for i, s in subs)
+                )
         return out
 
     def check_disjoint(self, subs: list[Any], path: str) -> None:
-        kinds = [self.type_set(s) for s in subs]
+        kinds = [self.type_set(s, f"{path}.oneOf[{i}]") for i, s in enumerate(subs)]
         for i in range(len(subs)):
             for j in range(i + 1, len(subs)):
                 common = kinds[i] & kinds[j]
@@ -371,6 +397,7 @@ class Expander:
                     )
 
     def _apart(self, a: Any, b: Any, common: frozenset[str]) -> bool:
+        a, b = self._target(a), self._target(b)  # draft 7 ignores the siblings of $ref
         va, vb = self._finite(a), self._finite(b)
         if va is not None and vb is not None:
             return not (va & vb)
@@ -382,6 +409,16 @@ class Expander:
             if fa is not None and fb is not None and not (fa & fb):
                 return True
         return False
+
+    def _target(self, schema: Any) -> Any:
+        """``schema`` with its ``$ref`` chain followed (a cycle of bare refs: None)."""
+        seen: set[int] = set()
+        while isinstance(schema, dict) and "$ref" in schema:
+            if id(schema) in seen:
+                return None
+            seen.add(id(schema))
+            schema = self.resolver.resolve(schema["$ref"], "$")[0]
+        return schema
 
     def _finite(self, schema: Any) -> set[str] | None:
         """Canonical values of a pure ``enum``/``const`` schema, else None."""

@@ -150,6 +150,7 @@ class ArrayNode(Node):
         self.tup, self.rest = items
         self.ctup, self.crest, self.need = contains or ([], None, 0)
         self.memo: dict[Any, int] = {}
+        self.filled = INF  # after-item states from this count up are memoized
 
     def _at(self, k: int) -> tuple[int | None, int | None]:
         plain = self.tup[k] if k < len(self.tup) else self.rest
@@ -195,8 +196,19 @@ class ArrayNode(Node):
     def rem(self, s: tuple[int, int, int]) -> int:
         hit = self.memo.get(s)
         if hit is None:
+            self._fill_from_the_end(s[0])
             hit = self.memo[s] = min(self._rem(s), INF)
         return hit
+
+    def _fill_from_the_end(self, c: int) -> None:
+        """Memoize the after-item states beyond count ``c`` from the last count that matters
+        down, so that a long ``minItems`` never recurses deeply."""
+        top = min(self.hi, max(self.lo, len(self.tup), len(self.ctup)) + self.need + 1)
+        for k in range(min(top, self.filled - 1), c + 1, -1):
+            for f in range(self.need + 1):
+                if (k, 2, f) not in self.memo:
+                    self.memo[(k, 2, f)] = min(self._rem((k, 2, f)), INF)
+            self.filled = k
 
     def _rem(self, s: tuple[int, int, int]) -> int:
         c, ph, f = s
@@ -214,13 +226,16 @@ class ArrayNode(Node):
 
     def reset(self) -> None:
         self.memo.clear()
+        self.filled = INF
 
 
 class UniqueArray(Node):
     """``[v1,v2,...]`` of distinct values from a finite set (``uniqueItems`` over an enum).
 
-    Local state ``(used, partial)``: ``None`` before ``[``; ``used`` the values written,
-    ``partial`` the bytes of the value being written (``None`` between values); ``()`` done.
+    Local state ``(used, part)``: ``None`` before ``[``; ``used`` the values written, ``part``
+    the bytes of the value being written (``b""`` right after ``[`` or a comma); ``()`` done.
+    A value is only counted as written at the ``,`` or ``]`` after it, as one number may be a
+    prefix of another (``1`` and ``12``).
     """
 
     start = None
@@ -228,50 +243,46 @@ class UniqueArray(Node):
     def __init__(self, values: Sequence[bytes], lo: int, hi: int) -> None:
         self.values, self.lo, self.hi = sorted(set(values), key=lambda v: (len(v), v)), lo, hi
 
+    def _free(self, used: frozenset[bytes]) -> list[bytes]:
+        return [v for v in self.values if v not in used]
+
+    def _candidates(self, used: frozenset[bytes], part: bytes) -> list[bytes]:
+        """The values the one being written may still become."""
+        if len(used) >= self.hi:
+            return []
+        return [v for v in self._free(used) if v.startswith(part)]
+
     def step(self, s: Any) -> dict[int, Any]:
         if s is None:
-            return {0x5B: (frozenset(), None)}
+            return {0x5B: (frozenset(), b"")}
         if s == ():
             return {}
         used, part = s
         out: dict[int, Any] = {}
-        if part is None:
-            if len(used) >= self.lo:
+        for v in self._candidates(used, part):
+            if len(v) > len(part):
+                out[v[len(part)]] = (used, v[: len(part) + 1])
+        if not part and not used and self.lo == 0:
+            out[0x5D] = ()
+        if part in self._candidates(used, part):  # a complete value: close or go on
+            done = used | {part}
+            if len(done) >= self.lo:
                 out[0x5D] = ()
-            if used and len(used) < self.hi and self._free(used):
-                out[0x2C] = (used, b"")
-            if not used and self.hi > 0:
-                out.update(self._value_step(used, b""))
-            return out
-        return self._value_step(used, part)
-
-    def _free(self, used: frozenset[bytes]) -> list[bytes]:
-        return [v for v in self.values if v not in used]
-
-    def _value_step(self, used: frozenset[bytes], part: bytes) -> dict[int, Any]:
-        out: dict[int, Any] = {}
-        for v in self._free(used):
-            if len(v) > len(part) and v.startswith(part):
-                nxt = v[: len(part) + 1]
-                out[v[len(part)]] = (used | {v}, None) if nxt == v else (used, nxt)
+            if len(done) < self.hi and self._free(done):
+                out[0x2C] = (done, b"")
         return out
 
     def rem(self, s: Any) -> int:
         if s == ():
             return 0
         if s is None:
-            return 1 + self.rem((frozenset(), None))
+            return 1 + self.rem((frozenset(), b""))
         used, part = s
-        cur = 0
-        if part is not None:
-            ends = [v for v in self._free(used) if v.startswith(part)]
-            if not ends:
-                return INF
-            cur = len(ends[0]) - len(part)
-            used = used | {ends[0]}
-        need = max(self.lo - len(used), 0)
-        free = self._free(used)
-        if need > len(free):
-            return INF
-        first = part is None and not used and need > 0  # the first value has no comma
-        return cur + sum(len(v) + 1 for v in free[:need]) + 1 - first
+        best = 1 if not part and not used and self.lo == 0 else INF
+        for v in self._candidates(used, part):
+            done = used | {v}
+            need, free = max(self.lo - len(done), 0), self._free(done)
+            if need <= len(free):  # the shortest others, each after a comma, then "]"
+                rest = sum(len(w) + 1 for w in free[:need]) + 1
+                best = min(best, len(v) - len(part) + rest)
+        return best

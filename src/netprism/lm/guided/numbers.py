@@ -7,6 +7,9 @@ a validator's float comparisons (``1.1 < 1.2``) and float division (``multipleOf
 with the decimal arithmetic here; a bound is taken as the decimal its float prints as.
 ``multipleOf`` must be an integer or a dyadic fraction (``1.5``, ``0.25``): other fractions
 (``0.1``) are not exact in binary floating point, where validators test them.
+
+JSON numbers as RFC 8259 (section 6) writes them; part of the guided generation of arXiv
+2507.13575.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ Bound = tuple[Fraction, bool] | None  # (value, exclusive)
 
 def as_fraction(v: Any, key: str, path: str) -> Fraction:
     """The exact decimal a schema number stands for (a float as it prints)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (INF, -INF):
+    finite = isinstance(v, int) or (isinstance(v, float) and math.isfinite(v))
+    if isinstance(v, bool) or not finite:
         raise UnsupportedSchemaError(f"keyword {key!r} at {path} must be a number, got {v!r}")
     return Fraction(v) if isinstance(v, int) else Fraction(repr(float(v)))
 

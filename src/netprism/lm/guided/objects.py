@@ -11,6 +11,9 @@ keys so far):
 
 Additional keys are written over printable ASCII but ``"`` and ``\\`` (no escapes), so a key
 is never equal to another one that is spelt differently.
+
+Part of the guided generation of arXiv 2507.13575 (properties in declared order, as the
+Foundation Models framework generates them).
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ Remote references, plain-name fragments (``#foo``) and a nested ``$id`` (which w
 base URI of the pointers below it) in a document that uses ``$ref`` raise
 :class:`~netprism.lm.guided.errors.UnsupportedSchemaError`.  Draft 7 ignores the siblings of
 ``$ref``, and so does the compiler.
+
+JSON Pointer is RFC 6901; part of the guided generation of arXiv 2507.13575.
 """
 
 from __future__ import annotations

@@ -3,17 +3,22 @@
 Characters are Unicode code points; a character set is a sorted tuple of disjoint inclusive
 intervals ``((lo, hi), ...)``.  Supported: literals and escapes (``\\d \\w \\s \\D \\W \\S
 \\t \\n \\r \\f \\v \\0 \\xHH \\uHHHH`` and escaped metacharacters), classes ``[...]`` with ranges
-and negation, ``.``, groups ``(...)``, ``(?:...)``, ``(?<name>...)``, alternation, the
-quantifiers ``* + ? {n} {n,} {n,m}`` (and their lazy forms, same language), and ``^``/``$``
-at the ends of top-level alternatives.  Look-around, back-references, word boundaries, flags
-and Unicode property escapes raise :class:`~netprism.lm.guided.errors.UnsupportedSchemaError`
-naming them.
+and negation, ``.``, groups ``(...)`` and ``(?:...)``, alternation, the quantifiers
+``* + ? {n} {n,} {n,m}`` (and their lazy forms, same language), and ``^``/``$`` at the ends of
+top-level alternatives.  Look-around, back-references, word boundaries, flags and Unicode
+property escapes raise :class:`~netprism.lm.guided.errors.UnsupportedSchemaError` naming them,
+and so does what ECMA-262 and Python's ``re`` (which validators use) read differently: named
+groups ``(?<name>...)``, ``{,n}``, and a quantifier right after another (``a?+`` is
+possessive in Python, ``a**`` an error in both).
 
 *Generated* strings are a subset of the pattern's language: ``.``, negated classes and the
 negated escapes (``\\D \\W \\S``), and the padding around an unanchored pattern (JSON Schema's
 ``pattern`` is a search, not a full match) draw only from :data:`FREE` (printable ASCII but
 ``"`` and ``\\``), so free text is never escaped; characters a pattern names explicitly are
 kept as written.  Every generated string matches under ECMA-262 and Python ``re`` alike.
+
+The syntax follows ECMA-262 (section 22.2, RegExp), as JSON Schema's ``pattern`` asks; part of
+the guided generation of arXiv 2507.13575.
 """
 
 from __future__ import annotations
@@ -86,21 +91,29 @@ class _Parser:
         return ("cat", items)
 
     def quantified(self, atom: tuple) -> tuple:
-        while True:
-            c = self.peek()
-            if c in ("*", "+", "?"):
-                self.i += 1
-                lo, hi = {"*": (0, None), "+": (1, None), "?": (0, 1)}[c]
-            elif c == "{" and self._brace() is not None:
-                lo, hi = self._brace()  # type: ignore[misc]
-                self.i = self.p.index("}", self.i) + 1
-            else:
-                return atom
-            if atom[0] in ("bol", "eol"):
-                raise self.fail("a quantified anchor")
-            if self.peek() == "?":  # lazy: same language
-                self.i += 1
-            atom = ("rep", atom, lo, hi)
+        bounds = self._quantifier()
+        if bounds is None:
+            return atom
+        if atom[0] in ("bol", "eol"):
+            raise self.fail("a quantified anchor")
+        if self.peek() == "?":  # lazy: same language
+            self.i += 1
+        if self._quantifier() is not None:
+            raise self.fail("a quantifier after a quantifier")
+        return ("rep", atom, *bounds)
+
+    def _quantifier(self) -> tuple[int, int | None] | None:
+        """The bounds of the quantifier here (consumed), or None."""
+        c = self.peek()
+        if c in ("*", "+", "?"):
+            self.i += 1
+            return {"*": (0, None), "+": (1, None), "?": (0, 1)}[c]
+        if c == "{" and self.p[self.i + 1 : self.i + 2] == ",":
+            raise self.fail("quantifier {,n} (literal in ECMA-262, {0,n} in Python)")
+        bounds = self._brace() if c == "{" else None
+        if bounds is not None:
+            self.i = self.p.index("}", self.i) + 1
+        return bounds
 
     def _brace(self) -> tuple[int, int | None] | None:
         end = self.p.find("}", self.i)
@@ -143,11 +156,9 @@ class _Parser:
     def group(self) -> tuple:
         if self.p.startswith("?:", self.i):
             self.i += 2
-        elif self.p.startswith("?<", self.i) and self.p[self.i + 2 : self.i + 3] not in "=!":
-            self.i = self.p.index(">", self.i) + 1
         elif self.peek() == "?":
             kinds = {"?=": "look-ahead", "?!": "look-ahead", "?<=": "look-behind"}
-            kinds["?<!"] = "look-behind"
+            kinds |= {"?<!": "look-behind", "?<": "named group (Python's re writes (?P<name>)"}
             name = next((v for k, v in kinds.items() if self.p.startswith(k, self.i)), None)
             raise self.fail(name or "group flag or extension '(?'")
         inner = self.alt()
@@ -172,7 +183,7 @@ class _Parser:
             if len(digits) != n or any(d not in "0123456789abcdefABCDEF" for d in digits):
                 raise self.fail(f"malformed escape \\{c}")
             self.i += n
-            return ((int(digits, 16),) * 2,)
+            return norm([(int(digits, 16),) * 2])  # a lone surrogate: no character
         if c.isdigit() or c == "k":
             raise self.fail("back-reference")
         if c in "bB" and not in_class:
@@ -253,8 +264,11 @@ def compile_pattern(pattern: str, path: str = "$", *, anchored: bool = False) ->
     if anchored:
         _no_anchor([ast], path, pattern)
     nfa = NFA()
-    s, e = nfa.build(ast)
-    return determinize(nfa, s, e)
+    try:
+        s, e = nfa.build(ast)
+        return determinize(nfa, s, e)
+    except UnsupportedSchemaError as error:  # a size limit: name the pattern and where
+        raise UnsupportedSchemaError(f"'pattern' {pattern!r:.80} at {path}: {error}") from None
 
 
 # ---------------------------------------------------------------- formats (exact subsets)

@@ -100,29 +100,42 @@ class SchemaAutomaton(Automaton):
         return self._add(Union(self, []))
 
     def _build(self, conj: list[Any], path: str) -> int:
-        """Node of the conjunction of ``conj`` (memoized: recursion closes into a cycle)."""
+        """Node of the conjunction of ``conj`` (memoized on the schemas it joins, references
+        followed and repeats dropped, so recursion closes into a cycle)."""
+        targets = [self._target(s, path) for s in conj]
+        if len(targets) == 1:
+            path = targets[0][1]
+        conj = [s for s, _ in targets]
         if any(s is False for s in conj):
             return self._empty()
-        conj = [s for s in conj if not is_true(s)] or [True]
+        conj = list({id(s): s for s in conj if not is_true(s)}.values()) or [True]
         key = tuple(id(s) for s in conj)
         if key in self._memo:
             return self._memo[key]
         pid = self._empty()
         self._memo[key] = pid
-        head = conj[0]
-        if len(conj) == 1 and isinstance(head, dict) and "$ref" in head:
-            target, where = self.resolver.resolve(head["$ref"], path)
-            branches = [self._build([target], where)]
-        else:
-            flats = [Flat(path)]
-            for s in conj:
-                alts = self.expander.alternatives(s, path)
-                flats = [g for x in flats for y in alts if (g := merge(x, y)).kinds]
-            branches = [self._flat(f) for f in flats]
+        flats = [Flat(path)]
+        for s in conj:
+            alts = self.expander.alternatives(s, path)
+            flats = [g for x in flats for y in alts if (g := merge(x, y)).kinds]
+        branches = [self._flat(f) for f in flats]
         union = self.nodes[pid]
         assert isinstance(union, Union)
         union.branches = branches
         return pid
+
+    def _target(self, schema: Any, path: str) -> tuple[Any, str]:
+        """``schema`` with its ``$ref`` chain followed (draft 7 ignores a ref's siblings), and
+        its path."""
+        seen: set[int] = set()
+        while isinstance(schema, dict) and "$ref" in schema:
+            if id(schema) in seen:
+                raise UnsupportedSchemaError(
+                    f"'$ref' at {path} is a cycle of bare references (left recursion)"
+                )
+            seen.add(id(schema))
+            schema, path = self.resolver.resolve(schema["$ref"], path)
+        return schema, path
 
     def _flat(self, f: Flat) -> int:
         if f.enums:
@@ -198,7 +211,12 @@ class SchemaAutomaton(Automaton):
         parts = [compile_pattern(p, f.path) for p in f.patterns]
         parts += [compile_format(fm, f.path) for fm in f.formats]
         for d in parts:
-            dfa = d if dfa is None else intersect_dfa(dfa, d)
+            try:
+                dfa = d if dfa is None else intersect_dfa(dfa, d)
+            except UnsupportedSchemaError as error:
+                raise UnsupportedSchemaError(
+                    f"'pattern'/'format' at {f.path}: {error} (patterns and formats joined)"
+                ) from None
         return self._add(StrNode(dfa or any_string(), f.min_len, f.max_len, f.path))
 
     def _array(self, f: Flat) -> int:

@@ -5,6 +5,9 @@ ASCII but ``"`` and ``\\`` as itself (and DEL), ``"`` and ``\\`` escaped (``\\"`
 other control characters as ``\\u00xx``, everything else as UTF-8.  The node's local state is
 ``-1`` (before the opening quote), ``-2`` (closed) or ``(q, n, pending)``: DFA state, characters
 written (saturated at the largest bound that matters) and the bytes of a character begun.
+
+JSON strings as RFC 8259 (section 7) writes them; part of the guided generation of arXiv
+2507.13575.
 """
 
 from __future__ import annotations
