@@ -25,7 +25,8 @@ compile time per schema; the validity rate of random walks (uniform over the all
 limit of an untrained model) under each library's constraint, checked by
 ``jsonschema.Draft7Validator`` with format checks.  netprism walks close within their budget
 (``min_close + 40`` bytes); outlines-core has no budget, so a walk still open after
-``--max-bytes`` bytes counts as invalid.
+``--max-bytes`` bytes counts as invalid, and is reported apart from closed outputs that the
+validator rejects (those are listed per keyword file).
 
 Run::
 
@@ -41,6 +42,7 @@ import argparse
 import random
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +198,7 @@ def suite(quick: bool, walks: int, max_bytes: int) -> None:
             their_s.append(time.perf_counter() - t1)
     per: dict[str, list[int]] = {}
     valid = {"ours": [0, 0], "outlines": [0, 0]}
+    still_open, rejected = 0, Counter[str]()
     rng = random.Random(0)
     for i, c in enumerate(cases):
         row = per.setdefault(c.file, [0, 0, 0])
@@ -211,8 +214,12 @@ def suite(quick: bool, walks: int, max_bytes: int) -> None:
                 valid["ours"][1] += 1
         if i in theirs:
             for _ in range(walks):
-                valid["outlines"][0] += _valid(v, _outlines_walk(theirs[i], 256, max_bytes, rng))
+                out = _outlines_walk(theirs[i], 256, max_bytes, rng)
+                ok = _valid(v, out)
+                valid["outlines"][0] += ok
                 valid["outlines"][1] += 1
+                still_open += out is None
+                rejected[c.file] += out is not None and not ok
     print(f"{'keyword file':<26} {'netprism':>9} {'outlines':>9} {'of':>4}")
     for name, (a, b, n) in sorted(per.items()):
         print(f"{name:<26} {a:>9} {b:>9} {n:>4}")
@@ -223,6 +230,11 @@ def suite(quick: bool, walks: int, max_bytes: int) -> None:
     )
     for lib, (ok, tot) in valid.items():
         print(f"valid samples {lib:<9} {ok}/{tot} ({100 * ok / max(tot, 1):.1f} %)")
+    shown = ", ".join(f"{k} {n}" for k, n in sorted(rejected.items()) if n)
+    print(
+        f"outlines-core: {still_open} walks still open after {max_bytes} bytes; closed but "
+        f"rejected by the validator: {sum(rejected.values())} ({shown or 'none'})"
+    )
     mean_theirs = sum(their_s) / max(len(their_s), 1)
     print(
         f"compile per schema: netprism {ours_s * 1e3:.1f} ms, outlines-core regex+index "
