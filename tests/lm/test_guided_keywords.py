@@ -160,6 +160,12 @@ def test_pattern_dfa_agrees_with_python_re(pattern):
         assert d.matches(text) == bool(re.search(pattern, text)), text
 
 
+def test_brace_that_is_no_quantifier_is_literal():  # ECMA-262 and Python's re agree here
+    d = compile_pattern("^a{,x}$")
+    assert d.matches("a{,x}") and re.search("^a{,x}$", "a{,x}")
+    assert not d.matches("a") and not d.matches("a{,}")
+
+
 def test_free_text_stays_printable_ascii():
     d = compile_pattern(".")
     assert all(lo >= 0x20 and hi <= 0x7E for row in d.trans for lo, hi, _ in row)

@@ -384,7 +384,7 @@ class Expander:
         for i in range(len(subs)):
             for j in range(i + 1, len(subs)):
                 common = kinds[i] & kinds[j]
-                if common and not self._apart(subs[i], subs[j], common):
+                if common and not self._apart(subs[i], subs[j], common, path):
                     shown = sorted(
                         {
                             "integer" if k == "int" else "number" if k == "frac" else k
@@ -396,8 +396,8 @@ class Expander:
                         "oneOf is compiled only when its branches are disjoint"
                     )
 
-    def _apart(self, a: Any, b: Any, common: frozenset[str]) -> bool:
-        a, b = self._target(a), self._target(b)  # draft 7 ignores the siblings of $ref
+    def _apart(self, a: Any, b: Any, common: frozenset[str], path: str) -> bool:
+        a, b = self.resolver.follow(a, path)[0], self.resolver.follow(b, path)[0]
         va, vb = self._finite(a), self._finite(b)
         if va is not None and vb is not None:
             return not (va & vb)
@@ -409,16 +409,6 @@ class Expander:
             if fa is not None and fb is not None and not (fa & fb):
                 return True
         return False
-
-    def _target(self, schema: Any) -> Any:
-        """``schema`` with its ``$ref`` chain followed (a cycle of bare refs: None)."""
-        seen: set[int] = set()
-        while isinstance(schema, dict) and "$ref" in schema:
-            if id(schema) in seen:
-                return None
-            seen.add(id(schema))
-            schema = self.resolver.resolve(schema["$ref"], "$")[0]
-        return schema
 
     def _finite(self, schema: Any) -> set[str] | None:
         """Canonical values of a pure ``enum``/``const`` schema, else None."""

@@ -59,6 +59,19 @@ class Resolver:
                     f"unsupported keyword '$id' at {path}: a nested base URI beside '$ref'"
                 )
 
+    def follow(self, schema: Any, path: str) -> tuple[Any, str]:
+        """``schema`` (at ``path``) with its chain of ``$ref`` followed to a schema without one,
+        and that schema's path; draft 7 ignores the siblings of ``$ref``."""
+        seen: set[int] = set()
+        while isinstance(schema, dict) and "$ref" in schema:
+            if id(schema) in seen:
+                raise UnsupportedSchemaError(
+                    f"'$ref' at {path} is a cycle of bare references (left recursion)"
+                )
+            seen.add(id(schema))
+            schema, path = self.resolve(schema["$ref"], path)
+        return schema, path
+
     def resolve(self, ref: Any, path: str) -> tuple[Any, str]:
         """The schema that ``ref`` names and its JSON path."""
         if not isinstance(ref, str):

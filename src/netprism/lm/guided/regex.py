@@ -23,6 +23,8 @@ the guided generation of arXiv 2507.13575.
 
 from __future__ import annotations
 
+import re
+
 from netprism.lm.guided.dfa import (
     DFA,
     DIGIT,
@@ -108,7 +110,7 @@ class _Parser:
         if c in ("*", "+", "?"):
             self.i += 1
             return {"*": (0, None), "+": (1, None), "?": (0, 1)}[c]
-        if c == "{" and self.p[self.i + 1 : self.i + 2] == ",":
+        if c == "{" and re.match(r"\{,[0-9]*\}", self.p[self.i :]):
             raise self.fail("quantifier {,n} (literal in ECMA-262, {0,n} in Python)")
         bounds = self._brace() if c == "{" else None
         if bounds is not None:

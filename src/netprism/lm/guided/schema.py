@@ -102,7 +102,7 @@ class SchemaAutomaton(Automaton):
     def _build(self, conj: list[Any], path: str) -> int:
         """Node of the conjunction of ``conj`` (memoized on the schemas it joins, references
         followed and repeats dropped, so recursion closes into a cycle)."""
-        targets = [self._target(s, path) for s in conj]
+        targets = [self.resolver.follow(s, path) for s in conj]
         if len(targets) == 1:
             path = targets[0][1]
         conj = [s for s, _ in targets]
@@ -123,19 +123,6 @@ class SchemaAutomaton(Automaton):
         assert isinstance(union, Union)
         union.branches = branches
         return pid
-
-    def _target(self, schema: Any, path: str) -> tuple[Any, str]:
-        """``schema`` with its ``$ref`` chain followed (draft 7 ignores a ref's siblings), and
-        its path."""
-        seen: set[int] = set()
-        while isinstance(schema, dict) and "$ref" in schema:
-            if id(schema) in seen:
-                raise UnsupportedSchemaError(
-                    f"'$ref' at {path} is a cycle of bare references (left recursion)"
-                )
-            seen.add(id(schema))
-            schema, path = self.resolver.resolve(schema["$ref"], path)
-        return schema, path
 
     def _flat(self, f: Flat) -> int:
         if f.enums:
