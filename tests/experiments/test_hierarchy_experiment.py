@@ -96,7 +96,7 @@ def test_faithful_twin_states_settings_seeds_and_diagnosis(tiny):
     twin = next(c for c in result.claims if c.id == "hier_shift_accuracy_faithful")
     original = next(c for c in result.claims if c.id == "hier_shift_accuracy")
     assert (twin.target, twin.op) == (original.target, original.op)  # target unchanged
-    assert twin.seeds == list(cfg["seeds"])
+    assert twin.seeds == list(cfg["faithful_seeds"])
     assert twin.settings["subpop_scale_grid"] == sorted(cfg["faithful_subpop_scales"])
     for key in ("lr", "batch_size", "epochs", "val_fraction"):
         assert twin.settings[key] == cfg[f"faithful_{key}"]
@@ -132,7 +132,7 @@ def test_faithful_records_keep_calibration_and_claim_seeds_apart(tiny):
         assert set(by_seed) == {str(s) for s in cfg["faithful_calibration_seeds"]}
         assert all(set(methods) == {"flat"} for methods in by_seed.values())
     for by_seed in data["grid"].values():
-        assert set(by_seed) == {str(s) for s in cfg["seeds"]}
+        assert set(by_seed) == {str(s) for s in cfg["faithful_seeds"]}
         for methods in by_seed.values():
             assert set(methods) == {"flat", "sequential"}
             for run in methods.values():  # kept on validation; class level = leaf accuracy
@@ -208,3 +208,14 @@ def test_bad_faithful_config_is_rejected():
         exp.run(exp.make_config("tiny", faithful_val_fraction=1.0))
     with pytest.raises(ValueError, match="distinct positive offset norms"):
         exp.run(exp.make_config("tiny", faithful_subpop_scales=(2.3, 2.3)))
+
+
+def test_twin_is_opt_in_at_small_and_absent_without_faithful_seeds(tmp_path):
+    from netprism.report.faithful import opt_in_command
+
+    assert EXPERIMENTS.get("hierarchy").make_config("small").faithful_seeds == ()
+    result = execute("hierarchy", scale="tiny", out_dir=tmp_path, seeds=(0,), faithful_seeds=())
+    assert {c.id for c in result.claims} == CLAIM_IDS - {"hier_shift_accuracy_faithful"}
+    assert "hierarchy_faithful_mechanism.png" not in result.figures
+    assert not (tmp_path / "hierarchy_faithful_runs.json").exists()
+    assert opt_in_command(result) == "netprism run hierarchy --scale tiny --faithful-seeds 0"

@@ -77,3 +77,14 @@ def test_bad_config_is_rejected():
         exp.run(exp.make_config("tiny", encoding="phase"))
     with pytest.raises(ValueError, match="retrain rule"):
         exp.run(exp.make_config("tiny", retrain_rules=(("voltage", 0.9),)))
+
+
+def test_twins_are_opt_in_at_small_and_absent_without_faithful_seeds(tiny, tmp_path):
+    assert EXPERIMENTS.get("snn_pruning").make_config("small").faithful_seeds == ()
+    result, _, _ = tiny
+    without = execute("snn_pruning", scale="tiny", out_dir=tmp_path, faithful_seeds=())
+    assert {c.id for c in without.claims} == {c for c in CLAIM_IDS if "faithful" not in c}
+    assert "snn_faithful_mechanism.png" not in without.figures
+    full = {c.id: c.measured for c in result.claims}
+    for c in without.claims:  # the twins draw nothing the reproduced claims read
+        assert c.measured == pytest.approx(full[c.id], nan_ok=True)

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from netprism.core.results import Result
 from netprism.experiments import EXPERIMENTS, load_experiments
 from netprism.experiments.base import execute
 from netprism.experiments.tofu.claims import claims_and_metrics
@@ -120,7 +121,7 @@ def test_privacy_faithful_twin_is_read_at_its_claim_point(tiny):
     assert twin.settings["local_steps"] == k > 1
     assert twin.settings["true_images"] == twin.settings["ig_batch_size"] == b * k
     assert twin.settings["weights_round"] == 0
-    assert twin.seeds == list(cfg["seeds"])
+    assert twin.seeds == list(cfg["faithful_seeds"])
     assert f"at K={k}, round 0" in twin.diagnosis and "dB" in twin.diagnosis
 
 
@@ -173,3 +174,14 @@ def test_bad_privacy_faithful_config_is_rejected():
         exp.run(exp.make_config("tiny", privacy_rounds=(0, 3)))
     with pytest.raises(ValueError, match="privacy_rounds must be strictly increasing"):
         exp.run(exp.make_config("tiny", privacy_rounds=(2,)))
+    with pytest.raises(ValueError, match=r"faithful_seeds \(0, 7\) must be among seeds"):
+        exp.run(exp.make_config("tiny", faithful_seeds=(0, 7)))
+
+
+def test_twin_is_opt_in_at_small():
+    from netprism.report.faithful import opt_in_command
+
+    config = EXPERIMENTS.get("tofu").make_config("small")
+    assert config.faithful_seeds == ()
+    result = Result("tofu", dataclasses.asdict(config), {}, scale="small")
+    assert opt_in_command(result) == "netprism run tofu --scale small --faithful-seeds 0,1,2"

@@ -101,3 +101,16 @@ def test_bad_config_is_rejected():
         exp.run(exp.make_config("tiny", attack_eps=0.0))
     with pytest.raises(ValueError, match="seeds"):
         exp.run(exp.make_config("tiny", seeds=()))
+    with pytest.raises(ValueError, match=r"faithful_seeds \(3,\) must be among seeds"):
+        exp.run(exp.make_config("tiny", faithful_seeds=(3,)))
+
+
+def test_twins_are_opt_in_and_leave_the_reproduced_claims_alone(tiny, tmp_path):
+    assert EXPERIMENTS.get("trend").make_config("small").faithful_seeds == ()
+    result, _, _ = tiny
+    without = execute("trend", scale="tiny", out_dir=tmp_path, faithful_seeds=())
+    assert {c.id for c in without.claims} == {c for c in CLAIM_IDS if "faithful" not in c}
+    assert set(without.figures) == FIGURES - {"trend_design_mechanism.png"}
+    full = {c.id: c.measured for c in result.claims}
+    for c in without.claims:
+        assert c.measured == pytest.approx(full[c.id], nan_ok=True)

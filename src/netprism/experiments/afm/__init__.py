@@ -47,7 +47,7 @@ run = register_experiment(
     config=AFMConfig,
     scales=SCALES,
     demo=False,
-    cost=35,  # rough CPU minutes at small
+    cost=34,  # rough CPU minutes at small
     paper="Apple Intelligence Foundation Language Models: Tech Report 2025 (arXiv 2507.13575)",
 )(STUDY.run)
 

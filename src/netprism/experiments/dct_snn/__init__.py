@@ -40,7 +40,7 @@ run = register_experiment(
     config=DCTSNNConfig,
     scales=SCALES,
     demo=False,
-    cost=12,  # rough CPU minutes at small
+    cost=6.5,  # rough CPU minutes at small
     paper="Garg, Chowdhury & Roy, DCT-SNN: Using DCT to Distribute Spatial Information over "
     "Time for Learning Low-Latency Spiking Neural Networks (ICCV 2021, arXiv 2010.01795)",
 )(STUDY.run)

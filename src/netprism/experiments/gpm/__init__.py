@@ -45,7 +45,7 @@ run = register_experiment(
     config=GPMExperimentConfig,
     scales=SCALES,
     demo=False,
-    cost=5,  # rough CPU minutes at small
+    cost=3.5,  # rough CPU minutes at small
     paper="Saha, Garg & Roy, Gradient Projection Memory for Continual Learning "
     "(ICLR 2021, arXiv 2103.09762)",
 )(STUDY.run)

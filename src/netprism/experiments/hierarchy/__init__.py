@@ -51,7 +51,7 @@ run = register_experiment(
     config=HierarchyExperimentConfig,
     scales=SCALES,
     demo=False,
-    cost=6,  # rough CPU minutes at small
+    cost=1.5,  # rough CPU minutes at small
     paper="Mukherjee, Garg & Roy, Encoding Hierarchical Information in Neural Networks helps "
     "in Subpopulation Shift (IEEE TAI 2023, arXiv 2112.10844)",
 )(STUDY.run)

@@ -63,11 +63,9 @@ def claims_and_metrics(
         if m != "flat":
             for key in KEYS:
                 metrics[f"{m}_{key}_gain"], metrics[f"{m}_{key}_gain_std"] = _gain(runs, key, m)
-    claims = [
-        _claim_accuracy(runs, config, methods),
-        _claim_distance(runs),
-        _claim_accuracy_faithful(records.faithful, config, metrics),
-    ]
+    claims = [_claim_accuracy(runs, config, methods), _claim_distance(runs)]
+    if records.faithful is not None:
+        claims.append(_claim_accuracy_faithful(records.faithful, config, metrics))
     return claims, metrics, baselines
 
 

@@ -17,16 +17,14 @@ from netprism.robustness.hierarchy import LabelTree
 
 
 def draw(records: HierarchyRecords, config: HierarchyExperimentConfig, out_dir: Path) -> list[str]:
-    """The figures, ``hierarchy_runs.json`` and ``hierarchy_faithful_runs.json``; returns the
-    figure file names."""
+    """The figures, ``hierarchy_runs.json`` and ``hierarchy_faithful_runs.json`` (when the
+    twin ran); returns the figure file names."""
     runs = records.runs
-    figures = [
-        _plot_tree(runs, label_tree(config), out_dir),
-        _plot_bars(runs, out_dir),
-        _plot_mechanism(records.faithful, config, out_dir),
-    ]
+    figures = [_plot_tree(runs, label_tree(config), out_dir), _plot_bars(runs, out_dir)]
     save_runs(runs, out_dir)
-    save_faithful(records.faithful, out_dir)
+    if records.faithful is not None:
+        figures.append(_plot_mechanism(records.faithful, config, out_dir))
+        save_faithful(records.faithful, out_dir)
     return figures
 
 

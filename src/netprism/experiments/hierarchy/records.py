@@ -54,7 +54,7 @@ class HierarchyRecords:
     """Everything one run measures: the reproduced per-seed runs and the faithful twin's."""
 
     runs: list[SeedRun]
-    faithful: FaithfulRecord
+    faithful: FaithfulRecord | None  # None: the twin did not run (no faithful_seeds)
 
 
 def flat_profile(runs: list[SeedRun]) -> tuple[float, float]:

@@ -64,11 +64,12 @@ def _validate_faithful(config: HierarchyExperimentConfig) -> None:
             f"faithful_subpop_scales must be distinct positive offset norms, got {grid!r}"
         )
     calibration = config.faithful_calibration_seeds
-    shared = sorted(set(calibration) & set(config.seeds))
+    shared = sorted(set(calibration) & (set(config.seeds) | set(config.faithful_seeds)))
     if not calibration or shared:
         raise ValueError(
             f"faithful_calibration_seeds must name at least one seed and none of the claim "
-            f"seeds {config.seeds!r}, got {calibration!r}"
+            f"seeds {config.seeds!r} or faithful_seeds {config.faithful_seeds!r}, got "
+            f"{calibration!r}"
         )
     if not 0 < config.faithful_val_fraction < 1:
         raise ValueError(
@@ -96,9 +97,10 @@ def label_tree(config: HierarchyExperimentConfig) -> LabelTree:
 
 
 def measure(config: HierarchyExperimentConfig) -> HierarchyRecords:
-    """Every seed of the reproduced claims, then the faithful twin's calibration and grid."""
+    """Every seed of the reproduced claims, then the faithful twin's calibration and grid
+    (none without ``faithful_seeds``)."""
     runs = [one_seed(config, seed) for seed in config.seeds]
-    return HierarchyRecords(runs, measure_faithful(config))
+    return HierarchyRecords(runs, measure_faithful(config) if config.faithful_seeds else None)
 
 
 def one_seed(config: HierarchyExperimentConfig, seed: int) -> SeedRun:
@@ -123,7 +125,7 @@ def faithful_config(
 
 def measure_faithful(config: HierarchyExperimentConfig) -> FaithfulRecord:
     """Calibrate s* on the flat model alone (calibration seeds), fix it, then train flat and
-    sequential models on the claim seeds at every grid value."""
+    sequential models on the twin's claim seeds (``faithful_seeds``) at every grid value."""
     grid = sorted(config.faithful_subpop_scales)
     val = config.faithful_val_fraction
 
@@ -138,7 +140,8 @@ def measure_faithful(config: HierarchyExperimentConfig) -> FaithfulRecord:
 
     calibration = cells(config.faithful_calibration_seeds, ("flat",))
     chosen = choose_subpop_scale(calibration, config.faithful_max_ratio, config.faithful_min_edges)
-    return FaithfulRecord(calibration, chosen, cells(config.seeds, ("flat", "sequential")))
+    grid_runs = cells(config.faithful_seeds, ("flat", "sequential"))
+    return FaithfulRecord(calibration, chosen, grid_runs)
 
 
 def choose_subpop_scale(

@@ -49,7 +49,7 @@ run = register_experiment(
     config=HybridNetConfig,
     scales=SCALES,
     demo=False,
-    cost=10,  # rough CPU minutes at small
+    cost=9,  # rough CPU minutes at small
     paper="Chakraborty, Roy, Garg, Ankit & Roy, Constructing Energy-efficient Mixed-precision "
     "Neural Networks through PCA for Edge Intelligence (Nature Machine Intelligence 2020, "
     "arXiv 1906.01493)",

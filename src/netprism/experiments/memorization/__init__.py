@@ -32,7 +32,7 @@ from netprism.experiments.memorization.run import measure, resolved
     config=MemorizationConfig,
     scales=SCALES,
     demo=True,
-    cost=7,  # rough CPU minutes at small
+    cost=13,  # rough CPU minutes at small
     paper="Garg, Ravikumar, Roy: Memorization through the lens of curvature "
     "(ICML 2024, arXiv 2307.05831)",
 )

@@ -31,7 +31,7 @@ run = register_experiment(
     config=GridConfig,
     scales=SCALES,
     demo=False,
-    cost=50,  # rough CPU minutes at small
+    cost=40,  # rough CPU minutes at small
     paper="Garg, Ravikumar & Roy, Memorization Through the Lens of Curvature of Loss Function "
     "Around Samples (ICML 2024, arXiv 2307.05831); Ravikumar et al., Towards Memorization "
     "Estimation: Fast, Formal and Free (ICML 2025)",

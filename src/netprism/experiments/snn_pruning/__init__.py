@@ -43,7 +43,7 @@ run = register_experiment(
     config=SNNPruningConfig,
     scales=SCALES,
     demo=False,
-    cost=2,  # rough CPU minutes at small
+    cost=1,  # rough CPU minutes at small
     paper="Chowdhury, Garg & Roy, Spatio-Temporal Pruning and Quantization for Low-latency "
     "Spiking Neural Networks (IJCNN 2021, arXiv 2104.12528)",
 )(STUDY.run)

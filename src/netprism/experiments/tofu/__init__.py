@@ -44,7 +44,7 @@ run = register_experiment(
     config=TOFUExperimentConfig,
     scales=SCALES,
     demo=False,
-    cost=6.5,  # rough CPU minutes at small
+    cost=8,  # rough CPU minutes at small
     paper="Garg, Nagaraj & Roy, TOFU: Towards Obfuscated Federated Updates by Encoding Weight "
     "Updates into Gradients from Proxy Data (IEEE Access 2024, arXiv 2201.08494)",
 )(STUDY.run)

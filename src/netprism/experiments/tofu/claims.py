@@ -56,8 +56,8 @@ def claims_and_metrics(
         _privacy_claim(runs, config, metrics),
         _bad_claim(runs, config, metrics, final),
     ]
-    if runs[0].privacy_faithful:
-        claims.append(_privacy_claim_faithful(runs, config, metrics))
+    if twins := [r for r in runs if r.privacy_faithful]:  # faithful_seeds
+        claims.append(_privacy_claim_faithful(twins, config, metrics))
     baselines = {
         "fedavg": {
             "accuracy": metrics["fedavg_acc"],

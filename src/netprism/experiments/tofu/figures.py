@@ -33,8 +33,8 @@ def draw(runs: list[SeedRuns], config: TOFUExperimentConfig, out_dir: Path) -> l
         _plot_recon(runs[0], out_dir),
         _plot_fidelity(runs, out_dir),
     ]
-    if runs[0].privacy_faithful:
-        figures.append(_plot_privacy_faithful(runs, config, out_dir))
+    if twins := [r for r in runs if r.privacy_faithful]:  # faithful_seeds
+        figures.append(_plot_privacy_faithful(twins, config, out_dir))
     save_runs(runs, out_dir)
     return figures
 

@@ -52,7 +52,14 @@ def validate(config: TOFUExperimentConfig) -> None:
 
 
 def _validate_privacy_faithful(config: TOFUExperimentConfig) -> None:
-    """The twin's sweep: K >= 1 increasing, with the claim's K; rounds that run, with 0."""
+    """The twin's sweep: K >= 1 increasing, with the claim's K; rounds that run, with 0; its
+    seeds among ``seeds``."""
+    missing = [s for s in config.faithful_seeds if s not in config.seeds]
+    if missing:
+        raise ValueError(
+            f"faithful_seeds {config.faithful_seeds} must be among seeds {config.seeds} (the "
+            f"twin attacks each seed's own FedAvg weights); not there: {missing}"
+        )
     steps, rounds = list(config.privacy_local_steps), list(config.privacy_rounds)
     if not steps or steps[0] < 1 or steps != sorted(set(steps)):
         raise ValueError(
@@ -145,9 +152,10 @@ def one_seed(config: TOFUExperimentConfig, seed: int) -> SeedRuns:
     privacy: dict[int, PrivacyRun] = {}
     for b in sorted({config.attack_batch, 1}):
         privacy[b] = privacy_run(config, model, clients[0], b, seed)
-    faithful = privacy_faithful_runs(
-        config, model, clients[0], {r: snapshots[r][0] for r in config.privacy_rounds}, seed
-    )
+    faithful = {}
+    if seed in config.faithful_seeds:
+        weights = {r: snapshots[r][0] for r in config.privacy_rounds}
+        faithful = privacy_faithful_runs(config, model, clients[0], weights, seed)
     return SeedRuns(
         seed, {k: v for k, v in logs.items()}, fidelity, privacy, n_params(model), faithful
     )

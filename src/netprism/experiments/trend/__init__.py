@@ -47,7 +47,7 @@ run = register_experiment(
     config=TRENDExperimentConfig,
     scales=SCALES,
     demo=False,
-    cost=6.5,  # rough CPU minutes at small
+    cost=2,  # rough CPU minutes at small
     paper="Ravikumar, Kodge, Garg & Roy, TREND: Transferability based Robust ENsemble Design "
     "(IEEE TAI 2023, arXiv 2008.01524)",
 )(STUDY.run)

@@ -36,9 +36,11 @@ def claims_and_metrics(
     claim1 = _claim_transfer(runs, metrics, config)
     claim2 = _claim_domination(runs, metrics, config)
     claim3, baselines = _claim_design(runs, metrics, config)
-    twin2 = _domination_faithful(runs, metrics, config)
-    twin3 = _design_faithful(runs, metrics, config)
-    return [claim1, claim2, claim3, twin2, twin3], metrics, baselines
+    claims = [claim1, claim2, claim3]
+    if twins := [r for r in runs if r.design_faithful]:  # faithful_seeds
+        claims.append(_domination_faithful(twins, metrics, config))
+        claims.append(_design_faithful(twins, metrics, config))
+    return claims, metrics, baselines
 
 
 def _claim_transfer(runs: list[SeedRun], metrics: dict[str, float], config: Any) -> Claim:

@@ -25,8 +25,9 @@ def draw(runs: list[SeedRun], config: TRENDExperimentConfig, out_dir: Path) -> l
         _plot_candidates(runs, config, out_dir),
         _plot_domination(runs, config, out_dir),
         _plot_domination_mechanism(runs, out_dir),
-        _plot_design_mechanism(runs, config, out_dir),
     ]
+    if twins := [r for r in runs if r.design_faithful]:  # faithful_seeds
+        figures.append(_plot_design_mechanism(twins, config, out_dir))
     atomic_write_text(
         out_dir / "trend_runs.json", json.dumps([r.to_dict() for r in runs], indent=1)
     )
@@ -178,8 +179,11 @@ def _plot_domination_mechanism(runs: list[SeedRun], out_dir: Path) -> str:
     }
     labels = []
     for key, label in (("domination", "{fp, q1, q2}"), ("domination_faithful", "TREND")):
-        ds = [getattr(r, key) for r in runs]
-        tm_mean = np.mean([mutual_tm(r, d["members"]) for r, d in zip(runs, ds)])
+        with_key = [(r, getattr(r, key)) for r in runs if getattr(r, key)]  # twin: faithful_seeds
+        if not with_key:
+            continue
+        ds = [d for _, d in with_key]
+        tm_mean = np.mean([mutual_tm(r, d["members"]) for r, d in with_key])
         labels.append(f"{label}\nmutual TM {tm_mean:.2f}")
         bars["D-AG unscaled"].append(100 * np.mean([d["success"]["avg"][0] for d in ds]))
         bars["D-AG one member x scale"].append(

@@ -34,9 +34,9 @@ class SeedRun:
     single_robust: dict[str, float]  # white-box PGD accuracy at attack_eps
     candidates: dict[str, Candidate]
     domination: dict[str, Any]  # on {fp, q1, q2}
-    domination_faithful: dict[str, Any]  # on the TREND-selected ensemble
+    domination_faithful: dict[str, Any]  # on the TREND-selected ensemble; {}: no twin
     sign_agreement: list[list[float]]  # (M, M) share of input-gradient signs two members share
-    design_faithful: dict[str, Any]  # TREND designed at attack_eps; every ensemble attacked
+    design_faithful: dict[str, Any]  # TREND at attack_eps, every ensemble attacked; {}: no twin
     curves: dict[str, list[float]]
 
     def pair(self, source: str, target: str) -> float:

@@ -75,11 +75,17 @@ def validate(config: TRENDExperimentConfig) -> None:
         )
     if not config.domination_scale > 0:
         raise ValueError(f"domination_scale must be > 0, got {config.domination_scale!r}")
+    outside = [s for s in config.faithful_seeds if s not in config.seeds]
+    if outside:
+        raise ValueError(
+            f"faithful_seeds {config.faithful_seeds} must be among seeds {config.seeds} (the "
+            f"twins attack each seed's own pool); not there: {outside}"
+        )
 
 
 def one_seed(config: TRENDExperimentConfig, seed: int) -> SeedRun:
     """Train the pool on one seed, then measure TM, the ensemble attacks and the curves."""
-    device = resolve_device(config.device)
+    device, twins = resolve_device(config.device), seed in config.faithful_seeds
     train = load_dataset(config.dataset, data_dir=config.data_dir, seed=seed)
     test = load_dataset(config.dataset, split="test", data_dir=config.data_dir, seed=seed)
     x, y = test.x[: config.n_eval].to(device), test.y[: config.n_eval].to(device)
@@ -135,9 +141,11 @@ def one_seed(config: TRENDExperimentConfig, seed: int) -> SeedRun:
         domination=_domination(models, list(DOMINATION_ENSEMBLE), x, y, config, seed, K),
         domination_faithful=_domination(
             models, candidates["TREND"], x, y, config, seed, K, config.domination_faithful_steps
-        ),
+        )
+        if twins
+        else {},
         sign_agreement=_sign_agreement(list(models.values()), x, y),
-        design_faithful=_design_faithful(models, tm, x, y, config, seed, K),
+        design_faithful=_design_faithful(models, tm, x, y, config, seed, K) if twins else {},
         curves=_curves(models, candidates["TREND"], x, y, config, seed, K),
     )
 

@@ -24,7 +24,7 @@ from netprism.experiments.utilized_rank.run import measure, mnist1d_split
 
 STUDY = SeedStudy("utilized_rank", measure=measure, claims=claims_and_metrics, figures=draw)
 run = register_experiment(
-    "utilized_rank", config=UtilizedRankConfig, scales=SCALES, demo=False, paper=PAPER, cost=5
+    "utilized_rank", config=UtilizedRankConfig, scales=SCALES, demo=False, paper=PAPER, cost=6
 )(STUDY.run)
 
 __all__ = ["PAPER", "SCALES", "STUDY", "UtilizedRankConfig", "mnist1d_split", "run"]
