@@ -38,6 +38,7 @@ class Automaton:
         self.starts: dict[int, Any] = {}
         self.ml: list[int] = []
         self.root = -1
+        self._initial: State | None = None
         self._info: dict[State, Info] = {}
         self._trans: dict[tuple[State, int], State] = {}
         self._clos: dict[Stack, tuple[tuple[Stack, ...], bool]] = {}
@@ -104,7 +105,10 @@ class Automaton:
     # -- states
     @property
     def initial(self) -> State:
-        return frozenset({((self.root, self.starts[self.root]),)})
+        """The start state: one shared object, so the per-state caches hit it by identity."""
+        if self._initial is None:
+            self._initial = frozenset({((self.root, self.starts[self.root]),)})
+        return self._initial
 
     def _closure(self, stack: Stack) -> tuple[tuple[Stack, ...], bool]:
         """Stacks reachable by epsilon moves whose top consumes bytes; True if accepting."""
@@ -180,7 +184,8 @@ class Automaton:
 
     def mask(self, state: State) -> torch.Tensor:
         """Allowed next bytes, BoolTensor ``(256,)`` (shared: do not modify)."""
-        return self.info(state)[0]
+        hit = self._info.get(state)  # the warm path, one lookup
+        return (hit if hit is not None else self.info(state))[0]
 
     def allowed_bytes(self, state: State) -> list[int]:
         return self.info(state)[0].nonzero().flatten().tolist()
