@@ -63,20 +63,15 @@ bench-peers: venv
 	$(PY) -c "from spikingjelly.activation_based import neuron; print('spikingjelly ok')"
 
 # The JSON-Schema-Test-Suite (draft 7) ships in the jsonschema sdist: download it once (the
-# installed version) and unpack json/tests/draft7/ for tests/lm/test_guided_conformance.py and
-# benchmarks/bench_guided.py; without it the test falls back to a built-in subset.
+# installed version, straight from the index: pip download would build it) and unpack
+# json/tests/draft7/ for tests/lm/test_guided_conformance.py and benchmarks/bench_guided.py;
+# without it the test falls back to a built-in subset.
 SUITE_DIR := .cache/jsonschema-suite
 
 guided-suite: $(SUITE_DIR)/draft7/type.json
 
 $(SUITE_DIR)/draft7/type.json: | $(STAMP)
-	rm -rf $(SUITE_DIR)/sdist && mkdir -p $(SUITE_DIR)/sdist
-	$(PIP) download --quiet --no-deps --no-binary :all: -d $(SUITE_DIR)/sdist \
-		"jsonschema==$$($(PY) -c 'import importlib.metadata as m; print(m.version("jsonschema"))')"
-	tar -xzf $(SUITE_DIR)/sdist/jsonschema-*.tar.gz -C $(SUITE_DIR)/sdist --wildcards '*/json/tests/draft7/*'
-	rm -rf $(SUITE_DIR)/draft7 && mv $(SUITE_DIR)/sdist/jsonschema-*/json/tests/draft7 $(SUITE_DIR)/draft7
-	rm -rf $(SUITE_DIR)/sdist/jsonschema-*/
-	test -f $@
+	$(PY) tools/fetch_guided_suite.py $(SUITE_DIR)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info
