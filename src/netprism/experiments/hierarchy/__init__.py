@@ -19,7 +19,8 @@ The faithful twin ``hier_shift_accuracy_faithful`` (pre-registered, target uncha
 calibrates a subpopulation offset on the flat model alone (seeds that are not claim seeds)
 until the shift is as strong and as deep as LIVING-17's (unseen / seen accuracy <= 0.62, >= 4
 edges per unseen mistake), then trains flat and sequential models with the paper's recipe
-(lr 0.1, batch 128, best epoch on held-out seen samples) at every offset of its grid.
+(lr 0.1, batch 128, best epoch on held-out seen samples) at every offset of its grid, on
+``faithful_seeds`` (empty at small: opt-in there).
 
 Device: ``--device`` (default ``auto``: CUDA when present) trains every method (on the engine,
 :func:`netprism.train.fit`) and runs the test predictions there.

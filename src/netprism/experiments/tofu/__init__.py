@@ -15,7 +15,8 @@ the real and the TOFU-decoded update; the robustness run adds one malformed and 
 sign-flipping client to FedAvg with the robust aggregator.  The ``privacy_faithful`` twin
 (pre-registered, target unchanged) attacks updates of K local SGD steps (K in
 ``privacy_local_steps``, claim at ``privacy_faithful_k`` = 9) at the initial and FedAvg's
-round-20 weights (``privacy_rounds``), with Inverting Gradients' one-step model.
+round-20 weights (``privacy_rounds``), with Inverting Gradients' one-step model; it runs on
+``faithful_seeds`` (empty at small: opt-in there).
 
 Decided up front: bytes are float32 payloads (no framing); the downlink is counted, full
 precision unless ``downlink="tofu"``; the ``privacy`` claim uses Inverting Gradients' best-

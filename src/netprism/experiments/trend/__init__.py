@@ -13,7 +13,9 @@ A-GD, U-GD) on the hard-vote ensemble {fp, q1, q2} with and without one member's
 multiplied by ``domination_scale``; the TREND-selected ensemble (lowest mean mutual TM)
 against its best member and random ensembles of the same size under the strongest ensemble
 attack at ``attack_eps``; and attack success against eps for FGSM, PGD, MI-FGSM (on ``fp``)
-and the three ensemble attacks (on the TREND ensemble).
+and the three ensemble attacks (on the TREND ensemble).  The faithful twins of the
+domination and design claims (pre-registered, targets unchanged) run on ``faithful_seeds``
+(empty at small: opt-in there).
 
 Device: ``--device`` (default ``auto``: CUDA when present) trains every variant and runs every
 attack, prediction and vote there (the attacked test samples are moved once); models are
