@@ -47,6 +47,17 @@ def check_seeds(seeds: Sequence[int]) -> None:
         raise ValueError("seeds must name at least one seed")
 
 
+def check_faithful_seeds(faithful: Sequence[int], seeds: Sequence[int], why: str) -> None:
+    """A faithful twin that reuses what each reproduced seed trained runs on some of ``seeds``;
+    ``why`` says what it reuses."""
+    missing = [s for s in faithful if s not in seeds]
+    if missing:
+        raise ValueError(
+            f"faithful_seeds {tuple(faithful)} must be among seeds {tuple(seeds)} ({why}); "
+            f"not there: {missing}"
+        )
+
+
 def seeded_result(
     name: str,
     config: Any,

@@ -21,6 +21,7 @@ from torch import nn
 
 from netprism.experiments.afm.config import AFMConfig
 from netprism.experiments.afm.training import Budget, val_bpb
+from netprism.experiments.base import check_faithful_seeds
 from netprism.lm.corpus import ByteCorpus
 from netprism.lm.lora import add_lora
 from netprism.lm.model import ByteLM
@@ -33,12 +34,9 @@ CURVE_SEED_OFFSET = 2000  # training windows (and curve windows) of every arm: t
 
 def check_faithful(config: AFMConfig) -> None:
     """Raise ``ValueError`` naming the bad setting of the twin, before any work."""
-    missing = [s for s in config.faithful_seeds if s not in config.seeds]
-    if missing:
-        raise ValueError(
-            f"faithful_seeds {config.faithful_seeds} must be among seeds {config.seeds} (the "
-            f"twin adapts the base trained for each seed): {missing} are not"
-        )
+    check_faithful_seeds(
+        config.faithful_seeds, config.seeds, "the twin adapts the base trained for each seed"
+    )
     for name in ("faithful_lora_lrs", "faithful_full_lrs", "faithful_curve_ranks"):
         if not getattr(config, name):
             raise ValueError(f"{name} needs at least one value, got {getattr(config, name)!r}")

@@ -11,6 +11,7 @@ import torch
 from netprism.core.seed import seed_everything
 from netprism.data import load_dataset
 from netprism.data.transforms import partition_clients
+from netprism.experiments.base import check_faithful_seeds
 from netprism.experiments.tofu.config import MALFORMED, TOFUExperimentConfig
 from netprism.experiments.tofu.privacy import privacy_faithful_runs, privacy_run
 from netprism.experiments.tofu.records import PrivacyRun, SeedRuns
@@ -54,12 +55,9 @@ def validate(config: TOFUExperimentConfig) -> None:
 def _validate_privacy_faithful(config: TOFUExperimentConfig) -> None:
     """The twin's sweep: K >= 1 increasing, with the claim's K; rounds that run, with 0; its
     seeds among ``seeds``."""
-    missing = [s for s in config.faithful_seeds if s not in config.seeds]
-    if missing:
-        raise ValueError(
-            f"faithful_seeds {config.faithful_seeds} must be among seeds {config.seeds} (the "
-            f"twin attacks each seed's own FedAvg weights); not there: {missing}"
-        )
+    check_faithful_seeds(
+        config.faithful_seeds, config.seeds, "the twin attacks each seed's own FedAvg weights"
+    )
     steps, rounds = list(config.privacy_local_steps), list(config.privacy_rounds)
     if not steps or steps[0] < 1 or steps != sorted(set(steps)):
         raise ValueError(

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from netprism.data import load_dataset
+from netprism.experiments.base import check_faithful_seeds
 from netprism.experiments.trend.config import (
     DOMINATION_ENSEMBLE,
     REQUIRED,
@@ -75,12 +76,9 @@ def validate(config: TRENDExperimentConfig) -> None:
         )
     if not config.domination_scale > 0:
         raise ValueError(f"domination_scale must be > 0, got {config.domination_scale!r}")
-    outside = [s for s in config.faithful_seeds if s not in config.seeds]
-    if outside:
-        raise ValueError(
-            f"faithful_seeds {config.faithful_seeds} must be among seeds {config.seeds} (the "
-            f"twins attack each seed's own pool); not there: {outside}"
-        )
+    check_faithful_seeds(
+        config.faithful_seeds, config.seeds, "the twins attack each seed's own pool"
+    )
 
 
 def one_seed(config: TRENDExperimentConfig, seed: int) -> SeedRun:
