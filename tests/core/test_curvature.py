@@ -5,7 +5,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from netprism.core.curvature import CurvatureTracker, input_curvature, rademacher
+from netprism.core import curvature
+from netprism.core.curvature import (
+    CurvatureTracker,
+    input_curvature,
+    probes_per_pass,
+    rademacher,
+    rademacher_stack,
+)
 from netprism.core.per_sample import (
     input_gradients,
     logit_margins,
@@ -116,6 +123,46 @@ def test_per_sample_functions_equal_alone_or_in_batch_and_naive_loop():
         gp = torch.autograd.grad(loss, list(model.parameters()))
         naive = torch.sqrt(sum(g.pow(2).sum() for g in gp))
         assert torch.allclose(norms[i], naive, rtol=1e-4)
+
+
+def _naive_finite_difference_scores(model, x, y, n_probes, h, seed):
+    """One probe at a time, every gradient from scratch: (norm, sq_norm, trace), each (N,)."""
+
+    def input_grad(inputs):
+        leaf = inputs.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(F.cross_entropy(model(leaf), y, reduction="sum"), leaf)
+        return g
+
+    g0 = input_grad(x)
+    rows = []
+    for j in range(n_probes):
+        v = rademacher(torch.arange(len(x)), j, x.shape[1:], seed).to(x.dtype)
+        hv = (input_grad(x + h * v) - g0) / h
+        rows.append(torch.stack([hv.norm(dim=1), hv.pow(2).sum(1), (v * hv).sum(1)]))
+    return torch.stack(rows).mean(0)  # (3, N)
+
+
+@pytest.mark.parametrize("values_per_pass", [1, 16 * 10 * 3, 2**20])
+def test_stacked_probes_equal_a_naive_one_probe_loop(monkeypatch, values_per_pass):
+    # 1: one probe per pass; 480: three probes of a 16-sample batch per pass (7 = 3 + 3 + 1);
+    # 2**20: all seven probes in one pass.  The scores must not depend on the grouping.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 5)).double()
+    x, y = torch.randn(40, 10, dtype=torch.float64), torch.randint(0, 5, (40,))
+    monkeypatch.setattr(curvature, "STACK_INPUT_VALUES", values_per_pass)
+    assert probes_per_pass(x[:16]) == max(1, values_per_pass // 160)
+    s = input_curvature(model, x, y, n_probes=7, h=1e-2, seed=3, batch_size=16)
+    naive = _naive_finite_difference_scores(model, x, y, 7, 1e-2, seed=3)
+    got = torch.stack([s.norm, s.sq_norm, s.trace])
+    assert torch.allclose(got, naive, rtol=1e-9, atol=1e-12)
+
+
+def test_rademacher_stack_rows_are_the_single_probes():
+    ids = torch.tensor([5, 0, 9])
+    stack = rademacher_stack(ids, [4, 0, 2], (2, 3), seed=8)
+    assert stack.shape == (3, 3, 2, 3)
+    for row, probe in zip(stack, [4, 0, 2]):
+        assert torch.equal(row, rademacher(ids, probe, (2, 3), seed=8))
 
 
 def test_rademacher_entries_balanced_and_probe_dependent():

@@ -58,13 +58,16 @@ def make_optimizer(
                 f"{type(optimizer).__name__}"
             )
         return optimizer
+    # foreach: one call per step for all parameters (PyTorch's default on CUDA only); on the
+    # CPU it gives the same weights bit for bit as the per-tensor loop, with less overhead
+    lr, decay = config.lr, config.weight_decay
     if config.optimizer == "sgd":
         return torch.optim.SGD(
-            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+            params, lr=lr, momentum=config.momentum, weight_decay=decay, foreach=True
         )
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=lr, weight_decay=decay, foreach=True)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=decay, foreach=True)
 
 
 def make_scheduler(
