@@ -7,8 +7,9 @@ same model and data, at the same ``n``, ``h`` and batch size:
 
 - **netprism**: :func:`netprism.core.curvature.input_curvature` (``finite_difference``: the
   clean gradient ``g(x)`` is computed once per batch and reused by every probe, sum-reduced
-  loss, so ``1 + n`` forward/backward passes per batch).  Its exact double-backprop back end
-  (``hvp``) is timed too; on ReLU nets it measures only the Gauss-Newton part, so it is not
+  loss, so ``1 + n`` forward/backward passes' worth of work per batch; on small inputs several
+  probes share one stacked pass, fewer and larger matrix products).  Its exact double-backprop
+  back end (``hvp``) is timed too; on ReLU nets it measures only the Gauss-Newton part, so it is not
   expected to rank like the finite difference.
 - **official**: :func:`official_curvature`, the authors' ``get_regularized_curvature_for_batch``
   re-implemented line by line (per probe: ``torch.randint`` probes with zeros mapped to -1 in a
